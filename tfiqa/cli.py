@@ -1,0 +1,241 @@
+"""The `tfiqa` command line: a thin layer over the library.
+
+TensorFlow is imported inside commands so that `tfiqa --help` is instant.
+Problems a user can fix (`TfiqaError`) exit with status 2 and one line.
+"""
+
+import functools
+import sys
+
+import click
+
+from tfiqa.errors import TfiqaError
+
+EXIT_USER_ERROR = 2
+
+
+class UserError(click.ClickException):
+    exit_code = EXIT_USER_ERROR
+
+
+def user_errors(command):
+    """Turns `TfiqaError` (and click's file errors) into a one-line exit 2."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except TfiqaError as e:
+            raise UserError(str(e)) from None
+
+    return wrapper
+
+
+def config_options(command):
+    """The options shared by commands that read an experiment config."""
+    command = click.option(
+        "--set",
+        "overrides",
+        multiple=True,
+        metavar="KEY=VALUE",
+        help="Override a config value, e.g. --set finetune.epochs=5 (YAML value).",
+    )(command)
+    command = click.option(
+        "--data-dir",
+        type=click.Path(file_okay=False),
+        help="Root folder that relative data paths in the config resolve against.",
+    )(command)
+    command = click.option(
+        "--config",
+        "config_path",
+        type=click.Path(dir_okay=False),
+        help="Experiment YAML (only differences from defaults).",
+    )(command)
+    return command
+
+
+def load_experiment_config(config_path, overrides, data_dir, default="quickstart"):
+    from tfiqa import config as config_lib
+
+    path = config_path or config_lib.builtin_config_path(default)
+    if data_dir:
+        overrides = (f"data.root={data_dir}", *overrides)
+    return config_lib.load_config(path, overrides)
+
+
+def not_implemented(name):
+    raise UserError(f"'tfiqa {name}' is not implemented yet.")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="tfiqa")
+def cli():
+    """tfiqa: no-reference image quality assessment for TensorFlow/Keras."""
+
+
+@cli.command()
+@config_options
+@click.option(
+    "--workdir",
+    type=click.Path(file_okay=False),
+    default="runs/quickstart",
+    show_default=True,
+    help="Run directory: config, checkpoints, logs, splits, model, metrics. "
+    "Running again with the same directory resumes.",
+)
+@user_errors
+def train(config_path, data_dir, overrides, workdir):
+    """Train a quality model (stages: rank, meta, finetune).
+
+    With no --config this runs the embedded quickstart: tiny scale, no
+    downloads, no data folder needed.
+    """
+    load_experiment_config(config_path, overrides, data_dir)
+    not_implemented("train")
+
+
+@cli.command()
+@click.option(
+    "--model", "model_path", required=True, help=".keras, SavedModel dir or .tflite."
+)
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False),
+    help="CSV to write (image,score,error).",
+)
+@click.option("--crops", type=int, default=None, help="Average N deterministic crops.")
+@click.option("--full", is_flag=True, help="Score each whole image at its own size.")
+@click.argument("inputs", nargs=-1, required=True)
+@user_errors
+def predict(model_path, output, crops, full, inputs):
+    """Score images (files or folders) with a trained model."""
+    not_implemented("predict")
+
+
+@cli.command()
+@config_options
+@click.option(
+    "--predictions", type=click.Path(dir_okay=False), help="CSV with image,score."
+)
+@click.option("--model", "model_path", help="Model to predict with before evaluating.")
+@click.option(
+    "--dataset", required=True, help="Dataset reader kind, e.g. csv, koniq10k."
+)
+@click.option(
+    "--split",
+    default="all",
+    show_default=True,
+    help="all, or a split name (train/val/test) of --workdir's splits.",
+)
+@click.option(
+    "--workdir", type=click.Path(file_okay=False), help="Run directory holding splits/."
+)
+@click.option(
+    "--output",
+    type=click.Path(file_okay=False),
+    default=".",
+    show_default=True,
+    help="Where metrics.json and the scatter plot go.",
+)
+@user_errors
+def evaluate(
+    config_path,
+    data_dir,
+    overrides,
+    predictions,
+    model_path,
+    dataset,
+    split,
+    workdir,
+    output,
+):
+    """Compute SRCC/PLCC/KRCC/RMSE of predictions against a dataset's MOS."""
+    not_implemented("evaluate")
+
+
+@cli.command()
+@config_options
+@click.option("--model", "model_path", required=True, type=click.Path(dir_okay=False))
+@click.option("--output", required=True, type=click.Path(file_okay=False))
+@click.option(
+    "--format",
+    "export_format",
+    type=click.Choice(["saved_model", "tflite", "all"]),
+    default="all",
+    show_default=True,
+)
+@click.option(
+    "--quantize",
+    default="none",
+    show_default=True,
+    help="Comma list of none,fp16,dynamic,int8,int8_io.",
+)
+@click.option(
+    "--calibration-dir",
+    type=click.Path(file_okay=False),
+    help="Images for int8 calibration.",
+)
+@click.option(
+    "--verify-dir",
+    type=click.Path(file_okay=False),
+    help="Score these images with every export and compare.",
+)
+@user_errors
+def export(
+    config_path,
+    data_dir,
+    overrides,
+    model_path,
+    output,
+    export_format,
+    quantize,
+    calibration_dir,
+    verify_dir,
+):
+    """Export a model to a TF Serving SavedModel and/or TFLite."""
+    not_implemented("export")
+
+
+@cli.command()
+@click.option("--input", "input_dir", required=True, type=click.Path(file_okay=False))
+@click.option("--output", "output_dir", required=True, type=click.Path(file_okay=False))
+@click.option(
+    "--distortion-set",
+    default="kadid",
+    show_default=True,
+    help="kadid (25 types) or live (4 types).",
+)
+@click.option(
+    "--types",
+    default="",
+    help="Comma list of distortion types (default: all in the set).",
+)
+@click.option(
+    "--levels", default="1-5", show_default=True, help="Levels, e.g. 1-5 or 1,3,5."
+)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--pseudo-mos", is_flag=True, help="Add a full-reference pseudo-MOS column."
+)
+@click.option(
+    "--preview",
+    type=click.Path(dir_okay=False),
+    help="Write a types x levels contact sheet PNG.",
+)
+@user_errors
+def distort(
+    input_dir, output_dir, distortion_set, types, levels, seed, pseudo_mos, preview
+):
+    """Write synthetically distorted copies of pristine images (KADID-style)."""
+    not_implemented("distort")
+
+
+def main():
+    try:
+        cli(standalone_mode=True)
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

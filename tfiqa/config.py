@@ -1,0 +1,303 @@
+"""Typed experiment configuration: defaults, YAML merge, overrides.
+
+Every setting has a default here; YAML files in `configs/` state only what
+differs. Merging is strict: an unknown key is an error that lists the valid
+keys, and values are coerced to the field's type (YAML reads `1e-3` as a
+string). `--set a.b=value` overrides are parsed as YAML, never evaluated.
+
+Example:
+```python
+config = load_config("configs/resnet18_multilevel.yaml", ["finetune.epochs=3"])
+save_config(config, "runs/exp1/config.yaml")
+```
+"""
+
+import dataclasses
+import os
+import types
+import typing
+from importlib import resources
+
+import yaml
+
+from tfiqa.errors import ConfigError
+from tfiqa.files import write_text_atomic
+
+STAGES = ("rank", "meta", "finetune")
+
+
+@dataclasses.dataclass
+class DataConfig:
+    """Where images come from and how they are cut.
+
+    Relative paths resolve against `root` (set by `--data-dir`).
+    """
+
+    root: str = ""
+    # Target MOS dataset used by `finetune` and evaluation.
+    dataset: str = "csv"
+    dataset_dir: str = ""
+    reader_options: dict = dataclasses.field(default_factory=dict)
+    # Pristine images for ranking and synthetic meta-learning tasks; empty
+    # means "generate a small built-in set" (the quickstart).
+    pristine_dir: str = ""
+    pristine_val_ratio: float = 0.2
+    crop_size: int = 224
+    batch_size: int = 32
+    val_ratio: float = 0.2
+    test_ratio: float = 0.0
+    split_file: str = ""
+    num_splits: int = 10
+    split_index: int = 0
+    skip_bad: bool = False
+    # Inference: "crops" averages `eval_crops` deterministic crops, "full"
+    # scores the whole image at its own resolution.
+    eval_mode: str = "crops"
+    eval_crops: int = 5
+
+
+@dataclasses.dataclass
+class ModelConfig:
+    backbone: str = "resnet18"
+    # "imagenet", "none", or a path to a local weights file.
+    weights: str = "imagenet"
+    # Backbone feature levels pooled by the head (P2 = stride 4 ... P5 = 32).
+    levels: list = dataclasses.field(default_factory=lambda: ["P2", "P3", "P4", "P5"])
+    pooling: list = dataclasses.field(default_factory=lambda: ["avg"])
+    head_units: list = dataclasses.field(default_factory=lambda: [512])
+    dropout: float = 0.25
+    # "sigmoid" keeps scores in [0, 1] (the MOS scale), "linear" is unbounded.
+    output_activation: str = "sigmoid"
+
+
+@dataclasses.dataclass
+class RankingConfig:
+    distortion_set: str = "kadid"
+    types: list = dataclasses.field(default_factory=list)
+    groups_per_batch: int = 4
+    margin: float = 0.05
+    epochs: int = 10
+    steps_per_epoch: int = 200
+    val_steps: int = 20
+    learning_rate: float = 1e-4
+
+
+@dataclasses.dataclass
+class MetaConfig:
+    # "synthetic" (distortion engine on pristine images) or a reader kind
+    # with real MOS and distortion labels ("tid2013", "kadid10k").
+    task_source: str = "synthetic"
+    distortion_set: str = "kadid"
+    types: list = dataclasses.field(default_factory=list)
+    holdout: list = dataclasses.field(default_factory=list)
+    # "pseudo_mos" (full-reference MS-SSIM) or "level".
+    label: str = "pseudo_mos"
+    support_size: int = 16
+    query_size: int = 4
+    meta_batch_size: int = 4
+    inner_steps: int = 1
+    inner_learning_rate: float = 1e-3
+    learning_rate: float = 1e-4
+    # "second" (exact, nested tapes) or "first" (first-order MAML).
+    order: str = "second"
+    learn_inner_lr: bool = False
+    epochs: int = 10
+    steps_per_epoch: int = 100
+    val_steps: int = 10
+
+
+@dataclasses.dataclass
+class FinetuneConfig:
+    epochs: int = 30
+    learning_rate: float = 1e-4
+    head_learning_rate: float = 1e-3
+    loss: str = "mse"
+    rank_weight: float = 0.0
+    patience: int = 5
+
+
+@dataclasses.dataclass
+class TrainerConfig:
+    stages: list = dataclasses.field(default_factory=lambda: ["rank", "finetune"])
+    seed: int = 0
+    # "auto": MirroredStrategy over all GPUs when there are any, otherwise
+    # the default strategy; "multi_worker" reads TF_CONFIG.
+    strategy: str = "auto"
+    mixed_precision: bool = False
+    weight_decay: float = 0.0
+
+
+@dataclasses.dataclass
+class ExportConfig:
+    name: str = "tfiqa"
+    version: int = 1
+    formats: list = dataclasses.field(default_factory=lambda: ["saved_model", "tflite"])
+    quantize: list = dataclasses.field(
+        default_factory=lambda: ["none", "dynamic", "int8"]
+    )
+    # 0 exports a dynamic input size; a positive value fixes H = W.
+    input_size: int = 224
+    calibration_images: int = 100
+
+
+@dataclasses.dataclass
+class ExperimentConfig:
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    ranking: RankingConfig = dataclasses.field(default_factory=RankingConfig)
+    meta: MetaConfig = dataclasses.field(default_factory=MetaConfig)
+    finetune: FinetuneConfig = dataclasses.field(default_factory=FinetuneConfig)
+    trainer: TrainerConfig = dataclasses.field(default_factory=TrainerConfig)
+    export: ExportConfig = dataclasses.field(default_factory=ExportConfig)
+
+    def validate(self):
+        unknown = [s for s in self.trainer.stages if s not in STAGES]
+        if unknown:
+            raise ConfigError(
+                f"trainer.stages: unknown stage(s) {unknown}; valid stages are "
+                f"{list(STAGES)}. Received: {self.trainer.stages}"
+            )
+        if self.data.crop_size < 32:
+            raise ConfigError(
+                f"data.crop_size must be at least 32. Received: {self.data.crop_size}"
+            )
+        if self.data.batch_size < 1:
+            raise ConfigError(
+                f"data.batch_size must be positive. Received: {self.data.batch_size}"
+            )
+        if self.meta.order not in ("first", "second"):
+            raise ConfigError(
+                f"meta.order must be 'first' or 'second'. Received: {self.meta.order}"
+            )
+        return self
+
+    def resolve_path(self, path):
+        """Resolves a data path against `data.root` unless it is absolute."""
+        if not path or os.path.isabs(path) or not self.data.root:
+            return path
+        return os.path.join(self.data.root, path)
+
+
+def _coerce(value, field_type, key):
+    origin = typing.get_origin(field_type)
+    if isinstance(field_type, types.UnionType) or origin is typing.Union:
+        return value
+    if field_type is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no"):
+            return value.lower() in ("true", "yes")
+        raise ConfigError(f"{key} must be true or false. Received: {value!r}")
+    if field_type in (int, float):
+        if isinstance(value, bool):
+            raise ConfigError(f"{key} must be a number. Received: {value!r}")
+        try:
+            number = field_type(float(value)) if field_type is int else float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(
+                f"{key} must be {field_type.__name__}. Received: {value!r}"
+            ) from None
+        if field_type is int and float(value) != number:
+            raise ConfigError(f"{key} must be an integer. Received: {value!r}")
+        return number
+    if field_type is str:
+        if isinstance(value, (dict, list)):
+            raise ConfigError(f"{key} must be a string. Received: {value!r}")
+        return "" if value is None else str(value)
+    if field_type is list:
+        if isinstance(value, (str, int, float)):
+            return [value]
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{key} must be a list. Received: {value!r}")
+        return list(value)
+    if field_type is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key} must be a mapping. Received: {value!r}")
+        return dict(value)
+    return value
+
+
+def merge(config, overrides, prefix=""):
+    """Returns a copy of dataclass `config` with `overrides` (a dict) applied."""
+    if not isinstance(overrides, dict):
+        raise ConfigError(
+            f"{prefix or 'config'} must be a mapping. Received: {overrides!r}"
+        )
+    fields = {f.name: f for f in dataclasses.fields(config)}
+    hints = typing.get_type_hints(type(config))
+    changes = {}
+    for name, value in overrides.items():
+        key = f"{prefix}{name}"
+        if name not in fields:
+            raise ConfigError(
+                f"Unknown config key '{key}'. Valid keys here: {', '.join(fields)}."
+            )
+        current = getattr(config, name)
+        if dataclasses.is_dataclass(current):
+            changes[name] = merge(current, value or {}, prefix=f"{key}.")
+        else:
+            changes[name] = _coerce(value, hints[name], key)
+    return dataclasses.replace(config, **changes)
+
+
+def parse_override(text):
+    """Parses `a.b=value` into a nested dict, reading the value as YAML."""
+    if "=" not in text:
+        raise ConfigError(f"--set expects key=value. Received: {text!r}")
+    key, raw = text.split("=", 1)
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as e:
+        raise ConfigError(f"--set {key}: value is not valid YAML ({e})") from None
+    nested = value
+    for part in reversed(key.strip().split(".")):
+        nested = {part: nested}
+    return nested
+
+
+def read_yaml(path):
+    try:
+        with open(path) as f:
+            content = yaml.safe_load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"Config file not found: {path}") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"Config file is not valid YAML: {path} ({e})") from None
+    if content is None:
+        return {}
+    if not isinstance(content, dict):
+        raise ConfigError(f"Config file must contain a mapping at the top: {path}")
+    return content
+
+
+def builtin_config_path(name):
+    """Path of a config shipped inside the package (e.g. "quickstart")."""
+    return str(resources.files("tfiqa") / "configs" / f"{name}.yaml")
+
+
+def load_config(path=None, overrides=(), base=None):
+    """Builds an `ExperimentConfig` from defaults, a YAML file and overrides.
+
+    Args:
+        path: str or None. YAML file; `None` uses the defaults (or `base`).
+        overrides: iterable of "a.b=value" strings, applied in order.
+        base: `ExperimentConfig` to start from instead of the defaults.
+    """
+    config = base or ExperimentConfig()
+    if path:
+        try:
+            config = merge(config, read_yaml(path))
+        except ConfigError as e:
+            raise ConfigError(f"{path}: {e}") from None
+    for text in overrides:
+        config = merge(config, parse_override(text))
+    return config.validate()
+
+
+def config_to_dict(config):
+    return dataclasses.asdict(config)
+
+
+def save_config(config, path):
+    """Writes the resolved config atomically (write, then rename)."""
+    write_text_atomic(path, yaml.safe_dump(config_to_dict(config), sort_keys=False))

@@ -1,0 +1,30 @@
+"""Exceptions for problems a user can fix (bad input, bad config, bad data).
+
+The CLI turns every `TfiqaError` into a one-line message and exit status 2;
+anything else is a bug and keeps its traceback.
+"""
+
+
+class TfiqaError(Exception):
+    """Base class for user-facing errors."""
+
+
+class ConfigError(TfiqaError):
+    """A config file, key or value is invalid."""
+
+
+class DataError(TfiqaError):
+    """A dataset, score file or image cannot be used."""
+
+
+class ImageError(DataError):
+    """An image file is missing, unreadable, truncated or too small."""
+
+    def __init__(self, path, reason):
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{reason}: {path}")
+
+
+class TrainingError(TfiqaError):
+    """Training cannot continue (for example the loss became NaN)."""
