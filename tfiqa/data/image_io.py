@@ -1,0 +1,130 @@
+"""Robust image decoding: any common format, mode or bit depth -> RGB uint8.
+
+Pillow does the decoding so that multi-picture JPEGs (MPO, often saved with a
+`.jpg` name), 16-bit PNG/TIFF, CMYK JPEGs and EXIF orientation tags are all
+handled the same way in training, evaluation and inference.
+"""
+
+import os
+
+import numpy as np
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+
+from tfiqa.errors import ImageError
+
+IMAGE_EXTENSIONS = (
+    ".jpg",
+    ".jpeg",
+    ".jpe",
+    ".png",
+    ".bmp",
+    ".tif",
+    ".tiff",
+    ".mpo",
+    ".webp",
+    ".ppm",
+    ".pgm",
+)
+
+# Modes holding more than 8 bits per sample; scaled, not clipped, to uint8.
+_SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
+
+# Errors Pillow raises for unreadable, corrupt or truncated files.
+_DECODE_ERRORS = (
+    UnidentifiedImageError,
+    OSError,
+    SyntaxError,
+    ValueError,
+    EOFError,
+    IndexError,
+    Image.DecompressionBombError,
+)
+
+
+def _to_rgb_array(img):
+    """Converts a loaded PIL image of any mode to an RGB uint8 array (H, W, 3)."""
+    mode = img.mode
+    if mode in _SIXTEEN_BIT_MODES:
+        data = np.asarray(img).astype(np.float64)
+        # "I" is also used for 8-bit-range data by some decoders; only scale
+        # when the values actually exceed the 8-bit range.
+        if mode != "I" or data.max(initial=0) > 255:
+            data = data / 257.0
+        gray = np.clip(np.rint(data), 0, 255).astype(np.uint8)
+        return np.repeat(gray[..., None], 3, axis=-1)
+    if mode == "F":
+        data = np.asarray(img).astype(np.float64)
+        if data.size and data.min() >= 0.0 and data.max() <= 1.0:
+            data = data * 255.0
+        gray = np.clip(np.rint(data), 0, 255).astype(np.uint8)
+        return np.repeat(gray[..., None], 3, axis=-1)
+    if mode != "RGB":
+        img = img.convert("RGB")
+    return np.array(img, dtype=np.uint8)
+
+
+def load_image(path):
+    """Decodes an image file to an RGB uint8 array, upright.
+
+    Grayscale, RGBA, palette, CMYK and 16-bit images become 3-channel uint8
+    (16-bit values are scaled by 1/257, not clipped); the EXIF orientation tag
+    is applied because observers rated photos as displayed; for a
+    multi-picture file (MPO) the first (primary) frame is used. The whole file
+    is decoded eagerly, so a truncated file raises instead of loading half grey.
+
+    Args:
+        path: str or path-like. The image file.
+
+    Returns:
+        np.ndarray uint8 of shape (H, W, 3).
+
+    Raises:
+        ImageError: the file is missing, empty, truncated or not an image.
+
+    Example:
+    ```python
+    image = load_image("photos/ss01 (1).jpg")  # (512, 512, 3) uint8
+    ```
+    """
+    path = os.fspath(path)
+    if isinstance(path, bytes):
+        path = path.decode("utf-8")
+    if not os.path.isfile(path):
+        raise ImageError(path, "Image file not found")
+    if os.path.getsize(path) == 0:
+        raise ImageError(path, "Image file is empty (0 bytes)")
+    if ImageFile.LOAD_TRUNCATED_IMAGES:
+        # Somebody enabled Pillow's global "pad truncated images with grey"
+        # switch; a half-grey image would silently corrupt the MOS labels.
+        raise ImageError(
+            path,
+            "PIL.ImageFile.LOAD_TRUNCATED_IMAGES is True, so truncated images "
+            "cannot be detected; set it to False",
+        )
+    try:
+        with Image.open(path) as img:
+            if getattr(img, "n_frames", 1) > 1:
+                img.seek(0)
+            img.load()
+            img = ImageOps.exif_transpose(img)
+            return _to_rgb_array(img)
+    except _DECODE_ERRORS as e:
+        reason = str(e) or type(e).__name__
+        raise ImageError(path, f"Cannot decode image ({reason})") from e
+
+
+def check_min_size(image, crop_size, path=""):
+    """Raises ImageError if `image` (H, W, ...) is smaller than a square crop.
+
+    Args:
+        image: array-like with shape (H, W, ...).
+        crop_size: int. Side of the square crop.
+        path: str. The image's file, named in the error.
+    """
+    h, w = int(image.shape[0]), int(image.shape[1])
+    if h < crop_size or w < crop_size:
+        raise ImageError(
+            path,
+            f"Image is smaller than the crop size {crop_size}x{crop_size}. "
+            f"Received: {h}x{w}",
+        )

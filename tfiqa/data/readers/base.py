@@ -1,0 +1,124 @@
+"""Helpers shared by the dataset readers: records, score scaling, file checks."""
+
+import logging
+import math
+import os
+
+import pandas as pd
+
+from tfiqa.errors import DataError, ImageError
+
+logger = logging.getLogger("tfiqa.data")
+
+
+def scale_score(raw, score_range, higher_is_better=True):
+    """Maps a native score to [0, 1], higher is better.
+
+    Args:
+        raw: float. The dataset's native score.
+        score_range: (lo, hi). The native scale's bounds.
+        higher_is_better: bool. False for DMOS-style scores.
+
+    Returns:
+        float in [0, 1] (values outside `score_range` are clipped).
+    """
+    lo, hi = float(score_range[0]), float(score_range[1])
+    mos = (float(raw) - lo) / (hi - lo)
+    if not higher_is_better:
+        mos = 1.0 - mos
+    return min(1.0, max(0.0, mos))
+
+
+def make_record(image_path, mos, mos_raw, ref_id, distortion="", level=0):
+    """Builds one record as specified in the data contract."""
+    return {
+        "image_path": os.path.abspath(os.fspath(image_path)),
+        "mos": float(mos),
+        "mos_raw": float(mos_raw),
+        "ref_id": str(ref_id),
+        "distortion": str(distortion),
+        "level": int(level),
+    }
+
+
+def require_file(path, what):
+    """Raises DataError unless `path` is an existing file."""
+    if not os.path.isfile(path):
+        raise DataError(
+            f"{what} not found. Expected a file at: {path}. "
+            f"Received: data_dir={os.path.dirname(path) or '.'}"
+        )
+    return path
+
+
+def check_images(records, score_file, skip_bad=False):
+    """Checks that every record's image exists.
+
+    A missing image raises ImageError naming it and the score file that
+    listed it; with `skip_bad=True` each one is logged, counted and dropped.
+
+    Returns:
+        The records whose image files exist.
+    """
+    kept = []
+    skipped = 0
+    for record in records:
+        path = record["image_path"]
+        if os.path.isfile(path):
+            kept.append(record)
+            continue
+        if not skip_bad:
+            raise ImageError(
+                path,
+                f"Image listed in {score_file} not found (set skip_bad: true to "
+                "skip missing images)",
+            )
+        skipped += 1
+        logger.warning("Skipping missing image listed in %s: %s", score_file, path)
+    if skipped:
+        logger.warning(
+            "Skipped %d of %d records from %s because their image is missing.",
+            skipped,
+            len(records),
+            score_file,
+        )
+    return kept
+
+
+def read_table(path, required_columns, sheet_name=0, **kwargs):
+    """Reads a CSV or Excel file; checks that the required columns exist.
+
+    Raises:
+        DataError: the file cannot be parsed or lacks a required column; the
+            message lists the columns that are present.
+    """
+    ext = os.path.splitext(path)[1].lower()
+    try:
+        if ext in (".xlsx", ".xlsm", ".xls"):
+            frame = pd.read_excel(path, sheet_name=sheet_name, **kwargs)
+        else:
+            frame = pd.read_csv(path, **kwargs)
+    except (ValueError, OSError, pd.errors.ParserError, KeyError) as e:
+        raise DataError(f"Cannot read score file {path}: {e}") from e
+    frame.columns = [str(c).strip() for c in frame.columns]
+    missing = [c for c in required_columns if c not in frame.columns]
+    if missing:
+        raise DataError(
+            f"Score file {path} has no column {', '.join(map(repr, missing))}. "
+            f"Received columns: {', '.join(map(repr, frame.columns))}"
+        )
+    return frame
+
+
+def to_float(value, path, row):
+    """Parses one score cell; a blank or non-numeric cell is a DataError."""
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        out = math.nan
+    if not math.isfinite(out):
+        raise DataError(
+            f"Score file {path} has a missing or non-numeric score in row {row}. "
+            f"Received: {value!r}"
+        )
+    return out

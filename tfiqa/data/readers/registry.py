@@ -1,0 +1,5 @@
+"""The registry of dataset readers."""
+
+from tfiqa.registry import Registry
+
+READERS = Registry("dataset reader")
