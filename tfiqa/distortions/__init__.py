@@ -1,0 +1,31 @@
+"""Synthetic distortions: KADID-10k's 25 types and RankIQA's 4 LIVE-style types.
+
+Importing this package registers every type in `DISTORTIONS`.
+"""
+
+from tfiqa.distortions import blur, compression  # noqa: E402,F401  (registers)
+from tfiqa.distortions.base import (
+    DISTORTION_SETS,
+    DISTORTIONS,
+    LEVELS,
+    Distortion,
+    apply_distortion,
+    as_seed,
+    distortion_set,
+    fast_types,
+    register_distortion,
+    resolve_types,
+)
+
+__all__ = [
+    "DISTORTIONS",
+    "DISTORTION_SETS",
+    "LEVELS",
+    "Distortion",
+    "apply_distortion",
+    "as_seed",
+    "distortion_set",
+    "fast_types",
+    "register_distortion",
+    "resolve_types",
+]

@@ -1,0 +1,72 @@
+"""Compression: JPEG2000 and JPEG (KADID-10k types 9-10).
+
+- jpeg: libjpeg through `tf.io.encode_jpeg` (4:2:0 chroma subsampling, as
+  MATLAB `imwrite`) at quality 70, 43, 36, 24, 7 (KADIS-700k's values).
+- jpeg2000: Pillow's OpenJPEG encoder at compression ratios 16, 32, 64, 128,
+  256 (24 bpp input, i.e. 1.5 to 0.094 bpp). KADID's generator used MATLAB's
+  encoder; its ratios are not published with the paper, so these ratios span
+  a similar visible range (slight softening to heavy ringing/blur). It runs
+  through `tf.numpy_function` and is registered `python_only`.
+"""
+
+import io
+
+import numpy as np
+import tensorflow as tf
+
+from tfiqa.distortions.base import register_distortion
+
+JPEG_QUALITIES = (70, 43, 36, 24, 7)
+JPEG2000_RATIOS = (16, 32, 64, 128, 256)
+
+
+def to_uint8(image):
+    return tf.cast(tf.round(tf.clip_by_value(image, 0.0, 1.0) * 255.0), tf.uint8)
+
+
+def jpeg_roundtrip(image, quality):
+    """Encodes float (H, W, 3) in [0, 1] as JPEG at `quality` and decodes it."""
+    quality = int(min(max(quality, 1), 100))
+    encoded = tf.io.encode_jpeg(
+        to_uint8(tf.ensure_shape(image, [None, None, 3])), quality=quality
+    )
+    decoded = tf.io.decode_jpeg(encoded, channels=3)
+    return tf.cast(decoded, tf.float32) / 255.0
+
+
+@register_distortion("jpeg", params=JPEG_QUALITIES)
+def jpeg(image, level, seed):
+    """JPEG compression at a quality (1-100) per level."""
+    return jpeg_roundtrip(image, JPEG_QUALITIES[level - 1])
+
+
+def _jpeg2000_numpy(image, ratio):
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(
+        buffer,
+        format="JPEG2000",
+        quality_mode="rates",
+        quality_layers=[float(ratio)],
+        irreversible=True,
+    )
+    buffer.seek(0)
+    with Image.open(buffer) as decoded:
+        return np.asarray(decoded.convert("RGB"), dtype=np.uint8)
+
+
+def jpeg2000_roundtrip(image, ratio):
+    """JPEG2000 (OpenJPEG via Pillow) at compression `ratio`, out of graph."""
+    pixels = to_uint8(image)
+    out = tf.numpy_function(
+        lambda x: _jpeg2000_numpy(x, ratio), [pixels], tf.uint8, stateful=False
+    )
+    out = tf.reshape(out, tf.shape(pixels))
+    return tf.cast(out, tf.float32) / 255.0
+
+
+@register_distortion("jpeg2000", params=JPEG2000_RATIOS, python_only=True)
+def jpeg2000(image, level, seed):
+    """JPEG2000 compression at a compression ratio per level (Pillow/OpenJPEG)."""
+    return jpeg2000_roundtrip(image, JPEG2000_RATIOS[level - 1])
