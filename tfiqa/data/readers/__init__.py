@@ -8,7 +8,19 @@ the dataset's own score (native scale and direction).
 import inspect
 import os
 
-from tfiqa.data.readers import generic_csv  # noqa: F401  (registers readers)
+# Importing the modules registers their readers.
+from tfiqa.data.readers import (  # noqa: F401
+    biq2021,
+    csiq,
+    distorted,
+    generic_csv,
+    kadid10k,
+    koniq10k,
+    live,
+    livec,
+    spaq,
+    tid2013,
+)
 from tfiqa.data.readers.registry import READERS
 from tfiqa.errors import ConfigError, DataError
 

@@ -4,7 +4,9 @@ import logging
 import math
 import os
 
+import numpy as np
 import pandas as pd
+import scipy.io
 
 from tfiqa.errors import DataError, ImageError
 
@@ -122,3 +124,70 @@ def to_float(value, path, row):
             f"Received: {value!r}"
         )
     return out
+
+
+class CaseInsensitiveFolder:
+    """Resolves file names in a folder, tolerating case differences.
+
+    Several datasets list names whose case differs from the files on disk
+    (TID2013's `i25.bmp` vs `I25.BMP`, CSIQ's `.AWGN.`); an exact match wins,
+    otherwise a unique case-insensitive match is used. Names that do not
+    exist are returned unchanged so that the missing-file check reports them.
+    """
+
+    def __init__(self, folder):
+        self.folder = folder
+        self._lower = None
+
+    def path(self, name):
+        exact = os.path.join(self.folder, name)
+        if os.path.exists(exact):
+            return exact
+        if self._lower is None:
+            self._lower = {}
+            if os.path.isdir(self.folder):
+                for entry in os.listdir(self.folder):
+                    self._lower.setdefault(entry.lower(), entry)
+        found = self._lower.get(os.path.basename(name).lower())
+        if found is None or os.path.dirname(name):
+            return exact
+        return os.path.join(self.folder, found)
+
+
+def cell_str(value):
+    """A spreadsheet/.mat cell as text (`1600.0` -> "1600")."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value).strip()
+
+
+def mat_strings(array):
+    """Flattens a MATLAB cell array of strings loaded by scipy.io.loadmat."""
+    out = []
+    for item in np.asarray(array, dtype=object).ravel():
+        while isinstance(item, np.ndarray) and item.dtype == object and item.size:
+            item = item.ravel()[0]
+        if isinstance(item, np.ndarray):
+            item = "".join(item.ravel().tolist()) if item.size else ""
+        out.append(str(item).strip())
+    return out
+
+
+def load_mat(path, key):
+    """Reads variable `key` from a MATLAB v4/v5/v7 .mat file.
+
+    Raises:
+        DataError: the file is unreadable (for example MATLAB v7.3/HDF5) or
+            lacks `key`; the message lists the variables present.
+    """
+    try:
+        data = scipy.io.loadmat(path)
+    except (ValueError, NotImplementedError, OSError, TypeError) as e:
+        raise DataError(f"Cannot read MATLAB file {path}: {e}") from e
+    if key not in data:
+        present = [k for k in data if not k.startswith("__")]
+        raise DataError(
+            f"MATLAB file {path} has no variable '{key}'. "
+            f"Received variables: {', '.join(present)}"
+        )
+    return data[key]

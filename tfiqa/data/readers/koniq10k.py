@@ -1,0 +1,58 @@
+"""`koniq10k`: KonIQ-10k in-the-wild images.
+
+Layout:
+```
+1024x768/<image_name>.jpg
+koniq10k_scores_and_distributions.csv
+    # image_name,c1,c2,c3,c4,c5,c_total,MOS,SD,MOS_zscore (MOS in [1, 5])
+```
+
+Reference: V. Hosu, H. Lin, T. Sziranyi, D. Saupe, "KonIQ-10k: An ecologically
+valid database for deep learning of blind image quality assessment", IEEE TIP
+2020.
+"""
+
+import os
+
+from tfiqa.data.readers.base import (
+    check_images,
+    make_record,
+    read_table,
+    require_file,
+    scale_score,
+    to_float,
+)
+from tfiqa.data.readers.registry import READERS
+
+
+@READERS.register("koniq10k")
+def read_koniq10k(
+    data_dir,
+    file="koniq10k_scores_and_distributions.csv",
+    image_dir="1024x768",
+    skip_bad=False,
+):
+    """Reads KonIQ-10k (MOS in [1, 5], higher is better).
+
+    Args:
+        data_dir: str. The koniq10k folder.
+        file: str. The score CSV.
+        image_dir: str. Image folder relative to `data_dir` ("512x384" for
+            the half-size release).
+        skip_bad: bool. Log and skip rows whose image is missing.
+    """
+    path = require_file(os.path.join(data_dir, file), "KonIQ-10k score file")
+    table = read_table(path, ["image_name", "MOS"], dtype={"image_name": str})
+    records = []
+    for i, row in enumerate(table.to_dict("records"), start=2):
+        name = str(row["image_name"]).strip()
+        mos_raw = to_float(row["MOS"], path, i)
+        records.append(
+            make_record(
+                os.path.join(data_dir, image_dir, name),
+                scale_score(mos_raw, (1.0, 5.0)),
+                mos_raw,
+                name,
+            )
+        )
+    return check_images(records, path, skip_bad)

@@ -1,0 +1,60 @@
+"""`spaq`: Smartphone Photography Attribute and Quality database.
+
+Layout:
+```
+TestImage/00001.jpg ..
+Annotations/MOS and Image attribute scores.xlsx
+    # Image name, MOS, Brightness, Colorfulness, Contrast, Noisiness,
+    # Sharpness (MOS in [0, 100])
+```
+Images are full-resolution smartphone photos (often 4000x3000); many works
+downscale them once before training, which is an offline step (pass the
+resized folder as `image_dir`).
+
+Reference: Y. Fang, H. Zhu, Y. Zeng, K. Ma, Z. Wang, "Perceptual quality
+assessment of smartphone photography", CVPR 2020.
+"""
+
+import os
+
+from tfiqa.data.readers.base import (
+    check_images,
+    make_record,
+    read_table,
+    require_file,
+    scale_score,
+    to_float,
+)
+from tfiqa.data.readers.registry import READERS
+
+
+@READERS.register("spaq")
+def read_spaq(
+    data_dir,
+    file="Annotations/MOS and Image attribute scores.xlsx",
+    image_dir="TestImage",
+    skip_bad=False,
+):
+    """Reads SPAQ (MOS in [0, 100], higher is better).
+
+    Args:
+        data_dir: str. The SPAQ folder.
+        file: str. The annotation spreadsheet.
+        image_dir: str. Image folder relative to `data_dir`.
+        skip_bad: bool. Log and skip rows whose image is missing.
+    """
+    path = require_file(os.path.join(data_dir, file), "SPAQ score file")
+    table = read_table(path, ["Image name", "MOS"], dtype={"Image name": str})
+    records = []
+    for i, row in enumerate(table.to_dict("records"), start=2):
+        name = str(row["Image name"]).strip()
+        mos_raw = to_float(row["MOS"], path, i)
+        records.append(
+            make_record(
+                os.path.join(data_dir, image_dir, name),
+                scale_score(mos_raw, (0.0, 100.0)),
+                mos_raw,
+                name,
+            )
+        )
+    return check_images(records, path, skip_bad)
