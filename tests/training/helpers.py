@@ -1,0 +1,43 @@
+"""Tiny models and datasets for training-loop tests (no tfiqa.models needed)."""
+
+import numpy as np
+
+
+def tiny_regressor(seed=0, features=8):
+    """Dense regressor on (B, features) float inputs -> (B,) scores."""
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((features,))
+    x = keras.layers.Dense(16, activation="relu")(inputs)
+    outputs = keras.layers.Reshape(())(keras.layers.Dense(1)(x))
+    return keras.Model(inputs, outputs)
+
+
+def regression_data(n=64, features=8, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, features)).astype(np.float32)
+    w = rng.normal(size=(features,)).astype(np.float32)
+    y = (x @ w / np.sqrt(features)).astype(np.float32)
+    return x, y
+
+
+def mse_terms_fn(model):
+    from tfiqa.training.losses import mse_terms
+
+    def compute_terms(batch, training):
+        x, y = batch
+        return {"loss": mse_terms(model(x, training=training), y)}
+
+    return compute_terms
+
+
+def regression_dataset(x, y, batch_size, seed=0):
+    import tensorflow as tf
+
+    return (
+        tf.data.Dataset.from_tensor_slices((x, y))
+        .shuffle(len(x), seed=seed)
+        .batch(batch_size, drop_remainder=True)
+        .repeat()
+    )

@@ -1,0 +1,124 @@
+import math
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfiqa.errors import TrainingError
+from tfiqa.training.loop import DistributedLoop, make_optimizer
+
+from . import helpers
+
+
+def make_loop(tmp_path, model, lr=0.05, verbose=0):
+    strategy = tf.distribute.get_strategy()
+    optimizer = make_optimizer(lr)
+    return DistributedLoop(
+        strategy,
+        model,
+        helpers.mse_terms_fn(model),
+        [(optimizer, model.trainable_variables)],
+        stage="finetune",
+        checkpoint_dir=str(tmp_path / "ckpt"),
+        log_dir=str(tmp_path / "logs"),
+        verbose=verbose,
+    )
+
+
+def test_loop_trains_checkpoints_and_logs(tmp_path, capsys):
+    x, y = helpers.regression_data()
+    model = helpers.tiny_regressor()
+    before = [w.copy() for w in model.get_weights()]
+    loop = make_loop(tmp_path, model, verbose=1)
+    result = loop.fit(
+        lambda epoch: helpers.regression_dataset(x, y, 16, seed=epoch),
+        epochs=3,
+        steps_per_epoch=4,
+        validate=lambda epoch: {"mse": float(np.mean((model(x) - y) ** 2))},
+    )
+    history = result["history"]
+    assert [sorted(h) for h in history][0] == [
+        "checkpoint",
+        "loss",
+        "time",
+        "val_mse",
+    ]
+    assert all(math.isfinite(h["loss"]) for h in history)
+    assert history[-1]["loss"] < history[0]["loss"]
+    assert any(
+        not np.allclose(a, b) for a, b in zip(before, model.get_weights(), strict=True)
+    )
+    assert tf.train.latest_checkpoint(str(tmp_path / "ckpt")).endswith("ckpt-3")
+    assert list((tmp_path / "logs").glob("events.out.tfevents*"))
+    out = capsys.readouterr().out
+    assert "[finetune] epoch 3/3" in out
+
+
+def test_loop_resumes_from_checkpoint(tmp_path):
+    x, y = helpers.regression_data()
+    data = lambda epoch: helpers.regression_dataset(x, y, 16, seed=epoch)  # noqa: E731
+    full = helpers.tiny_regressor(seed=1)
+    make_loop(tmp_path / "a", full).fit(data, epochs=3, steps_per_epoch=3)
+
+    first = helpers.tiny_regressor(seed=1)
+    make_loop(tmp_path / "b", first).fit(data, epochs=2, steps_per_epoch=3)
+    resumed = helpers.tiny_regressor(seed=7)  # different init: must be restored
+    keras.utils.set_random_seed(1)  # the global seed also drives the shuffle
+    loop = make_loop(tmp_path / "b", resumed)
+    result = loop.fit(data, epochs=3, steps_per_epoch=3)
+    assert result["initial_epoch"] == 2
+    assert result["resumed_from"].endswith("ckpt-2")
+    assert len(result["history"]) == 1
+    for a, b in zip(full.get_weights(), resumed.get_weights(), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_loop_nan_loss_raises_and_keeps_last_checkpoint(tmp_path):
+    x, y = helpers.regression_data()
+    model = helpers.tiny_regressor()
+    loop = make_loop(tmp_path, model)
+    loop.fit(
+        lambda e: helpers.regression_dataset(x, y, 16), epochs=1, steps_per_epoch=2
+    )
+    bad_y = y.copy()
+    bad_y[:] = np.nan
+    with pytest.raises(TrainingError, match=r"finetune stage.*epoch 2, step 1"):
+        loop.fit(
+            lambda e: helpers.regression_dataset(x, bad_y, 16),
+            epochs=2,
+            steps_per_epoch=2,
+        )
+    assert tf.train.latest_checkpoint(str(tmp_path / "ckpt")).endswith("ckpt-1")
+
+
+def test_two_optimizers_update_their_own_variables(tmp_path):
+    x, y = helpers.regression_data()
+    model = helpers.tiny_regressor()
+    first, second = model.layers[1], model.layers[2]
+    strategy = tf.distribute.get_strategy()
+    loop = DistributedLoop(
+        strategy,
+        model,
+        helpers.mse_terms_fn(model),
+        [
+            (make_optimizer(0.0), first.trainable_variables),
+            (make_optimizer(0.05), second.trainable_variables),
+        ],
+        stage="finetune",
+        verbose=0,
+    )
+    frozen = [w.copy() for w in first.get_weights()]
+    head = [w.copy() for w in second.get_weights()]
+    loop.fit(lambda e: helpers.regression_dataset(x, y, 16), 1, 3, resume=False)
+    for a, b in zip(frozen, first.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert not np.allclose(head[0], second.get_weights()[0])
+
+
+def test_mixed_precision_optimizer_is_loss_scaled():
+    import keras
+
+    optimizer = make_optimizer(1e-3, mixed_precision=True)
+    assert isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
+    assert isinstance(make_optimizer(1e-3, weight_decay=1e-4), keras.optimizers.AdamW)

@@ -1,0 +1,362 @@
+"""The one distributed custom training loop shared by every training stage.
+
+Keras `fit()` does not run under `MultiWorkerMirroredStrategy` in Keras 3, so
+the stages train with an explicit loop: `strategy.run` of a replica step
+inside a `tf.function`, on a dataset distributed with
+`strategy.experimental_distribute_dataset`. The same code runs under the
+default strategy, `MirroredStrategy` and `MultiWorkerMirroredStrategy`.
+
+A stage supplies `compute_terms(batch, training)` returning a dict of
+`name -> (sum, count)` tensors for its replica's share of the global batch;
+the entry "loss" is minimised. The loop divides each replica's sum by the
+count all-reduced over the global batch, so the loss (and its gradient, which
+the optimizers sum over replicas) is the mean over the global batch however
+it is split: the `tf.nn.compute_average_loss` contract, also correct for
+pair losses whose count is not the batch size.
+
+Every epoch ends with a `tf.train.CheckpointManager` save of the model, the
+optimizers and the stage/epoch counters. TensorFlow writes a checkpoint's
+files first and then replaces the small `checkpoint` index file atomically,
+so a run killed mid-write still restores the previous epoch.
+"""
+
+import math
+import os
+import shutil
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tfiqa.errors import TrainingError
+from tfiqa.training.strategy import is_chief, worker_id
+
+
+def _scalar_metadata():
+    from tensorflow.core.framework import summary_pb2
+
+    metadata = summary_pb2.SummaryMetadata()
+    metadata.plugin_data.plugin_name = "scalars"
+    metadata.data_class = summary_pb2.DATA_CLASS_SCALAR
+    return metadata
+
+
+def write_scalar(name, value, step):
+    """`tf.summary.scalar` without needing the tensorboard package installed.
+
+    Writes the same event TensorBoard's scalar plugin reads; call it under
+    `writer.as_default()`.
+    """
+    tf.summary.write(
+        name, tf.constant(value, tf.float32), step=step, metadata=_scalar_metadata()
+    )
+
+
+def distribute_dataset(strategy, dataset):
+    """Distributes a batched dataset; each batch is one global batch.
+
+    Sharding is by data (each worker takes its slice of every global batch),
+    which works for generated and in-memory datasets that have no files to
+    shard. All workers must build the same dataset with the same seed.
+    """
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = (
+        tf.data.experimental.AutoShardPolicy.DATA
+    )
+    return strategy.experimental_distribute_dataset(dataset.with_options(options))
+
+
+def make_optimizer(learning_rate, weight_decay=0.0, mixed_precision=False, name=None):
+    """Adam (AdamW when `weight_decay` > 0), loss-scaled under mixed precision.
+
+    Create optimizers inside `strategy.scope()`.
+    """
+    if weight_decay > 0:
+        optimizer = keras.optimizers.AdamW(
+            learning_rate=learning_rate, weight_decay=weight_decay, name=name
+        )
+    else:
+        optimizer = keras.optimizers.Adam(learning_rate=learning_rate, name=name)
+    if mixed_precision:
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+    return optimizer
+
+
+class DistributedLoop:
+    """Trains `model` with `strategy.run` steps and per-epoch checkpoints.
+
+    Args:
+        strategy: `tf.distribute.Strategy` the model and optimizers were
+            created under.
+        model: keras.Model being trained (the scoring model).
+        compute_terms: callable `(batch, training) -> {name: (sum, count)}`
+            for one replica's share of a batch; "loss" is minimised, other
+            entries are streamed as metrics (e.g. "pair_accuracy").
+        optimizer_groups: list of `(optimizer, variables)`; each optimizer
+            updates its own variables (e.g. backbone and head learning rates).
+        stage: str. Stage name, used in logs and error messages.
+        stage_index: int. Position of the stage in `trainer.stages`.
+        checkpoint_dir: str. Where this stage's checkpoints go.
+        log_dir: str or None. TensorBoard logs (`tf.summary`) go here.
+        verbose: int. 1 shows a progress bar per epoch (chief only).
+        max_to_keep: int. Checkpoints kept.
+
+    Example:
+    ```python
+    loop = DistributedLoop(strategy, model, trainer.compute_terms,
+                           [(optimizer, model.trainable_variables)], "rank", 0,
+                           "runs/x/checkpoints/rank", "runs/x/logs/rank")
+    history = loop.fit(lambda epoch: dataset, epochs=3, steps_per_epoch=50)
+    ```
+    """
+
+    def __init__(
+        self,
+        strategy,
+        model,
+        compute_terms,
+        optimizer_groups,
+        stage,
+        stage_index=0,
+        checkpoint_dir=None,
+        log_dir=None,
+        verbose=1,
+        max_to_keep=2,
+    ):
+        self.strategy = strategy
+        self.model = model
+        self.compute_terms = compute_terms
+        self.optimizer_groups = [(opt, list(v)) for opt, v in optimizer_groups]
+        self.stage = stage
+        self.verbose = verbose
+        self.chief = is_chief(strategy)
+        self._train_fn = None
+        with strategy.scope():
+            for optimizer, variables in self.optimizer_groups:
+                optimizer.build(variables)
+        self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
+        self.stage_index = tf.Variable(
+            stage_index, dtype=tf.int64, trainable=False, name="stage"
+        )
+        self.global_step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+        self.checkpoint_dir = checkpoint_dir
+        self.manager = None
+        self._scratch_dir = None
+        if checkpoint_dir:
+            objects = {
+                "model": model,
+                "epoch": self.epoch,
+                "stage": self.stage_index,
+                "step": self.global_step,
+            }
+            for i, (optimizer, _) in enumerate(self.optimizer_groups):
+                objects[f"optimizer_{i}"] = optimizer
+            self.checkpoint = tf.train.Checkpoint(**objects)
+            write_dir = checkpoint_dir
+            if not self.chief:
+                # Every worker must save (variables may live on any of them);
+                # only the chief's copy is kept.
+                write_dir = os.path.join(checkpoint_dir, "workers", worker_id(strategy))
+                self._scratch_dir = write_dir
+            self.manager = tf.train.CheckpointManager(
+                self.checkpoint, directory=write_dir, max_to_keep=max_to_keep
+            )
+        self.writer = None
+        if log_dir and self.chief:
+            self.writer = tf.summary.create_file_writer(log_dir)
+
+    # -- checkpoints -----------------------------------------------------
+
+    def restore(self):
+        """Restores the latest checkpoint of this stage; returns its path or None."""
+        if self.manager is None:
+            return None
+        path = tf.train.latest_checkpoint(self.checkpoint_dir)
+        if path is None:
+            return None
+        self.checkpoint.restore(path).assert_existing_objects_matched()
+        return path
+
+    def save(self):
+        if self.manager is None:
+            return None
+        path = self.manager.save(checkpoint_number=int(self.epoch.numpy()))
+        if self._scratch_dir:
+            shutil.rmtree(self._scratch_dir, ignore_errors=True)
+        return path
+
+    # -- steps -----------------------------------------------------------
+
+    def _replica_step(self, batch):
+        context = tf.distribute.get_replica_context()
+        num_replicas = self.strategy.num_replicas_in_sync
+        persistent = len(self.optimizer_groups) > 1
+        with tf.GradientTape(persistent=persistent) as tape:
+            terms = self.compute_terms(batch, True)
+            loss_sum, count = terms["loss"]
+            global_count = context.all_reduce(tf.distribute.ReduceOp.SUM, count)
+            loss = tf.math.divide_no_nan(loss_sum, global_count)
+            if self.model.losses:
+                # Regularisation is per model, not per example: each replica
+                # adds its share so the sum over replicas counts it once.
+                loss += tf.add_n(self.model.losses) / num_replicas
+            scaled = [opt.scale_loss(loss) for opt, _ in self.optimizer_groups]
+        for (optimizer, variables), scaled_loss in zip(
+            self.optimizer_groups, scaled, strict=True
+        ):
+            grads = tape.gradient(scaled_loss, variables)
+            optimizer.apply(grads, variables)
+        del tape
+        return {
+            name: (tf.cast(s, tf.float32), tf.cast(c, tf.float32))
+            for name, (s, c) in terms.items()
+        }
+
+    def _make_train_fn(self):
+        strategy = self.strategy
+
+        @tf.function
+        def train_fn(iterator):
+            per_replica = strategy.run(self._replica_step, args=(next(iterator),))
+            return {
+                name: (
+                    strategy.reduce(tf.distribute.ReduceOp.SUM, s, axis=None),
+                    strategy.reduce(tf.distribute.ReduceOp.SUM, c, axis=None),
+                )
+                for name, (s, c) in per_replica.items()
+            }
+
+        return train_fn
+
+    # -- epochs ----------------------------------------------------------
+
+    def fit(
+        self,
+        dataset_fn,
+        epochs,
+        steps_per_epoch,
+        validate=None,
+        on_epoch_end=None,
+        resume=True,
+    ):
+        """Runs epochs `[restored epoch, epochs)`, checkpointing after each.
+
+        Args:
+            dataset_fn: callable `epoch -> tf.data.Dataset` of global batches
+                (seeded by epoch, so a resumed epoch sees the data it would
+                have seen). It may be infinite; `steps_per_epoch` bounds it.
+            epochs: int. Total epochs of the stage.
+            steps_per_epoch: int.
+            validate: callable `epoch -> dict` of validation metrics, or None.
+                Runs on every worker (all must agree on early stopping).
+            on_epoch_end: callable `(epoch, logs) -> bool`; True stops early.
+            resume: bool. Restore the latest checkpoint first.
+
+        Returns:
+            dict with "history" (list of per-epoch logs), "initial_epoch",
+            "resumed_from" (checkpoint path or None) and "stopped_early".
+        """
+        resumed_from = self.restore() if resume else None
+        initial_epoch = int(self.epoch.numpy())
+        if resumed_from and self.chief and self.verbose:
+            print(
+                f"[{self.stage}] resuming at epoch {initial_epoch + 1}/{epochs} "
+                f"from {resumed_from}",
+                flush=True,
+            )
+        if self._train_fn is None:
+            self._train_fn = self._make_train_fn()
+        history = []
+        stopped_early = False
+        for epoch in range(initial_epoch, epochs):
+            logs = self.train_epoch(dataset_fn(epoch), epoch, epochs, steps_per_epoch)
+            if validate is not None:
+                val_logs = validate(epoch)
+                logs.update({f"val_{k}": v for k, v in val_logs.items()})
+            stop = bool(on_epoch_end(epoch, logs)) if on_epoch_end else False
+            self.epoch.assign(epoch + 1)
+            path = self.save()
+            logs["checkpoint"] = path
+            history.append(logs)
+            self._write_epoch_summaries(epoch, logs)
+            if self.chief and self.verbose:
+                shown = ", ".join(
+                    f"{k}={v:.4f}"
+                    for k, v in logs.items()
+                    if isinstance(v, float) and k != "time"
+                )
+                print(
+                    f"[{self.stage}] epoch {epoch + 1}/{epochs}: {shown} "
+                    f"({logs['time']:.1f}s)",
+                    flush=True,
+                )
+            if stop:
+                stopped_early = True
+                break
+        if self.writer is not None:
+            self.writer.flush()
+        return {
+            "history": history,
+            "initial_epoch": initial_epoch,
+            "resumed_from": resumed_from,
+            "stopped_early": stopped_early,
+        }
+
+    def train_epoch(self, dataset, epoch, epochs, steps):
+        """One epoch of `steps` global batches; returns mean train metrics."""
+        start = time.time()
+        iterator = iter(distribute_dataset(self.strategy, dataset))
+        totals = {}
+        progbar = None
+        if self.chief and self.verbose:
+            print(f"[{self.stage}] epoch {epoch + 1}/{epochs}", flush=True)
+            progbar = keras.utils.Progbar(steps, unit_name="step")
+        for step in range(steps):
+            try:
+                terms = self._train_fn(iterator)
+            except (StopIteration, tf.errors.OutOfRangeError):
+                break
+            values = {k: (float(s), float(c)) for k, (s, c) in terms.items()}
+            loss_sum, loss_count = values["loss"]
+            step_loss = loss_sum / loss_count if loss_count else 0.0
+            if not math.isfinite(step_loss):
+                last = int(self.epoch.numpy())
+                kept = (
+                    f"the checkpoint of epoch {last} is kept in {self.checkpoint_dir}"
+                    if last
+                    else "no epoch finished, so there is no checkpoint"
+                )
+                raise TrainingError(
+                    f"{self.stage} stage: the loss became non-finite at epoch "
+                    f"{epoch + 1}, step {step + 1}; {kept}. Lower the learning "
+                    f"rate or check the data. Received: loss={step_loss}"
+                )
+            for name, (s, c) in values.items():
+                total_s, total_c = totals.get(name, (0.0, 0.0))
+                totals[name] = (total_s + s, total_c + c)
+            self.global_step.assign_add(1)
+            if self.writer is not None:
+                with self.writer.as_default(step=int(self.global_step.numpy())):
+                    write_scalar(f"{self.stage}/step_loss", step_loss, None)
+            if progbar is not None:
+                # The values shown are already running means over the epoch.
+                progbar.stateful_metrics.update(totals)
+                progbar.update(
+                    step + 1,
+                    [(k, s / c if c else 0.0) for k, (s, c) in totals.items()],
+                    finalize=False,
+                )
+        logs = {k: (s / c if c else 0.0) for k, (s, c) in totals.items()}
+        if progbar is not None:
+            progbar.update(steps, finalize=True)
+        logs["time"] = time.time() - start
+        return logs
+
+    def _write_epoch_summaries(self, epoch, logs):
+        if self.writer is None:
+            return
+        with self.writer.as_default(step=epoch + 1):
+            for name, value in logs.items():
+                if isinstance(value, float) and np.isfinite(value):
+                    write_scalar(f"{self.stage}/epoch_{name}", value, None)
