@@ -1,0 +1,120 @@
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+from tfiqa.errors import ConfigError
+from tfiqa.models import BACKBONES, LEVEL_STRIDES, build_backbone
+from tfiqa.models.backbones import (
+    ImagePreprocessing,
+    copy_weights_by_name,
+    resnet18_network,
+)
+
+FAST = ["resnet18", "mobilenet_v3_small", "mobilenet_v3_large"]
+SLOW = ["vgg16", "resnet50", "efficientnet_v2_b0"]
+
+
+def test_registry_lists_all_backbones():
+    assert set(BACKBONES.names()) == set(FAST + SLOW)
+
+
+def test_unknown_backbone_suggests_a_name():
+    with pytest.raises(ConfigError, match="Did you mean 'resnet18'"):
+        build_backbone("resnet_18")
+
+
+def check_strides(name):
+    backbone = build_backbone(name, weights="none")
+    height, width = 64, 96
+    images = np.random.default_rng(0).uniform(0, 255, (2, height, width, 3))
+    features = backbone(images.astype("float32"))
+    assert sorted(features) == ["P2", "P3", "P4", "P5"]
+    for level, stride in LEVEL_STRIDES.items():
+        shape = tuple(features[level].shape)
+        assert shape[:3] == (2, height // stride, width // stride), (level, shape)
+        assert np.all(np.isfinite(np.asarray(features[level])))
+
+
+@pytest.mark.parametrize("name", FAST)
+def test_feature_strides(name):
+    check_strides(name)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", SLOW)
+def test_feature_strides_large_backbones(name):
+    check_strides(name)
+
+
+def test_torch_preprocessing_normalises_with_imagenet_statistics():
+    images = np.random.default_rng(1).uniform(0, 255, (1, 4, 4, 3)).astype("float32")
+    out = np.asarray(ImagePreprocessing("torch")(images))
+    expected = (images / 255.0 - [0.485, 0.456, 0.406]) / [0.229, 0.224, 0.225]
+    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_caffe_preprocessing_matches_keras_applications():
+    images = np.random.default_rng(2).uniform(0, 255, (1, 4, 4, 3)).astype("float32")
+    out = np.asarray(ImagePreprocessing("caffe")(images))
+    expected = keras.applications.vgg16.preprocess_input(images.copy())
+    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-4)
+
+
+def test_bad_preprocessing_mode():
+    with pytest.raises(ConfigError, match="Received: mode='bgr'"):
+        ImagePreprocessing("bgr")
+
+
+def test_missing_weights_file_is_a_clear_error(tmp_path):
+    missing = tmp_path / "nope.weights.h5"
+    with pytest.raises(ConfigError, match="weights file not found"):
+        build_backbone("resnet18", weights=str(missing))
+    with pytest.raises(ConfigError, match="nope.weights.h5"):
+        build_backbone("mobilenet_v3_small", weights=str(missing))
+
+
+def test_imagenet_resnet18_without_keras_hub_explains(monkeypatch):
+    monkeypatch.setitem(sys.modules, "keras_hub", None)
+    with pytest.raises(ConfigError, match="pip install keras-hub"):
+        build_backbone("resnet18", weights="imagenet")
+
+
+def hub_resnet18():
+    keras_hub = pytest.importorskip("keras_hub")
+    # The `resnet_18_imagenet` preset's architecture, randomly initialised.
+    return keras_hub.models.ResNetBackbone(
+        input_conv_filters=[64],
+        input_conv_kernel_sizes=[7],
+        stackwise_num_filters=[64, 128, 256, 512],
+        stackwise_num_blocks=[2, 2, 2, 2],
+        stackwise_num_strides=[1, 2, 2, 2],
+        block_type="basic_block",
+        use_pre_activation=False,
+    )
+
+
+def test_resnet18_matches_keras_hub_resnet18():
+    hub = hub_resnet18()
+    ours = resnet18_network()
+    assert copy_weights_by_name(hub, ours) == sum(1 for w in ours.layers if w.weights)
+    x = np.random.default_rng(3).normal(size=(1, 64, 64, 3)).astype("float32")
+    np.testing.assert_allclose(
+        np.asarray(ours(x)), np.asarray(hub(x)), rtol=1e-4, atol=1e-4
+    )
+
+
+def test_resnet18_loads_local_weights_file(tmp_path):
+    hub = hub_resnet18()
+    path = tmp_path / "resnet18.weights.h5"
+    hub.save_weights(path)
+    backbone = build_backbone("resnet18", weights=str(path))
+    x = np.random.default_rng(4).uniform(0, 255, (1, 64, 64, 3)).astype("float32")
+    normalised = ImagePreprocessing("torch")(x)
+    np.testing.assert_allclose(
+        np.asarray(backbone(x)["P5"]),
+        np.asarray(hub(normalised)),
+        rtol=1e-4,
+        atol=1e-4,
+    )

@@ -1,0 +1,107 @@
+import os
+
+import keras
+import numpy as np
+import pytest
+
+from tfiqa.config import ModelConfig
+from tfiqa.errors import ConfigError
+from tfiqa.models import IQAModel, build_model
+from tfiqa.models.backbones import resnet18_network
+
+SMALL = {"backbone": "resnet18", "weights": "none", "head_units": (8,)}
+
+
+def images(shape, seed=0):
+    return np.random.default_rng(seed).integers(0, 256, shape).astype("uint8")
+
+
+@pytest.fixture(scope="module")
+def model():
+    return IQAModel(levels=("P3", "P5"), pooling=("avg", "std"), **SMALL)
+
+
+@pytest.mark.parametrize("size", [(64, 64), (96, 80)])
+def test_any_input_size_gives_one_score_per_image(model, size):
+    scores = np.asarray(model(images((2, *size, 3))))
+    assert scores.shape == (2,)
+    assert scores.dtype == np.float32
+    assert np.all((scores >= 0) & (scores <= 1))
+
+
+def test_uint8_and_float_inputs_agree(model):
+    x = images((2, 48, 40, 3), seed=1)
+    np.testing.assert_allclose(
+        np.asarray(model(x)), np.asarray(model(x.astype("float32"))), rtol=1e-6
+    )
+
+
+def test_output_is_named_score(model):
+    assert model.output_names == ["score"]
+
+
+def test_variables_split_between_backbone_and_head(model):
+    backbone = {id(v) for v in model.backbone_variables}
+    head = {id(v) for v in model.head_variables}
+    assert backbone and head and not backbone & head
+    assert backbone | head == {id(v) for v in model.trainable_variables}
+
+
+def test_features_returns_the_backbone_levels(model):
+    features = model.features(images((1, 64, 64, 3)))
+    assert tuple(features["P5"].shape) == (1, 2, 2, 512)
+
+
+def test_keras_round_trip_same_class_config_and_outputs(tmp_path):
+    model = IQAModel(
+        levels=("P2", "P4"),
+        pooling=("avg", "max"),
+        head_units=(8, 4),
+        head_activation="prelu",
+        output_activation="linear",
+        input_crop_size=48,
+        backbone="mobilenet_v3_small",
+        weights="none",
+    )
+    x = images((2, 64, 72, 3), seed=2)
+    path = tmp_path / "model.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    assert type(loaded) is IQAModel
+    assert loaded.get_config() == model.get_config()
+    assert loaded.input_crop_size == 48
+    np.testing.assert_allclose(
+        loaded.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-5, atol=1e-6
+    )
+
+
+def test_loading_never_reads_the_original_weights_file(tmp_path):
+    weights = tmp_path / "backbone.weights.h5"
+    resnet18_network().save_weights(weights)
+    model = IQAModel(**{**SMALL, "weights": str(weights)})
+    path = tmp_path / "model.keras"
+    model.save(path)
+    os.remove(weights)
+    loaded = keras.saving.load_model(path)
+    assert loaded.get_config()["weights"] == str(weights)
+
+
+def test_bad_input_crop_size():
+    with pytest.raises(ConfigError, match="input_crop_size"):
+        IQAModel(input_crop_size=0, **SMALL)
+
+
+def test_build_model_from_config():
+    config = ModelConfig(
+        backbone="mobilenet_v3_small",
+        weights="none",
+        levels=["P5"],
+        pooling=["avg"],
+        head_units=[8],
+        dropout=0.1,
+    )
+    model = build_model(config, input_crop_size=64)
+    assert isinstance(model, IQAModel)
+    assert model.levels == ("P5",)
+    assert model.input_crop_size == 64
+    assert model.head.dropout == pytest.approx(0.1)

@@ -1,0 +1,143 @@
+"""`IQAModel`: raw image in, quality score out."""
+
+import keras
+
+from tfiqa.errors import ConfigError
+from tfiqa.models.backbones import build_backbone
+from tfiqa.models.head import MultiLevelHead
+
+
+@keras.saving.register_keras_serializable(package="tfiqa")
+class IQAModel(keras.Model):
+    """No-reference quality model: backbone feature levels -> pooled -> MLP.
+
+    The model takes raw images, uint8 or float in [0, 255], of any height
+    and width (it is fully convolutional up to the global pooling), and does
+    its own normalisation, so an exported graph cannot skew from training.
+
+    Args:
+        backbone: str. A registered backbone name (`tfiqa.models.BACKBONES`).
+        weights: str. "imagenet", "none" or a local weights file for the
+            backbone's network. Only used when building; a loaded `.keras`
+            file brings its own weights and never downloads.
+        levels: tuple of str. Feature levels pooled by the head ("P2".."P5");
+            ("P5",) is the single-level head.
+        pooling: tuple of str. Any of "avg", "max", "std".
+        head_units: tuple of int. Hidden widths of the MLP.
+        dropout: float. Dropout after each hidden layer.
+        output_activation: str. "sigmoid" (scores in [0, 1]) or "linear".
+        batch_norm: bool. BatchNorm after each hidden Dense.
+        head_activation: str. "relu" or "prelu".
+        input_crop_size: int. Crop size the model was trained on; scorers use
+            it for crop-averaged inference.
+
+    Returns:
+        float32 scores of shape (batch,), higher is better (with "sigmoid",
+        in [0, 1] on the MOS scale the model was trained on).
+
+    Example:
+    ```python
+    model = IQAModel(backbone="resnet18", weights="none", levels=("P3", "P5"))
+    scores = model(np.zeros((2, 64, 96, 3), "uint8"))  # (2,)
+    model.save("model.keras")
+    ```
+
+    Reference:
+        Liu et al., "RankIQA: Learning from Rankings for No-reference Image
+        Quality Assessment", ICCV 2017; Zhu et al., "MetaIQA: Deep
+        Meta-learning for No-Reference Image Quality Assessment", CVPR 2020.
+    """
+
+    def __init__(
+        self,
+        backbone="resnet18",
+        weights="none",
+        levels=("P2", "P3", "P4", "P5"),
+        pooling=("avg",),
+        head_units=(512,),
+        dropout=0.25,
+        output_activation="sigmoid",
+        batch_norm=True,
+        head_activation="relu",
+        input_crop_size=224,
+        name="iqa_model",
+        **kwargs,
+    ):
+        if int(input_crop_size) < 1:
+            raise ConfigError(
+                f"input_crop_size must be positive. Received: {input_crop_size!r}"
+            )
+        # === Layers ===
+        backbone_model = build_backbone(backbone, weights)
+        head = MultiLevelHead(
+            levels=levels,
+            pooling=pooling,
+            head_units=head_units,
+            dropout=dropout,
+            batch_norm=batch_norm,
+            activation=head_activation,
+            output_activation=output_activation,
+            name="head",
+        )
+
+        # === Functional model ===
+        images = keras.Input(shape=(None, None, 3), name="images")
+        x = keras.ops.cast(images, "float32")
+        features = backbone_model(x)
+        score = head({level: features[level] for level in head.levels})  # (b, 1)
+        score = keras.layers.Reshape((), name="score")(score)  # (batch,)
+        super().__init__(inputs=images, outputs=score, name=name, **kwargs)
+
+        # === Config ===
+        self.backbone_name = backbone
+        self.backbone_weights = weights
+        self.levels = tuple(levels)
+        self.pooling = tuple(pooling)
+        self.head_units = tuple(int(u) for u in head_units)
+        self.dropout = float(dropout)
+        self.output_activation = output_activation
+        self.batch_norm = bool(batch_norm)
+        self.head_activation = head_activation
+        self.input_crop_size = int(input_crop_size)
+        self.backbone = backbone_model
+        self.head = head
+
+    @property
+    def backbone_variables(self):
+        """Trainable variables of the backbone (for its own learning rate)."""
+        return self.backbone.trainable_variables
+
+    @property
+    def head_variables(self):
+        """Trainable variables of the head."""
+        return self.head.trainable_variables
+
+    def features(self, images):
+        """The backbone's feature maps {"P2": ..., "P5": ...} for `images`."""
+        return self.backbone(keras.ops.cast(images, "float32"))
+
+    def get_config(self):
+        return {
+            "backbone": self.backbone_name,
+            "weights": self.backbone_weights,
+            "levels": list(self.levels),
+            "pooling": list(self.pooling),
+            "head_units": list(self.head_units),
+            "dropout": self.dropout,
+            "output_activation": self.output_activation,
+            "batch_norm": self.batch_norm,
+            "head_activation": self.head_activation,
+            "input_crop_size": self.input_crop_size,
+            "name": self.name,
+            "trainable": self.trainable,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        weights = config.pop("weights", "none")
+        # The saved file carries the weights: rebuild without downloading or
+        # reading the original weights file, but remember where they came from.
+        model = cls(weights="none", **config)
+        model.backbone_weights = weights
+        return model
