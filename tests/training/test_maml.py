@@ -212,11 +212,15 @@ def test_meta_steps_reduce_query_loss_and_find_the_shared_solution():
         qy = np.einsum("tsf,tf->ts", qx, w)
         return [tf.constant(a, tf.float32) for a in (sx, sy, qx, qy)]
 
+    @tf.function
+    def train_step(sx, sy, qx, qy):
+        _, _, grads = step.meta_gradients(sx, sy, qx, qy)
+        optimizer.apply(grads, step.meta_variables)
+
     fixed = batch(8)
     start, _, _ = step.meta_gradients(*fixed)
     for _ in range(60):
-        _, _, grads = step.meta_gradients(*batch())
-        optimizer.apply(grads, step.meta_variables)
+        train_step(*batch())
     end, _, _ = step.meta_gradients(*fixed)
     assert float(end) < 0.1 * float(start)
     kernel = model.layers[-1].kernel.numpy().ravel()
