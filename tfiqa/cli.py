@@ -149,8 +149,44 @@ def evaluate(
     workdir,
     output,
 ):
-    """Compute SRCC/PLCC/KRCC/RMSE of predictions against a dataset's MOS."""
-    not_implemented("evaluate")
+    """Compute SRCC/PLCC/KRCC/RMSE of predictions against a dataset's MOS.
+
+    Matches the predictions CSV (image,score[,error]) to the dataset's images
+    by path (absolute, relative to --data-dir, or unique file name), prints
+    the metrics as JSON and writes metrics.json and scatter.png to --output.
+    PLCC and RMSE are computed after a 4-parameter logistic fit.
+    """
+    import os
+
+    from tfiqa import evaluation
+
+    workdir_config = os.path.join(workdir or "", "config.yaml")
+    if config_path is None and workdir and os.path.isfile(workdir_config):
+        config_path = workdir_config
+    config = load_experiment_config(config_path, overrides, data_dir)
+    dataset_dir = data_dir or config.resolve_path(config.data.dataset_dir)
+    if not dataset_dir:
+        raise UserError(
+            "--data-dir (the dataset folder) is required. Received: no --data-dir"
+        )
+    same_dataset = config.data.dataset == dataset
+    result = evaluation.evaluate_dataset(
+        dataset,
+        dataset_dir,
+        predictions=predictions,
+        model=model_path,
+        split=split,
+        workdir=workdir,
+        split_index=config.data.split_index,
+        reader_options=config.data.reader_options if same_dataset else {},
+    )
+    for note in result.notes:
+        click.echo(f"Warning: {note}", err=True)
+    paths = evaluation.write_outputs(
+        result, output, predictions_csv=model_path is not None
+    )
+    click.echo(evaluation.metrics_json(result))
+    click.echo(f"Wrote {', '.join(paths.values())}", err=True)
 
 
 @cli.command()
