@@ -230,3 +230,34 @@ def test_cli_bad_input_exits_2_with_one_line(dataset, tmp_path, case, message):
     assert message in result.output
     assert "Traceback" not in result.output
     assert len(result.output.strip().splitlines()) == 1
+
+
+def test_cli_evaluates_one_saved_split(dataset, tmp_path):
+    from tfiqa.data.readers import read_dataset
+    from tfiqa.data.splits import make_splits, save_splits
+
+    root, names, mos = dataset
+    records = read_dataset("csv", str(root))
+    workdir = tmp_path / "run"
+    splits = make_splits(records, n=2, val_ratio=0.25, test_ratio=0.5, seed=1)
+    save_splits(str(workdir / "splits" / "splits.json"), splits, {"split_index": 1})
+    rows = [[n, f"{m:.6f}"] for n, m in zip(names, mos, strict=True)]
+    path = write_csv(tmp_path / "p.csv", ["image", "score"], rows)
+    args = ["--predictions", path, "--dataset", "csv", "--data-dir", str(root)]
+    args += ["--workdir", str(workdir), "--split", "test", "--output", str(tmp_path)]
+
+    result = run_cli(*args, "--set", "data.split_index=1")
+    assert result.exit_code == 0, result.output
+    printed = json.loads(result.stdout)
+    test_images = splits[1]["test"]
+    assert printed["n"] == printed["n_records"] == len(test_images) == 4
+    assert printed["n_outside_split"] == N_IMAGES - 4
+    assert printed["srcc"] == pytest.approx(1.0)
+    assert printed["n_missing"] == printed["n_unmatched"] == 0
+
+    result = run_cli(*args)  # split_index 0 differs from the run's
+    assert result.exit_code == 0, result.output
+    assert "the run used split 1" in result.stderr
+
+    bad = run_cli(*args[:-4], "--workdir", str(tmp_path / "empty"), "--split", "val")
+    assert bad.exit_code == 2 and "No splits file" in bad.output

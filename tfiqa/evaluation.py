@@ -22,7 +22,6 @@ import io
 import json
 import math
 import os
-import re
 
 import numpy as np
 
@@ -216,27 +215,18 @@ def match_predictions(predictions, records, data_dir):
     return Match(pairs, unmatched, missing, failed)
 
 
-def _split_file(workdir, index):
-    """The split JSON in `<workdir>/splits/`: the only one, or number `index`."""
-    folder = os.path.join(workdir, "splits")
-    files = glob.glob(os.path.join(folder, "*.json"))
-    if not files:
-        raise DataError(
-            f"No split files (*.json) in {folder}; train with this workdir first "
-            f"or use --split all. Received: workdir={workdir}"
-        )
-    if len(files) == 1:
-        return files[0]
-    # Natural order, so split_10 comes after split_9.
-    files.sort(
-        key=lambda p: [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", p)]
+def split_file(workdir):
+    """The splits JSON a run wrote: `<workdir>/splits/splits.json`."""
+    path = os.path.join(workdir, "splits", "splits.json")
+    if os.path.isfile(path):
+        return path
+    others = sorted(glob.glob(os.path.join(workdir, "splits", "*.json")))
+    if len(others) == 1:
+        return others[0]
+    raise DataError(
+        f"No splits file at {path}; train with this workdir first, or use "
+        f"--split all. Received: workdir={workdir}, other JSON files: {others}"
     )
-    if not 0 <= index < len(files):
-        raise ConfigError(
-            f"data.split_index must be in [0, {len(files) - 1}] for the "
-            f"{len(files)} split files in {folder}. Received: split_index={index}"
-        )
-    return files[index]
 
 
 def select_split(records, workdir, split, index=0):
@@ -244,39 +234,52 @@ def select_split(records, workdir, split, index=0):
 
     Args:
         records: list of record dicts of the whole dataset.
-        workdir: str, run directory holding `splits/*.json`.
-        split: str, split name.
-        index: int, which split file when there are several.
+        workdir: str, run directory holding `splits/splits.json` (a list of
+            splits, see `tfiqa.data.splits.save_splits`).
+        split: str, "train", "val" or "test".
+        index: int, which of the saved splits (`data.split_index`).
 
     Returns:
-        (records in the split, path of the split file).
+        (records in the split, path of the splits file, notes).
     """
-    from tfiqa.data.splits import load_splits
+    from tfiqa.data.splits import load_splits, load_splits_meta
 
     if not workdir:
         raise ConfigError(
             f"--split {split} needs --workdir (the run directory holding "
             "splits/). Received: workdir=None"
         )
-    path = _split_file(workdir, index)
+    path = split_file(workdir)
     splits = load_splits(path)
-    if split not in splits:
+    if not 0 <= index < len(splits):
         raise ConfigError(
-            f"Split '{split}' not in {path}; it has {sorted(splits)}. "
-            f"Received: split={split!r}"
+            f"data.split_index must be in [0, {len(splits) - 1}] for the "
+            f"{len(splits)} split(s) in {path}. Received: split_index={index}"
         )
-    wanted = {
-        _key(item["image_path"] if isinstance(item, dict) else item)
-        for item in splits[split]
-    }
+    chosen = splits[index]
+    if split not in chosen or not isinstance(chosen[split], list):
+        parts = [k for k, v in chosen.items() if isinstance(v, list)]
+        raise ConfigError(
+            f"Split '{split}' not in {path}; it has {parts}. Received: split={split!r}"
+        )
+    notes = []
+    used = len(splits) > 1 and load_splits_meta(path).get("split_index")
+    if used not in (False, None, index):
+        notes.append(
+            f"Evaluating split {index} of {path}, but the run used split {used} "
+            "(set --set data.split_index=N)."
+        )
+    wanted = {_key(p) for p in chosen[split]}
     selected = [r for r in records if _key(r["image_path"]) in wanted]
+    if not wanted:
+        raise DataError(f"Split '{split}' (index {index}) in {path} is empty.")
     if len(selected) < len(wanted):
         raise DataError(
             f"{len(wanted) - len(selected)} of {len(wanted)} images of split "
-            f"'{split}' in {path} are not in the dataset; was it made for another "
-            "dataset or folder?"
+            f"'{split}' in {path} are not in the dataset (was it moved, or is this "
+            f"another dataset's split file?). Received: {len(records)} records"
         )
-    return selected, path
+    return selected, path, notes
 
 
 def predict_records(model_path, records):
@@ -334,9 +337,11 @@ def evaluate_dataset(
         # Read before the dataset: a bad CSV is the cheaper error to report.
         table = read_predictions(predictions)
     every = read_dataset(kind, data_dir, **(reader_options or {}))
-    records, split_path = every, None
+    records, split_path, split_notes = every, None, []
     if split != "all":
-        records, split_path = select_split(every, workdir, split, split_index)
+        records, split_path, split_notes = select_split(
+            every, workdir, split, split_index
+        )
     if model is not None:
         table = predict_records(model, records)
 
@@ -352,7 +357,7 @@ def evaluate_dataset(
     )
     outside = len(match_all.pairs) - len(match.pairs)
 
-    notes = []
+    notes = list(split_notes)
     source = predictions or model
     if table.failed:
         notes.append(
