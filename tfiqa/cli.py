@@ -155,6 +155,10 @@ def evaluate(
     by path (absolute, relative to --data-dir, or unique file name), prints
     the metrics as JSON and writes metrics.json and scatter.png to --output.
     PLCC and RMSE are computed after a 4-parameter logistic fit.
+
+    --data-dir is the dataset's folder (default: data.dataset_dir of --config,
+    or of --workdir's config.yaml). --model scores the images first and also
+    writes predictions.csv.
     """
     import os
 
