@@ -233,7 +233,33 @@ def export(
     verify_dir,
 ):
     """Export a model to a TF Serving SavedModel and/or TFLite."""
-    not_implemented("export")
+    config = load_experiment_config(config_path, overrides, data_dir).export
+    formats = ["saved_model", "tflite"] if export_format == "all" else [export_format]
+    variants = [q.strip() for q in quantize.split(",") if q.strip()]
+
+    from tfiqa.export import export_model, load_keras_model
+
+    model = load_keras_model(model_path)
+    manifest = export_model(
+        model,
+        output,
+        formats=formats,
+        quantize=variants,
+        input_size=config.input_size,
+        name=config.name,
+        version=config.version,
+        calibration_dir=calibration_dir,
+        calibration_count=config.calibration_images,
+        verify_dir=verify_dir,
+        model_path=model_path,
+        serving_base_path=config.serving_base_path,
+        log=click.echo,
+    )
+    if manifest["saved_model"]:
+        click.echo(f"SavedModel: {manifest['saved_model']}")
+        click.echo(f"TF Serving config: {manifest['models_config']}")
+    for path in manifest["tflite"].values():
+        click.echo(f"TFLite: {path}")
 
 
 @cli.command()

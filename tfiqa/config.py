@@ -42,6 +42,17 @@ class DataConfig:
     # means "generate a small built-in set" (the quickstart).
     pristine_dir: str = ""
     pristine_val_ratio: float = 0.2
+    # Sub-folders of `pristine_dir` used as held-out validation sources
+    # instead of a random `pristine_val_ratio` split (e.g. ["Kodak24"]).
+    pristine_val_dirs: list = dataclasses.field(default_factory=list)
+    # Size of the generated set when `pristine_dir` is empty.
+    pristine_count: int = 24
+    pristine_size: int = 128
+    # With `dataset: distorted` and an empty `dataset_dir`, a pseudo-MOS set
+    # is synthesised from the pristine images (MS-SSIM labels); empty types
+    # means the ranking stage's types.
+    synthetic_types: list = dataclasses.field(default_factory=list)
+    synthetic_levels: list = dataclasses.field(default_factory=lambda: [1, 2, 3, 4, 5])
     crop_size: int = 224
     batch_size: int = 32
     val_ratio: float = 0.2
@@ -114,6 +125,8 @@ class FinetuneConfig:
     loss: str = "mse"
     rank_weight: float = 0.0
     patience: int = 5
+    # 0 means one pass over the training split per epoch.
+    steps_per_epoch: int = 0
 
 
 @dataclasses.dataclass
@@ -125,6 +138,8 @@ class TrainerConfig:
     strategy: str = "auto"
     mixed_precision: bool = False
     weight_decay: float = 0.0
+    # 1 shows a progress bar per epoch, 0 prints only epoch summaries.
+    verbose: int = 1
 
 
 @dataclasses.dataclass
@@ -138,6 +153,9 @@ class ExportConfig:
     # 0 exports a dynamic input size; a positive value fixes H = W.
     input_size: int = 224
     calibration_images: int = 100
+    # Where models.config tells TF Serving the model lives (the TF Serving
+    # Docker image mounts models under /models).
+    serving_base_path: str = "/models"
 
 
 @dataclasses.dataclass

@@ -1,0 +1,281 @@
+"""Deployment: TF Serving SavedModels, quantized TFLite files, parity checks.
+
+`export_model` writes, under one output directory:
+```
+DIR/models.config                         TF Serving --model_config_file
+DIR/<name>/<version>/                     SavedModel (serving_default, score_uint8)
+DIR/<name>/<version>/assets.extra/tfiqa.json   its sidecar
+DIR/tflite/<name>_<variant>.tflite        float32, fp16, dynamic, int8, int8_io
+DIR/tflite/<name>_<variant>.json          sidecar: input spec, score meaning
+DIR/export.json                           what was written
+DIR/verify.json                           parity report (with verify_dir)
+```
+See export/README.md for serving and on-device use.
+
+Example:
+```python
+model = load_keras_model("runs/exp1/model.keras")
+export_model(model, "export/out", quantize=["none", "int8"],
+             calibration_dir="calib/", verify_dir="check/",
+             model_path="runs/exp1/model.keras")
+```
+"""
+
+import os
+
+import numpy as np
+
+from tfiqa.errors import ConfigError, DataError
+
+FORMATS = ("saved_model", "tflite")
+VARIANT_NAMES = {
+    "none": "float32",
+    "fp16": "fp16",
+    "dynamic": "dynamic",
+    "int8": "int8",
+    "int8_io": "int8_io",
+}
+DEFAULT_INPUT_SIZE = 224
+
+
+def load_keras_model(path):
+    """Loads a `.keras` model (tfiqa classes registered).
+
+    Raises:
+        DataError: the file is missing or is not a loadable Keras model.
+    """
+    import keras
+
+    import tfiqa.models  # noqa: F401  (registers tfiqa layers and models)
+
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise DataError(f"Model file not found. Received: {path}")
+    if not path.endswith(".keras"):
+        raise DataError(
+            f"Export takes a Keras model saved as a .keras file. Received: {path}"
+        )
+    try:
+        return keras.saving.load_model(path, compile=False)
+    except (ValueError, OSError, TypeError) as e:
+        raise DataError(f"Cannot load Keras model {path}. Received: {e}") from None
+
+
+def resolve_input_size(model, input_size):
+    """None -> the model's `input_crop_size` (or 224); 0 -> None (dynamic)."""
+    if input_size is None:
+        return int(getattr(model, "input_crop_size", None) or DEFAULT_INPUT_SIZE)
+    input_size = int(input_size)
+    if input_size < 0:
+        raise ConfigError(
+            f"export.input_size must be 0 (dynamic) or positive. Received: {input_size}"
+        )
+    return input_size or None
+
+
+def calibration_images(folder, count, size):
+    """Uint8 crops (N, size, size, 3) of up to `count` images in `folder`."""
+    from tfiqa.data.image_io import load_image
+    from tfiqa.export.preprocess import fit_to_size, list_image_files
+
+    files = list_image_files(folder, count)
+    return np.stack([fit_to_size(load_image(f), size) for f in files])
+
+
+def _write_json(path, obj):
+    from tfiqa.export.saved_model import make_readable
+    from tfiqa.files import write_json_atomic
+
+    write_json_atomic(path, obj)
+    make_readable(path)
+
+
+def export_model(
+    model,
+    output_dir,
+    formats=FORMATS,
+    quantize=("none",),
+    input_size=None,
+    name="tfiqa",
+    version=1,
+    calibration_dir=None,
+    calibration_count=100,
+    verify_dir=None,
+    model_path=None,
+    serving_base_path="/models",
+    log=None,
+):
+    """Exports a scoring model to SavedModel and/or TFLite files.
+
+    Args:
+        model: keras.Model taking (B, H, W, 3) pixels in [0, 255] and
+            returning scores (B,), e.g. `tfiqa.models.IQAModel`.
+        output_dir: str. Created if missing.
+        formats: iterable of "saved_model", "tflite".
+        quantize: iterable of TFLite variants ("none", "fp16", "dynamic",
+            "int8", "int8_io").
+        input_size: int or None. Fixed square input side; 0 exports a
+            dynamic size; None uses the model's `input_crop_size` (or 224).
+        name: str. Model name (TF Serving name, file prefix).
+        version: int. TF Serving version directory.
+        calibration_dir: str or None. Images for int8 calibration.
+        calibration_count: int. Use at most this many calibration images.
+        verify_dir: str or None. Score these images with Keras and every
+            export; raises `TfiqaError` when an export disagrees.
+        model_path: str or None. The `.keras` file, for the sidecar's
+            training data and metrics (read from its run directory).
+        serving_base_path: str. Where `models.config` says the model lives
+            on the serving machine (`/models` in the TF Serving image).
+        log: callable(str) or None. Progress messages.
+
+    Returns:
+        dict, the manifest also written to `DIR/export.json`.
+    """
+    from tfiqa.export import saved_model as sm
+    from tfiqa.export import sidecar, tflite
+
+    log = log or (lambda message: None)
+    formats = list(dict.fromkeys(formats))
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown or not formats:
+        raise ConfigError(
+            f"Unknown export format {unknown}; valid: {', '.join(FORMATS)}. "
+            f"Received: {formats}"
+        )
+    quantize = tflite.check_quantizations(list(quantize))
+    if "tflite" in formats and not quantize:
+        raise ConfigError("TFLite export needs at least one quantization. Received: []")
+    if "tflite" not in formats and any(q != "none" for q in quantize):
+        raise ConfigError(
+            "Quantization applies to TFLite only; add --format tflite or all. "
+            f"Received: formats={formats}, quantize={quantize}"
+        )
+    if int(version) < 1:
+        raise ConfigError(f"export.version must be >= 1. Received: {version}")
+    size = resolve_input_size(model, input_size)
+    needs_calibration = "tflite" in formats and any(
+        q in tflite.CALIBRATED for q in quantize
+    )
+    if needs_calibration and not calibration_dir:
+        raise ConfigError(
+            "int8 and int8_io need calibration images: pass --calibration-dir "
+            f"(a folder of typical images). Received: quantize={quantize}"
+        )
+    os.makedirs(output_dir, exist_ok=True)
+    manifest = {
+        "name": name,
+        "version": int(version),
+        "input_size": size,
+        "saved_model": None,
+        "models_config": None,
+        "tflite": {},
+    }
+
+    if "saved_model" in formats:
+        base_dir = os.path.join(output_dir, name)
+        log(f"Writing SavedModel to {base_dir}/{int(version)}")
+        shape = [-1, size or -1, size or -1, 3]
+        meta = sidecar.build_sidecar(
+            export_format="saved_model",
+            file="..",
+            model=model,
+            model_path=model_path,
+            input_spec={
+                "name": "images (score_uint8) / image_bytes (serving_default)",
+                "dtype": "uint8 / string (encoded JPEG, PNG, BMP or GIF)",
+                "shape": shape,
+                "quantization": None,
+            },
+            output_spec={"name": "score", "dtype": "float32", "shape": [-1]},
+            extra={"signatures": [sm.SIGNATURE_BYTES, sm.SIGNATURE_UINT8]},
+        )
+        version_dir = sm.export_saved_model(model, base_dir, version, size, meta)
+        config_path = os.path.join(output_dir, "models.config")
+        sm.write_models_config(config_path, name, f"{serving_base_path}/{name}")
+        manifest["saved_model"] = version_dir
+        manifest["models_config"] = config_path
+
+    if "tflite" in formats:
+        calibration = None
+        if needs_calibration:
+            calibration_size = size or resolve_input_size(model, None)
+            calibration = calibration_images(
+                calibration_dir, calibration_count, calibration_size
+            )
+            log(
+                f"Calibrating int8 on {len(calibration)} images from "
+                f"{calibration_dir} ({calibration_size}x{calibration_size} crops)"
+            )
+        tflite_dir = os.path.join(output_dir, "tflite")
+        paths = {
+            q: os.path.join(tflite_dir, f"{name}_{VARIANT_NAMES[q]}.tflite")
+            for q in quantize
+        }
+        log(f"Converting to TFLite ({', '.join(quantize)}) in {tflite_dir}")
+        infos = tflite.export_tflite_variants(model, paths, size, calibration)
+        for q, info in infos.items():
+            meta = sidecar.build_sidecar(
+                export_format="tflite",
+                file=os.path.basename(paths[q]),
+                model=model,
+                model_path=model_path,
+                quantization=q,
+                signature=tflite.SIGNATURE,
+                input_spec=info["input"],
+                output_spec=info["output"],
+                extra={
+                    "float_fallback": info["float_fallback"],
+                    "calibration_images": (
+                        len(calibration) if q in tflite.CALIBRATED else 0
+                    ),
+                    "bytes": info["bytes"],
+                },
+            )
+            if info["output"]["quantization"]:
+                meta["output"]["dequantize"] = "score = scale * (q - zero_point)"
+            _write_json(os.path.splitext(paths[q])[0] + ".json", meta)
+            manifest["tflite"][q] = paths[q]
+
+    report = None
+    if verify_dir:
+        report = _verify(model, manifest, verify_dir, size, log)
+        manifest["verify"] = os.path.join(output_dir, "verify.json")
+        _write_json(manifest["verify"], report)
+    _write_json(os.path.join(output_dir, "export.json"), manifest)
+    if report is not None:
+        from tfiqa.export.verify import check_report
+
+        check_report(report)
+    return manifest
+
+
+def _verify(model, manifest, verify_dir, size, log):
+    from tfiqa.export import saved_model as sm
+    from tfiqa.export import tflite, verify
+
+    exports = []
+    if manifest["saved_model"]:
+        fn, export_size = sm.saved_model_predict_fn(manifest["saved_model"])
+        exports.append(
+            {
+                "name": "saved_model (score_uint8)",
+                "kind": "saved_model",
+                "fn": fn,
+                "input_size": export_size,
+                "bytes_fn": sm.saved_model_bytes_fn(manifest["saved_model"]),
+            }
+        )
+    for q, path in manifest["tflite"].items():
+        fn, export_size = tflite.tflite_predict_fn(path)
+        exports.append(
+            {
+                "name": f"tflite {VARIANT_NAMES[q]}",
+                "kind": q,
+                "fn": fn,
+                "input_size": export_size,
+            }
+        )
+    log(f"Verifying exports on {verify_dir}")
+    report = verify.verify_exports(model, exports, verify_dir, size)
+    log(verify.format_report(report))
+    return report

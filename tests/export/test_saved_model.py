@@ -1,0 +1,154 @@
+"""SavedModel export: TF Serving layout, both signatures, the predict fn."""
+
+import io
+import json
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from conftest import make_image
+from PIL import Image
+
+from tfiqa.errors import DataError
+from tfiqa.export import export_model
+from tfiqa.export.saved_model import (
+    resolve_saved_model_dir,
+    saved_model_bytes_fn,
+    saved_model_predict_fn,
+)
+
+from .helpers import keras_scores, tiny_model
+
+SIZE = 32
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    model = tiny_model()
+    out = tmp_path_factory.mktemp("export")
+    manifest = export_model(
+        model, str(out), formats=["saved_model"], input_size=SIZE, name="iqa", version=3
+    )
+    return model, out, manifest
+
+
+def encode(image, fmt):
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format=fmt)
+    return buffer.getvalue()
+
+
+def test_tf_serving_layout(exported):
+    _, out, manifest = exported
+    version_dir = out / "iqa" / "3"
+    assert manifest["saved_model"] == str(version_dir)
+    assert (version_dir / "saved_model.pb").is_file()
+    config = (out / "models.config").read_text()
+    assert 'name: "iqa"' in config
+    assert 'base_path: "/models/iqa"' in config
+    assert 'model_platform: "tensorflow"' in config
+    sidecar = json.loads((version_dir / "assets.extra" / "tfiqa.json").read_text())
+    assert sidecar["format"] == "saved_model"
+    assert sidecar["input"]["shape"] == [-1, SIZE, SIZE, 3]
+    assert sidecar["output"]["direction"] == "higher is better"
+    # Nothing half-written is left behind, and a server user can read it.
+    assert sorted(os.listdir(out / "iqa")) == ["3"]
+    assert os.stat(version_dir / "saved_model.pb").st_mode & 0o044 == 0o044
+    saved = json.loads((out / "export.json").read_text())
+    assert saved["input_size"] == SIZE
+
+
+def test_signatures(exported):
+    _, out, _ = exported
+    loaded = tf.saved_model.load(str(out / "iqa" / "3"))
+    assert set(loaded.signatures) == {"serving_default", "score_uint8"}
+    bytes_sig = loaded.signatures["serving_default"]
+    spec = bytes_sig.structured_input_signature[1]["image_bytes"]
+    assert spec.dtype == tf.string
+    assert list(bytes_sig.structured_outputs) == ["score"]
+    uint8_spec = loaded.signatures["score_uint8"].structured_input_signature[1]
+    assert uint8_spec["images"].dtype == tf.uint8
+    assert uint8_spec["images"].shape.as_list() == [None, SIZE, SIZE, 3]
+
+
+def test_predict_fn_matches_keras(exported):
+    model, out, _ = exported
+    images = np.stack([make_image((SIZE, SIZE), seed=s) for s in range(4)])
+    for path in (out, out / "iqa", out / "iqa" / "3"):
+        fn, input_size = saved_model_predict_fn(str(path))
+        assert input_size == SIZE
+        scores = fn(images)
+        assert scores.shape == (4,)
+        np.testing.assert_allclose(scores, keras_scores(model, images), atol=1e-5)
+    # Other sizes follow the export policy: centre crop, never resize.
+    big = make_image((SIZE + 10, SIZE + 6), seed=9)
+    crop = big[5 : 5 + SIZE, 3 : 3 + SIZE]
+    np.testing.assert_allclose(
+        fn(big[None]), keras_scores(model, crop[None]), atol=1e-5
+    )
+
+
+def test_image_bytes_decodes_jpeg_and_png(exported):
+    model, out, _ = exported
+    fn = saved_model_bytes_fn(str(out))
+    png_image = make_image((SIZE, SIZE), seed=1)
+    jpeg_image = make_image((SIZE + 8, SIZE + 4), seed=2)  # centre-cropped
+    jpeg = encode(jpeg_image, "JPEG")
+    scores = fn([encode(png_image, "PNG"), jpeg])
+    decoded = tf.io.decode_jpeg(jpeg, channels=3).numpy()[4 : 4 + SIZE, 2 : 2 + SIZE]
+    expected = keras_scores(model, np.stack([png_image, decoded]))
+    np.testing.assert_allclose(scores, expected, atol=1e-5)
+    # Grayscale and small images are accepted (3 channels, zero-padded).
+    small_gray = encode(make_image((20, 24), seed=3)[..., 0], "PNG")
+    assert np.isfinite(fn([small_gray])).all()
+
+
+def test_image_bytes_rejects_garbage(exported):
+    _, out, _ = exported
+    fn = saved_model_bytes_fn(str(out))
+    good = encode(make_image((SIZE, SIZE)), "PNG")
+    with pytest.raises(tf.errors.InvalidArgumentError):
+        fn([good, b"this is not an image"])
+    with pytest.raises(tf.errors.InvalidArgumentError):
+        fn([good[: len(good) // 3]])  # truncated PNG
+    # The model still serves the next request.
+    assert fn([good]).shape == (1,)
+
+
+def test_reexport_replaces_version(exported, tmp_path):
+    model, _, _ = exported
+    export_model(model, str(tmp_path), formats=["saved_model"], input_size=SIZE)
+    other = tiny_model(seed=0, bias=3.0)
+    export_model(other, str(tmp_path), formats=["saved_model"], input_size=SIZE)
+    fn, _ = saved_model_predict_fn(str(tmp_path))
+    image = make_image((SIZE, SIZE))[None]
+    np.testing.assert_allclose(fn(image), keras_scores(other, image), atol=1e-5)
+    assert sorted(os.listdir(tmp_path / "tfiqa")) == ["1"]
+
+
+def test_dynamic_size_export(tmp_path):
+    model = tiny_model()
+    export_model(model, str(tmp_path), formats=["saved_model"], input_size=0)
+    fn, input_size = saved_model_predict_fn(str(tmp_path))
+    assert input_size is None
+    for size in [(33, 47), (64, 40)]:
+        image = make_image(size)[None]
+        np.testing.assert_allclose(fn(image), keras_scores(model, image), atol=1e-5)
+    images = [make_image((40, 36), seed=1), make_image((50, 62), seed=2)]
+    scores = saved_model_bytes_fn(str(tmp_path))([encode(i, "PNG") for i in images])
+    expected = [keras_scores(model, i[None])[0] for i in images]
+    np.testing.assert_allclose(scores, expected, atol=1e-5)
+
+
+def test_resolve_errors(tmp_path):
+    with pytest.raises(DataError, match="Not a SavedModel"):
+        resolve_saved_model_dir(str(tmp_path))
+    for name in ("a", "b"):
+        (tmp_path / name / "1").mkdir(parents=True)
+        (tmp_path / name / "1" / "saved_model.pb").write_bytes(b"")
+    with pytest.raises(DataError, match="several models"):
+        resolve_saved_model_dir(str(tmp_path))
+    (tmp_path / "a" / "7").mkdir()
+    (tmp_path / "a" / "7" / "saved_model.pb").write_bytes(b"")
+    assert resolve_saved_model_dir(str(tmp_path / "a")).endswith(os.path.join("a", "7"))

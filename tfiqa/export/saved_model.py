@@ -1,0 +1,273 @@
+"""SavedModel export in the TF Serving layout, and a predict function for it.
+
+Layout (TF Serving watches `<base>/<name>/` and serves the highest version):
+```
+DIR/models.config
+DIR/<name>/<version>/saved_model.pb, variables/, assets.extra/tfiqa.json
+```
+Signatures:
+- `serving_default`: `image_bytes` tf.string (B,) of encoded JPEG/PNG/BMP/GIF
+  files, decoded in the graph (the REST API's `{"b64": ...}` payload).
+  Bytes that do not decode fail that request with INVALID_ARGUMENT; the
+  server keeps running.
+- `score_uint8`: `images` uint8 (B, H, W, 3) RGB, H = W = the input size (or
+  any size when the input size is dynamic).
+Both return `{"score": float32 (B,)}`, higher is better.
+
+Example:
+```python
+fn, input_size = saved_model_predict_fn("out/tfiqa")  # highest version
+scores = fn(images_uint8)  # (N,)
+```
+"""
+
+import os
+import shutil
+import tempfile
+
+import numpy as np
+
+from tfiqa.errors import DataError
+from tfiqa.export.preprocess import fit_to_size
+from tfiqa.files import write_json_atomic, write_text_atomic
+
+SIGNATURE_BYTES = "serving_default"
+SIGNATURE_UINT8 = "score_uint8"
+SIDECAR_PATH = os.path.join("assets.extra", "tfiqa.json")
+
+_MODELS_CONFIG = """model_config_list {{
+  config {{
+    name: "{name}"
+    base_path: "{base_path}"
+    model_platform: "tensorflow"
+  }}
+}}
+"""
+
+
+def _score(model, images):
+    """Scores uint8 images (B, H, W, 3) with the Keras model -> float32 (B,)."""
+    import tensorflow as tf
+
+    scores = model(tf.cast(images, tf.float32), training=False)
+    return tf.reshape(tf.cast(scores, tf.float32), [-1])
+
+
+def build_archive(model, input_size):
+    """A `keras.export.ExportArchive` holding both serving signatures.
+
+    Args:
+        model: keras.Model taking (B, H, W, 3) pixels in [0, 255] and
+            returning scores (B,) (or (B, 1)).
+        input_size: int or None. Fixed square input side; None or 0 scores
+            each image at its own size.
+    """
+    import keras
+    import tensorflow as tf
+
+    size = input_size or None
+
+    def decode(image_bytes):
+        # channels=3: grayscale and RGBA become RGB; GIF gives its first frame.
+        image = tf.io.decode_image(image_bytes, channels=3, expand_animations=False)
+        return fit_to_size(image, size)
+
+    if size:
+
+        def serve_bytes(image_bytes):
+            images = tf.map_fn(
+                decode,
+                image_bytes,
+                fn_output_signature=tf.TensorSpec([size, size, 3], tf.uint8),
+            )  # (batch, size, size, 3)
+            return {"score": _score(model, images)}
+
+    else:
+
+        def serve_bytes(image_bytes):
+            # Sizes differ between images, so each one is scored on its own.
+            scores = tf.map_fn(
+                lambda b: _score(model, decode(b)[tf.newaxis])[0],
+                image_bytes,
+                fn_output_signature=tf.TensorSpec([], tf.float32),
+            )
+            return {"score": scores}
+
+    def serve_uint8(images):
+        return {"score": _score(model, images)}
+
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint(
+        SIGNATURE_BYTES,
+        serve_bytes,
+        input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")],
+    )
+    archive.add_endpoint(
+        SIGNATURE_UINT8,
+        serve_uint8,
+        input_signature=[tf.TensorSpec([None, size, size, 3], tf.uint8, name="images")],
+    )
+    return archive
+
+
+def make_readable(path):
+    """Gives files 0644 and folders 0755: temporary files are created 0600,
+    and a model server usually runs as another user."""
+    if os.path.isfile(path):
+        os.chmod(path, 0o644)
+        return
+    os.chmod(path, 0o755)
+    for root, dirs, files in os.walk(path):
+        for d in dirs:
+            os.chmod(os.path.join(root, d), 0o755)
+        for f in files:
+            os.chmod(os.path.join(root, f), 0o644)
+
+
+def _replace_dir(tmp_dir, target):
+    """Moves a finished directory into place; TF Serving never sees half."""
+    old = None
+    if os.path.exists(target):
+        old = tempfile.mkdtemp(dir=os.path.dirname(target), prefix=".old-")
+        os.replace(target, os.path.join(old, "v"))
+    os.replace(tmp_dir, target)
+    if old:
+        shutil.rmtree(old)
+
+
+def export_saved_model(model, base_dir, version, input_size, sidecar=None):
+    """Writes `base_dir/<version>/` (a SavedModel) atomically.
+
+    Args:
+        model: keras.Model, see `build_archive`.
+        base_dir: str. The model's base path, `DIR/<name>`.
+        version: int. TF Serving version number (a positive integer).
+        input_size: int or None. See `build_archive`.
+        sidecar: dict or None. Written to `assets.extra/tfiqa.json`.
+
+    Returns:
+        str, the version directory.
+    """
+    os.makedirs(base_dir, exist_ok=True)
+    target = os.path.join(base_dir, str(int(version)))
+    # A hidden, non-numeric name: TF Serving ignores it while it is written.
+    tmp_dir = tempfile.mkdtemp(dir=base_dir, prefix=".tmp-")
+    try:
+        build_archive(model, input_size).write_out(tmp_dir, verbose=False)
+        if sidecar is not None:
+            write_json_atomic(os.path.join(tmp_dir, SIDECAR_PATH), sidecar)
+        make_readable(tmp_dir)
+        _replace_dir(tmp_dir, target)
+    finally:
+        if os.path.exists(tmp_dir):
+            shutil.rmtree(tmp_dir)
+    return target
+
+
+def write_models_config(path, name, base_path):
+    """Writes a TF Serving `--model_config_file` serving one model."""
+    write_text_atomic(path, _MODELS_CONFIG.format(name=name, base_path=base_path))
+    make_readable(path)
+
+
+def _versions(folder):
+    try:
+        entries = os.listdir(folder)
+    except OSError:
+        return []
+    return sorted(
+        int(e)
+        for e in entries
+        if e.isdigit() and os.path.isfile(os.path.join(folder, e, "saved_model.pb"))
+    )
+
+
+def resolve_saved_model_dir(path):
+    """Finds the SavedModel for a version dir, a model base dir or an export dir.
+
+    `DIR/<name>/<version>` is used as is; `DIR/<name>` gives its highest
+    version; `DIR` gives the highest version of its only model.
+
+    Raises:
+        DataError: no SavedModel (or more than one model) under `path`.
+    """
+    path = os.fspath(path)
+    if os.path.isfile(os.path.join(path, "saved_model.pb")):
+        return path
+    versions = _versions(path)
+    if versions:
+        return os.path.join(path, str(versions[-1]))
+    models = []
+    if os.path.isdir(path):
+        for entry in sorted(os.listdir(path)):
+            if _versions(os.path.join(path, entry)):
+                models.append(entry)
+    if len(models) == 1:
+        return resolve_saved_model_dir(os.path.join(path, models[0]))
+    if models:
+        raise DataError(
+            f"{path} holds several models; pass one of them "
+            f"({', '.join(os.path.join(path, m) for m in models)}). "
+            f"Received: {path}"
+        )
+    raise DataError(
+        "Not a SavedModel: expected saved_model.pb in the folder, in a numeric "
+        f"version subfolder, or in <name>/<version>/. Received: {path}"
+    )
+
+
+def saved_model_predict_fn(path):
+    """A scoring function for an exported SavedModel (its `score_uint8`).
+
+    Args:
+        path: str. Version dir, model base dir or export dir (see
+            `resolve_saved_model_dir`).
+
+    Returns:
+        (fn, input_size): `fn(uint8 array (N, H, W, 3)) -> np.ndarray (N,)`
+        float32 scores; `input_size` is the fixed square input side, or None
+        when the export takes any size. With a fixed size, other sizes are
+        centre-cropped / zero-padded to it (never resized).
+    """
+    import tensorflow as tf
+
+    directory = resolve_saved_model_dir(path)
+    loaded = tf.saved_model.load(directory)
+    if SIGNATURE_UINT8 not in loaded.signatures:
+        raise DataError(
+            f"SavedModel has no '{SIGNATURE_UINT8}' signature; re-export it with "
+            f"`tfiqa export`. Received signatures: {list(loaded.signatures)} "
+            f"in {directory}"
+        )
+    signature = loaded.signatures[SIGNATURE_UINT8]
+    spec = signature.structured_input_signature[1]["images"]
+    input_size = spec.shape[1]
+
+    def fn(images):
+        images = np.asarray(images)
+        if images.ndim == 3:
+            images = images[np.newaxis]
+        if images.dtype != np.uint8:
+            images = np.clip(np.rint(images), 0, 255).astype(np.uint8)
+        if input_size and images.shape[1:3] != (input_size, input_size):
+            images = fit_to_size(images, input_size)
+        return signature(images=tf.constant(images))["score"].numpy()
+
+    fn.saved_model = loaded  # keeps the loaded object (and its variables) alive
+    return fn, input_size
+
+
+def saved_model_bytes_fn(path):
+    """`fn(list of encoded image files (bytes)) -> np.ndarray (N,)` through the
+    `serving_default` signature, i.e. what a TF Serving client gets."""
+    import tensorflow as tf
+
+    loaded = tf.saved_model.load(resolve_saved_model_dir(path))
+    signature = loaded.signatures[SIGNATURE_BYTES]
+
+    def fn(blobs):
+        return signature(image_bytes=tf.constant(list(blobs)))["score"].numpy()
+
+    fn.saved_model = loaded
+    return fn

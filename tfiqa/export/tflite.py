@@ -1,0 +1,293 @@
+"""TFLite conversion (float32, fp16, dynamic-range, int8, int8 I/O) and scoring.
+
+Every variant has one signature, `score`, with input `image` (B, H, W, 3)
+RGB pixels in [0, 255] (H = W = the input size, or any size when it is
+dynamic) and output `score` (B,), higher is better. The model normalises
+internally, so an app feeds raw pixels:
+
+| quantize | weights | activations | input | output |
+|---|---|---|---|---|
+| none    | float32 | float32 | float32 0..255 | float32 |
+| fp16    | float16 | float32 | float32 0..255 | float32 |
+| dynamic | int8    | float32 (int8 matmuls) | float32 0..255 | float32 |
+| int8    | int8    | int8 | float32 0..255 | float32 |
+| int8_io | int8    | int8 | uint8 (raw pixels) | uint8 (see below) |
+
+`int8` and `int8_io` are calibrated on `calibration` images cropped exactly
+like inference images; the calibration includes the pixel values 0 and 255,
+so the uint8 input of `int8_io` is the raw pixel (scale 1, zero point 0);
+its uint8 output q means score = scale * (q - zero_point) (in the sidecar).
+
+Example:
+```python
+fn, input_size = tflite_predict_fn("out/tflite/tfiqa_int8.tflite")
+scores = fn(images_uint8)  # (N,)
+```
+"""
+
+import os
+import shutil
+import tempfile
+import warnings
+
+import numpy as np
+
+from tfiqa.errors import ConfigError, DataError
+from tfiqa.export.preprocess import fit_to_size
+from tfiqa.files import atomic_path
+
+QUANTIZATIONS = ("none", "fp16", "dynamic", "int8", "int8_io")
+CALIBRATED = ("int8", "int8_io")
+SIGNATURE = "score"
+INPUT_NAME = "image"
+OUTPUT_NAME = "score"
+
+
+def check_quantizations(quantize):
+    """Validates a list of quantization names; returns it without duplicates."""
+    unknown = [q for q in quantize if q not in QUANTIZATIONS]
+    if unknown:
+        raise ConfigError(
+            f"Unknown quantization {unknown}; valid: {', '.join(QUANTIZATIONS)}. "
+            f"Received: {list(quantize)}"
+        )
+    return list(dict.fromkeys(quantize))
+
+
+def write_conversion_source(model, directory, input_size):
+    """Writes the float SavedModel (signature `score`) that TFLite converts.
+
+    Args:
+        model: keras.Model taking (B, H, W, 3) pixels in [0, 255].
+        directory: str. Where to write it.
+        input_size: int or None. Fixed square side; None/0 is dynamic.
+    """
+    import keras
+    import tensorflow as tf
+
+    size = input_size or None
+
+    def score(image):
+        scores = model(image, training=False)
+        return {OUTPUT_NAME: tf.reshape(tf.cast(scores, tf.float32), [-1])}
+
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint(
+        SIGNATURE,
+        score,
+        input_signature=[
+            tf.TensorSpec([None, size, size, 3], tf.float32, name=INPUT_NAME)
+        ],
+    )
+    archive.write_out(directory, verbose=False)
+    return directory
+
+
+def representative_dataset(calibration):
+    """Calibration samples for the converter: {"image": float32 (1, H, W, 3)}.
+
+    The first sample gets one pixel of 0 and one of 255 so that the input's
+    calibrated range is exactly [0, 255]: `int8_io` then takes raw pixels.
+    """
+    calibration = np.asarray(calibration)
+
+    def generate():
+        for i, image in enumerate(calibration):
+            image = image.astype(np.float32)
+            if i == 0:
+                image = image.copy()
+                image[0, 0, :] = 0.0
+                image[0, -1, :] = 255.0
+            yield {INPUT_NAME: image[np.newaxis]}
+
+    return generate
+
+
+def convert(source_dir, quantize, calibration=None):
+    """Converts the SavedModel in `source_dir` to TFLite bytes.
+
+    Args:
+        source_dir: str, from `write_conversion_source`.
+        quantize: one of `QUANTIZATIONS`.
+        calibration: uint8 array (N, H, W, 3), required for int8/int8_io.
+
+    Returns:
+        (bytes, info) where info["float_fallback"] is True when a fully
+        integer graph was impossible and some ops stayed float.
+    """
+    import tensorflow as tf
+    from tensorflow.lite.python.convert_phase import ConverterError
+
+    check_quantizations([quantize])
+    if quantize in CALIBRATED and (calibration is None or len(calibration) == 0):
+        raise ConfigError(
+            f"Quantization '{quantize}' needs calibration images "
+            "(--calibration-dir). Received: none"
+        )
+
+    def converter():
+        c = tf.lite.TFLiteConverter.from_saved_model(
+            source_dir, signature_keys=[SIGNATURE]
+        )
+        if quantize != "none":
+            c.optimizations = [tf.lite.Optimize.DEFAULT]
+        if quantize == "fp16":
+            c.target_spec.supported_types = [tf.float16]
+        if quantize in CALIBRATED:
+            c.representative_dataset = representative_dataset(calibration)
+        if quantize == "int8_io":
+            c.inference_input_type = tf.uint8
+            c.inference_output_type = tf.uint8
+        return c
+
+    info = {"float_fallback": False}
+    if quantize not in CALIBRATED:
+        return converter().convert(), info
+    strict = converter()
+    strict.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    try:
+        return _calibrate_and_convert(strict), info
+    except ConverterError as e:
+        if quantize == "int8_io":
+            raise ConfigError(
+                "int8_io needs every op quantizable to int8, but conversion "
+                f"failed; use --quantize int8 instead. Received: {e}"
+            ) from None
+    mixed = converter()
+    mixed.target_spec.supported_ops = [
+        tf.lite.OpsSet.TFLITE_BUILTINS_INT8,
+        tf.lite.OpsSet.TFLITE_BUILTINS,
+    ]
+    info["float_fallback"] = True
+    return _calibrate_and_convert(mixed), info
+
+
+def _calibrate_and_convert(converter):
+    with warnings.catch_warnings():
+        # The calibrator runs TensorFlow's own deprecated interpreter; its
+        # deprecation notice is not something a user of tfiqa can act on.
+        warnings.filterwarnings(
+            "ignore",
+            message=r"\s*Warning: tf.lite.Interpreter is deprecated",
+            category=UserWarning,
+        )
+        return converter.convert()
+
+
+def _quantization(details):
+    scale, zero_point = details["quantization"]
+    if not scale:
+        return None
+    return {"scale": float(scale), "zero_point": int(zero_point)}
+
+
+def io_specs(content):
+    """Input and output specs of a converted model's `score` signature."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_content=content)
+    runner = interpreter.get_signature_runner(SIGNATURE)
+    specs = []
+    for details in (runner.get_input_details(), runner.get_output_details()):
+        name, d = next(iter(details.items()))
+        specs.append(
+            {
+                "name": name,
+                "dtype": np.dtype(d["dtype"]).name,
+                "shape": [int(v) for v in d["shape_signature"]],
+                "quantization": _quantization(d),
+            }
+        )
+    return specs[0], specs[1]
+
+
+def export_tflite(source_dir, path, quantize, calibration=None):
+    """Converts and writes one `.tflite` file atomically; returns its info."""
+    content, info = convert(source_dir, quantize, calibration)
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            f.write(content)
+        os.chmod(tmp, 0o644)
+    info["input"], info["output"] = io_specs(content)
+    info["bytes"] = len(content)
+    return info
+
+
+def export_tflite_variants(model, paths, input_size, calibration=None):
+    """Writes one `.tflite` per quantization.
+
+    Args:
+        model: keras.Model.
+        paths: dict quantize -> output path.
+        input_size: int or None (dynamic).
+        calibration: uint8 array (N, c, c, 3) for int8/int8_io.
+
+    Returns:
+        dict quantize -> info (see `export_tflite`).
+    """
+    tmp = tempfile.mkdtemp(prefix="tfiqa-tflite-")
+    try:
+        source = write_conversion_source(model, os.path.join(tmp, "source"), input_size)
+        return {
+            q: export_tflite(source, path, q, calibration) for q, path in paths.items()
+        }
+    finally:
+        shutil.rmtree(tmp)
+
+
+def tflite_predict_fn(path, num_threads=None):
+    """A scoring function for an exported `.tflite` file.
+
+    Args:
+        path: str. The `.tflite` file.
+        num_threads: int or None. Interpreter threads (None: runtime default).
+
+    Returns:
+        (fn, input_size): `fn(uint8 array (N, H, W, 3)) -> np.ndarray (N,)`
+        float32 scores (integer outputs dequantized); `input_size` is the
+        fixed square input side, or None when the model takes any size. With
+        a fixed size, other sizes are centre-cropped / zero-padded to it.
+    """
+    from ai_edge_litert.interpreter import Interpreter
+
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise DataError(f"TFLite model not found. Received: {path}")
+    try:
+        interpreter = Interpreter(model_path=path, num_threads=num_threads)
+    except ValueError as e:
+        raise DataError(f"Cannot load TFLite model {path}. Received: {e}") from None
+    signatures = interpreter.get_signature_list()
+    name = SIGNATURE if SIGNATURE in signatures else next(iter(signatures), None)
+    if name is None:
+        raise DataError(f"TFLite model has no signature. Received: {path}")
+    runner = interpreter.get_signature_runner(name)
+    input_name, input_details = next(iter(runner.get_input_details().items()))
+    output_name, output_details = next(iter(runner.get_output_details().items()))
+    shape = input_details["shape_signature"]
+    input_size = int(shape[1]) if shape[1] > 0 else None
+    in_dtype = np.dtype(input_details["dtype"])
+    in_quant = _quantization(input_details)
+    out_quant = _quantization(output_details)
+
+    def fn(images):
+        images = np.asarray(images)
+        if images.ndim == 3:
+            images = images[np.newaxis]
+        if input_size and images.shape[1:3] != (input_size, input_size):
+            images = fit_to_size(np.asarray(images, np.uint8), input_size)
+        x = images.astype(np.float32)
+        if in_quant:
+            x = x / in_quant["scale"] + in_quant["zero_point"]
+        if np.issubdtype(in_dtype, np.integer):
+            info = np.iinfo(in_dtype)
+            x = np.clip(np.rint(x), info.min, info.max)
+        out = runner(**{input_name: x.astype(in_dtype)})[output_name]
+        out = out.astype(np.float32)
+        if out_quant:
+            out = (out - out_quant["zero_point"]) * out_quant["scale"]
+        return out.reshape(-1)
+
+    fn.interpreter = interpreter  # keeps the interpreter alive with `fn`
+    return fn, input_size
