@@ -1,0 +1,150 @@
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from conftest import make_image
+from PIL import Image
+
+import tfiqa
+from tfiqa.data.crops import eval_crops
+from tfiqa.errors import ImageError, TfiqaError
+from tfiqa.inference import Scorer, load
+
+from .conftest import CROP
+
+
+@pytest.fixture(scope="module")
+def scorer(model_path):
+    return load(model_path)
+
+
+def direct(model, batch):
+    return np.asarray(model(np.asarray(batch), training=False))
+
+
+def test_load_reads_crop_size_and_range(scorer):
+    assert scorer.backend == "keras"
+    assert scorer.crop_size == CROP
+    assert scorer.score_range == (0.0, 1.0)
+
+
+def test_tfiqa_load_is_the_inference_loader():
+    assert tfiqa.load is load
+
+
+def test_importing_tfiqa_does_not_import_tensorflow():
+    code = (
+        "import sys, tfiqa; assert 'tensorflow' not in sys.modules; tfiqa.__version__"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_missing_and_unknown_models_are_user_errors(tmp_path):
+    with pytest.raises(TfiqaError, match="Model not found"):
+        load(tmp_path / "nope.keras")
+    other = tmp_path / "model.pt"
+    other.write_bytes(b"x")
+    with pytest.raises(TfiqaError, match="Unknown model format"):
+        load(other)
+
+
+def test_corrupt_keras_file_is_a_user_error(tmp_path):
+    bad = tmp_path / "bad.keras"
+    bad.write_bytes(b"not a zip")
+    with pytest.raises(TfiqaError, match="bad.keras"):
+        load(bad)
+
+
+def test_full_mode_matches_the_model(scorer, tiny_model):
+    image = make_image((40, 56), seed=1)
+    got = scorer.score(image, full=True)
+    assert got.shape == (1,) and got.dtype == np.float32
+    np.testing.assert_allclose(got, direct(tiny_model, image[None]), rtol=1e-5)
+
+
+def test_crops_average_the_deterministic_crops(scorer, tiny_model):
+    image = make_image((48, 64), seed=2)
+    for n in (1, 5):
+        expected = direct(tiny_model, eval_crops(image, CROP, n)).mean()
+        np.testing.assert_allclose(scorer.score(image, crops=n), [expected], rtol=1e-5)
+    np.testing.assert_allclose(scorer.score(image), scorer.score(image, crops=5))
+
+
+def test_paths_arrays_and_tensors_agree(scorer, tmp_path):
+    images = [make_image((48, 48), seed=s) for s in range(3)]
+    paths = []
+    for i, image in enumerate(images):
+        paths.append(str(tmp_path / f"{i}.png"))
+        Image.fromarray(image).save(paths[-1])
+    from_paths = scorer.score(paths, crops=2)
+    assert from_paths.shape == (3,)
+    batch = np.stack(images)
+    np.testing.assert_allclose(scorer.score(batch, crops=2), from_paths, rtol=1e-6)
+    np.testing.assert_allclose(
+        scorer.score(tf.constant(batch), crops=2), from_paths, rtol=1e-6
+    )
+    np.testing.assert_allclose(
+        scorer.score(batch.astype("float32"), crops=2), from_paths, rtol=1e-6
+    )
+    np.testing.assert_allclose(scorer.score(paths[1], crops=2), from_paths[1:2])
+
+
+def test_mixed_sizes_in_full_mode_and_small_batches(scorer):
+    images = [make_image(size, seed=i) for i, size in enumerate([(32, 40), (48, 36)])]
+    images.append(images[0])
+    together = scorer.score(images, full=True, batch_size=1)
+    alone = [scorer.score(image, full=True)[0] for image in images]
+    np.testing.assert_allclose(together, alone, rtol=1e-5)
+    assert together[0] == pytest.approx(together[2])
+
+
+def test_image_smaller_than_the_crop_is_scored_whole(scorer):
+    small = make_image((20, 60), seed=3)
+    np.testing.assert_allclose(
+        scorer.score(small, crops=5), scorer.score(small, full=True), rtol=1e-6
+    )
+
+
+def test_bad_arguments(scorer):
+    image = make_image((40, 40))
+    with pytest.raises(TfiqaError, match="either crops or full"):
+        scorer.score(image, crops=2, full=True)
+    with pytest.raises(TfiqaError, match="crops must be a positive"):
+        scorer.score(image, crops=0)
+    with pytest.raises(TfiqaError, match="shape"):
+        scorer.score(np.zeros((40, 40), np.uint8))
+
+
+def test_unreadable_path_raises_image_error(scorer, tmp_path):
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"garbage")
+    with pytest.raises(ImageError):
+        scorer.score([str(bad)])
+
+
+def mean_pixel(batch):
+    # (N, H, W, 3) -> (N,): a stand-in model for the fixed-input-size path.
+    assert batch.dtype == np.uint8
+    return batch.reshape(len(batch), -1).mean(-1) / 255.0
+
+
+def test_fixed_size_backend_crops_and_refuses_full():
+    calls = []
+
+    def fn(batch):
+        calls.append(batch.shape)
+        return mean_pixel(batch)
+
+    scorer = Scorer(fn, input_size=16, crop_size=99, backend="tflite", path="m")
+    assert scorer.crop_size == 16
+    image = make_image((32, 48), seed=4)
+    expected = mean_pixel(eval_crops(image, 16, 5)).mean()
+    np.testing.assert_allclose(scorer.score(image), [expected], rtol=1e-6)
+    assert set(calls) == {(1, 16, 16, 3)}
+    with pytest.raises(TfiqaError, match="fixed 16x16"):
+        scorer.score(image, full=True)
+    # Too small for the crop: handed to the backend as is (it pads).
+    small = make_image((8, 10), seed=5)
+    np.testing.assert_allclose(scorer.score(small), mean_pixel(small[None]))
