@@ -261,3 +261,40 @@ def test_cli_evaluates_one_saved_split(dataset, tmp_path):
 
     bad = run_cli(*args[:-4], "--workdir", str(tmp_path / "empty"), "--split", "val")
     assert bad.exit_code == 2 and "No splits file" in bad.output
+
+
+@pytest.mark.slow
+def test_cli_scores_with_a_model_first(tmp_path):
+    from conftest import make_image
+
+    from tfiqa.models import IQAModel
+
+    root = tmp_path / "data"
+    root.mkdir()
+    rows = []
+    for i in range(4):
+        Image.fromarray(make_image((40, 48), seed=i)).save(root / f"{i}.png")
+        rows.append([f"{i}.png", f"{0.2 * i + 0.1:.2f}"])
+    write_csv(root / "mos.csv", ["image", "mos"], rows)
+    model = IQAModel(
+        backbone="resnet18", weights="none", head_units=(8,), input_crop_size=32
+    )
+    model_path = str(tmp_path / "model.keras")
+    model.save(model_path)
+
+    out = tmp_path / "out"
+    result = run_cli(
+        "--model", model_path, "--dataset", "csv", "--data-dir", str(root),
+        "--output", str(out),
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    printed = json.loads(result.stdout)
+    assert printed["n"] == 4 and printed["model"] == model_path
+    assert printed["n_missing"] == printed["n_unmatched"] == 0
+    with open(out / "predictions.csv") as f:
+        written = list(csv.DictReader(f))
+    assert [os.path.basename(r["image"]) for r in written] == [
+        f"{i}.png" for i in range(4)
+    ]
+    scores = np.array([float(r["score"]) for r in written])
+    assert np.all((scores >= 0) & (scores <= 1))
