@@ -108,8 +108,47 @@ def train(config_path, data_dir, overrides, workdir):
 @click.argument("inputs", nargs=-1, required=True)
 @user_errors
 def predict(model_path, output, crops, full, inputs):
-    """Score images (files or folders) with a trained model."""
-    not_implemented("predict")
+    """Score images (files or folders) with a trained model.
+
+    Writes CSV rows image,score,error (to --output, or to stdout); an image
+    that cannot be read gets its message in the error column and the others
+    are still scored. Scores are higher-is-better (0..1 for sigmoid models).
+    Default: the average of 5 deterministic crops of the model's crop size.
+    """
+    if crops is not None and full:
+        raise UserError("--crops and --full are mutually exclusive; pass one.")
+    if crops is not None and crops < 1:
+        raise UserError(f"--crops must be a positive integer. Received: {crops}")
+    from tfiqa.inference import load
+    from tfiqa.inference.predict import (
+        expand_inputs,
+        predict_files,
+        rows_to_csv,
+        write_predictions,
+    )
+
+    paths = expand_inputs(inputs)
+    scorer = load(model_path)
+    if len(paths) > 10:
+        with click.progressbar(
+            length=len(paths), label="Scoring", file=sys.stderr
+        ) as bar:
+            rows = predict_files(scorer, paths, crops, full, on_progress=bar.update)
+    else:
+        rows = predict_files(scorer, paths, crops, full)
+    if output:
+        write_predictions(rows, output)
+    else:
+        click.echo(rows_to_csv(rows), nl=False)
+    failed = sum(1 for row in rows if row["error"])
+    destination = f" -> {output}" if output else ""
+    click.echo(
+        f"Scored {len(rows) - failed} of {len(rows)} images{destination}"
+        + (f"; {failed} failed (see the error column)." if failed else "."),
+        err=True,
+    )
+    if failed == len(rows):
+        raise UserError("No image could be scored; see the error column.")
 
 
 @cli.command()
