@@ -21,6 +21,10 @@ def atomic_path(path):
     base, ext = os.path.splitext(os.path.basename(path))
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{base}-", suffix=ext)
     os.close(fd)
+    # mkstemp creates 0600 files; give the result the usual umask permissions.
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
     try:
         yield tmp
         os.replace(tmp, path)
