@@ -3,7 +3,16 @@
 Importing this package registers every type in `DISTORTIONS`.
 """
 
-from tfiqa.distortions import blur, compression  # noqa: E402,F401  (registers)
+from tfiqa.distortions import (  # noqa: E402,F401  (importing registers)
+    blur,
+    brightness,
+    color,
+    compression,
+    live,
+    noise,
+    sharpness,
+    spatial,
+)
 from tfiqa.distortions.base import (
     DISTORTION_SETS,
     DISTORTIONS,

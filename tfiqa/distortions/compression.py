@@ -2,10 +2,13 @@
 
 - jpeg: libjpeg through `tf.io.encode_jpeg` (4:2:0 chroma subsampling, as
   MATLAB `imwrite`) at quality 70, 43, 36, 24, 7 (KADIS-700k's values).
-- jpeg2000: Pillow's OpenJPEG encoder at compression ratios 16, 32, 64, 128,
-  256 (24 bpp input, i.e. 1.5 to 0.094 bpp). KADID's generator used MATLAB's
-  encoder; its ratios are not published with the paper, so these ratios span
-  a similar visible range (slight softening to heavy ringing/blur). It runs
+- jpeg2000: Pillow's OpenJPEG encoder with distortion-targeted rate
+  allocation (`quality_mode="dB"`) at PSNR targets 33, 29, 26, 23, 20 dB.
+  KADID's generator used MATLAB's encoder at fixed compression ratios; fixed
+  ratios break down on training crops (a 64x64 crop at ratio 64 is smaller
+  than the codestream's own headers, so the last levels come out
+  identical), while PSNR targets behave the same at every size and span the
+  same visible range (slight softening to heavy ringing and blur). It runs
   through `tf.numpy_function` and is registered `python_only`.
 """
 
@@ -17,7 +20,7 @@ import tensorflow as tf
 from tfiqa.distortions.base import register_distortion
 
 JPEG_QUALITIES = (70, 43, 36, 24, 7)
-JPEG2000_RATIOS = (16, 32, 64, 128, 256)
+JPEG2000_PSNR_TARGETS = (33.0, 29.0, 26.0, 23.0, 20.0)
 
 
 def to_uint8(image):
@@ -40,15 +43,15 @@ def jpeg(image, level, seed):
     return jpeg_roundtrip(image, JPEG_QUALITIES[level - 1])
 
 
-def _jpeg2000_numpy(image, ratio):
+def _jpeg2000_numpy(image, mode, value):
     from PIL import Image
 
     buffer = io.BytesIO()
     Image.fromarray(image).save(
         buffer,
         format="JPEG2000",
-        quality_mode="rates",
-        quality_layers=[float(ratio)],
+        quality_mode=mode,
+        quality_layers=[float(value)],
         irreversible=True,
     )
     buffer.seek(0)
@@ -56,17 +59,20 @@ def _jpeg2000_numpy(image, ratio):
         return np.asarray(decoded.convert("RGB"), dtype=np.uint8)
 
 
-def jpeg2000_roundtrip(image, ratio):
-    """JPEG2000 (OpenJPEG via Pillow) at compression `ratio`, out of graph."""
+def jpeg2000_roundtrip(image, psnr_target):
+    """JPEG2000 (OpenJPEG via Pillow) targeting `psnr_target` dB, out of graph."""
     pixels = to_uint8(image)
     out = tf.numpy_function(
-        lambda x: _jpeg2000_numpy(x, ratio), [pixels], tf.uint8, stateful=False
+        lambda x: _jpeg2000_numpy(x, "dB", psnr_target),
+        [pixels],
+        tf.uint8,
+        stateful=False,
     )
     out = tf.reshape(out, tf.shape(pixels))
     return tf.cast(out, tf.float32) / 255.0
 
 
-@register_distortion("jpeg2000", params=JPEG2000_RATIOS, python_only=True)
+@register_distortion("jpeg2000", params=JPEG2000_PSNR_TARGETS, python_only=True)
 def jpeg2000(image, level, seed):
-    """JPEG2000 compression at a compression ratio per level (Pillow/OpenJPEG)."""
-    return jpeg2000_roundtrip(image, JPEG2000_RATIOS[level - 1])
+    """JPEG2000 compression to a PSNR target (dB) per level (Pillow/OpenJPEG)."""
+    return jpeg2000_roundtrip(image, JPEG2000_PSNR_TARGETS[level - 1])

@@ -90,8 +90,8 @@ def rgb_to_lab(rgb):
 
 def lab_to_rgb(lab):
     """Inverse of `rgb_to_lab`; out-of-gamut colours are clipped to [0, 1]."""
-    l, a, b = tf.unstack(lab, axis=-1)
-    fy = (l + 16.0) / 116.0
+    lightness, a, b = tf.unstack(lab, axis=-1)
+    fy = (lightness + 16.0) / 116.0
     f = tf.stack([fy + a / 500.0, fy, fy - b / 200.0], -1)
     xyz = tf.where(f > _DELTA, f**3, 3 * _DELTA**2 * (f - 4.0 / 29.0)) * _WHITE
     linear = tf.tensordot(xyz, tf.constant(_XYZ_TO_RGB.T), axes=1)
@@ -168,8 +168,10 @@ def paste_patches(image, sources, y0, x0, dy, dx, ph, pw):
 
     Pixel (y, x) inside rectangle i (rows y0[i]..y0[i]+ph-1, columns
     x0[i]..x0[i]+pw-1) takes `sources[i]` evaluated by the caller: either a
-    colour (n, 3) when `dy`/`dx` are None, or the image pixel at
-    (y - dy[i], x - dx[i]) (a copied, displaced patch).
+    colour (n, 3) when `dy`/`dx` are None, or the original image pixel at
+    (y - dy[i], x - dx[i]) (a copied, displaced patch). Where rectangles
+    overlap the first one wins, so the first k rectangles of a list damage
+    a subset of what the first k + 1 damage (levels stay nested).
     """
     shape = tf.shape(image)
     h, w = shape[0], shape[1]
@@ -177,11 +179,10 @@ def paste_patches(image, sources, y0, x0, dy, dx, ph, pw):
     xx = tf.range(w)[None, :, None]  # (1, W, 1)
     inside = (yy >= y0) & (yy < y0 + ph) & (xx >= x0) & (xx < x0 + pw)  # (H, W, n)
     n = tf.shape(y0)[0]
-    # The last rectangle covering each pixel wins.
-    order = tf.where(inside, tf.range(1, n + 1)[None, None, :], 0)
-    top = tf.reduce_max(order, axis=-1)  # (H, W); 0 = untouched
-    covered = top > 0
-    index = tf.maximum(top - 1, 0)
+    order = tf.where(inside, tf.range(n)[None, None, :], n)
+    first = tf.reduce_min(order, axis=-1)  # (H, W); n = untouched
+    covered = first < n
+    index = tf.minimum(first, n - 1)
     if dy is None:
         fill = tf.gather(sources, index)  # (H, W, 3)
     else:
