@@ -115,6 +115,28 @@ class MetaConfig:
     epochs: int = 10
     steps_per_epoch: int = 100
     val_steps: int = 10
+    # Inner-loop weights: "all", or "head" (only the head adapts; the
+    # backbone is still meta-learned through it; much cheaper).
+    adapt: str = "all"
+    # Outer learning rate of the head and Meta-SGD rates; 0 = learning_rate.
+    head_learning_rate: float = 0.0
+    # Query images per validation task (0 = query_size); more = steadier SRCC.
+    val_query_size: int = 0
+    # Batches of task images used to re-estimate BatchNorm statistics for
+    # the meta-parameters before training and after each epoch (0 = never).
+    bn_recalibration_batches: int = 4
+    # Real-MOS task sources: dataset folder (relative to data.root), reader
+    # options, and the fraction of reference contents held out for validation.
+    task_dir: str = ""
+    task_reader_options: dict = dataclasses.field(default_factory=dict)
+    val_ratio: float = 0.2
+    # Leave-one-distortion-out protocol (`tfiqa lodo`): labelled examples of
+    # the held-out type used to adapt (0 = score the prior as is), the types
+    # swept (empty = all task types) and test images per held-out type.
+    lodo_shots: list = dataclasses.field(default_factory=lambda: [0, 10, 50])
+    lodo_types: list = dataclasses.field(default_factory=list)
+    lodo_test_size: int = 100
+    lodo_adapt_steps: int = 0
 
 
 @dataclasses.dataclass
