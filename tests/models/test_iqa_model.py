@@ -105,3 +105,14 @@ def test_build_model_from_config():
     assert model.levels == ("P5",)
     assert model.input_crop_size == 64
     assert model.head.dropout == pytest.approx(0.1)
+
+
+def test_mixed_precision_still_outputs_float32_scores():
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        model = IQAModel(**SMALL)
+        scores = model(images((2, 32, 32, 3)))
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert scores.dtype == "float32"
+    assert np.all(np.isfinite(np.asarray(scores)))

@@ -85,7 +85,7 @@ class IQAModel(keras.Model):
         x = keras.ops.cast(images, "float32")
         features = backbone_model(x)
         score = head({level: features[level] for level in head.levels})  # (b, 1)
-        score = keras.layers.Reshape((), name="score")(score)  # (batch,)
+        score = keras.layers.Reshape((), dtype="float32", name="score")(score)  # (b,)
         super().__init__(inputs=images, outputs=score, name=name, **kwargs)
 
         # === Config ===
