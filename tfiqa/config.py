@@ -79,6 +79,9 @@ class ModelConfig:
     dropout: float = 0.25
     # "sigmoid" keeps scores in [0, 1] (the MOS scale), "linear" is unbounded.
     output_activation: str = "sigmoid"
+    # Hidden layers of the head: "relu" or "prelu" (MetaIQA), BatchNorm or not.
+    head_activation: str = "relu"
+    batch_norm: bool = True
 
 
 @dataclasses.dataclass

@@ -99,12 +99,15 @@ def test_build_model_from_config():
         pooling=["avg"],
         head_units=[8],
         dropout=0.1,
+        head_activation="prelu",
+        batch_norm=False,
     )
     model = build_model(config, input_crop_size=64)
     assert isinstance(model, IQAModel)
     assert model.levels == ("P5",)
     assert model.input_crop_size == 64
     assert model.head.dropout == pytest.approx(0.1)
+    assert (model.head_activation, model.batch_norm) == ("prelu", False)
 
 
 def test_mixed_precision_still_outputs_float32_scores():
