@@ -1,0 +1,228 @@
+"""Ranking batches for pretraining from the order of synthetic distortion levels.
+
+A batch holds `groups_per_batch` groups. A group is one (source image,
+distortion type): the pristine crop (level 0) and the same crop distorted at
+every level, all cut at one position, so that within a group a lower level
+always means better quality. The efficient all-pairs ranking loss scores
+the whole batch in one pass and compares every ordered pair of a group.
+
+Layout of a batch with G groups and levels (1, ..., 5), N = G * 6:
+
+    images (N, c, c, 3) uint8:  g0/L0 g0/L1 ... g0/L5  g1/L0 ... gG-1/L5
+    group  (N,) int32:          0     0     ... 0      1     ... G-1
+    level  (N,) int32:          0     1     ... 5      0     ... 5
+
+Everything random (source image, type, crop position, noise) is drawn from
+stateless RNGs keyed by (seed, element index): the same seed gives the same
+batches whatever the parallelism.
+
+Reference: Liu, van de Weijer, Bagdanov, "RankIQA: Learning from Rankings
+for No-reference Image Quality Assessment", ICCV 2017.
+"""
+
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from tfiqa.data.image_io import load_image
+from tfiqa.data.pipeline import check_records
+from tfiqa.distortions import DISTORTIONS, LEVELS, resolve_types
+from tfiqa.distortions.base import sub_seed
+from tfiqa.errors import ConfigError, DataError
+
+
+def split_sources(paths, val_ratio, seed):
+    """Splits pristine images into (train, val) by source, before distortion.
+
+    Each file is its own source; files sharing a stem (`a.png`, `a.jpg` in
+    different folders) are kept on one side. Deterministic for a seed; at
+    least one source goes to each side when there are two or more and
+    `val_ratio` > 0.
+
+    Returns:
+        (train_paths, val_paths): sorted lists.
+    """
+    if not 0.0 <= val_ratio < 1.0:
+        raise ConfigError(
+            f"val_ratio must be in [0, 1). Received: val_ratio={val_ratio}"
+        )
+    groups = {}
+    for path in sorted(str(p) for p in paths):
+        stem = os.path.splitext(os.path.basename(path))[0]
+        groups.setdefault(stem, []).append(path)
+    stems = sorted(groups)
+    if not stems:
+        raise DataError("No pristine images to split. Received: 0 paths")
+    rng = np.random.default_rng(seed)
+    order = [stems[i] for i in rng.permutation(len(stems))]
+    n_val = int(round(len(stems) * val_ratio))
+    if val_ratio > 0 and len(stems) >= 2:
+        n_val = min(max(n_val, 1), len(stems) - 1)
+    val = sorted(p for s in order[:n_val] for p in groups[s])
+    train = sorted(p for s in order[n_val:] for p in groups[s])
+    return train, val
+
+
+def check_paths(image_paths, crop_size):
+    """Absolute paths of images that exist, decode and hold a crop; raises
+    ImageError naming the first bad one."""
+    if int(crop_size) < 1:
+        raise ConfigError(f"crop_size must be >= 1. Received: crop_size={crop_size}")
+    paths = [os.path.abspath(str(p)) for p in image_paths]
+    if not paths:
+        raise DataError("No pristine images given. Received: 0 image paths")
+    check_records([{"image_path": p} for p in paths], crop_size)
+    return paths
+
+
+def _decode(path):
+    path = path.decode("utf-8") if isinstance(path, bytes) else str(path)
+    return load_image(path)
+
+
+def load_op(path):
+    """Graph op: path string -> uint8 (H, W, 3) via `load_image`."""
+    image = tf.numpy_function(_decode, [path], tf.uint8, stateful=False)
+    return tf.ensure_shape(image, [None, None, 3])
+
+
+def random_crop(image, crop_size, seed):
+    """A square crop at a stateless-random position; float32 in [0, 1]."""
+    shape = tf.shape(image)
+    top = tf.random.stateless_uniform([], seed, 0, shape[0] - crop_size + 1, tf.int32)
+    left = tf.random.stateless_uniform(
+        [], sub_seed(seed, 1), 0, shape[1] - crop_size + 1, tf.int32
+    )
+    crop = image[top : top + crop_size, left : left + crop_size]
+    crop = tf.ensure_shape(crop, [crop_size, crop_size, 3])
+    return tf.cast(crop, tf.float32) / 255.0
+
+
+def to_uint8(image):
+    return tf.cast(tf.round(tf.clip_by_value(image, 0.0, 1.0) * 255.0), tf.uint8)
+
+
+def distort_one(image, type_index, level, seed, types):
+    """Applies `types[type_index]` at a tensor `level` (1..5) to float (H, W, 3).
+
+    A two-level `tf.switch_case` (type, then level), so every type keeps its
+    static per-level parameters.
+    """
+
+    def type_branch(name):
+        fn = DISTORTIONS.get(name).fn
+
+        def run():
+            branches = [
+                (lambda lv=lv: tf.clip_by_value(fn(image, lv, seed), 0.0, 1.0))
+                for lv in LEVELS
+            ]
+            return tf.switch_case(level - 1, branches)
+
+        return run
+
+    return tf.switch_case(type_index, [type_branch(n) for n in types])
+
+
+def distort_levels(image, type_index, seed, types, levels):
+    """Applies `types[type_index]` at every level of `levels` to one image:
+    float (H, W, 3) -> (len(levels), H, W, 3), one seed for all levels."""
+
+    def type_branch(name):
+        fn = DISTORTIONS.get(name).fn
+
+        def run():
+            return tf.stack(
+                [tf.clip_by_value(fn(image, lv, seed), 0.0, 1.0) for lv in levels]
+            )
+
+        return run
+
+    return tf.switch_case(type_index, [type_branch(n) for n in types])
+
+
+def _check_levels(levels):
+    levels = tuple(int(lv) for lv in levels)
+    if (
+        not levels
+        or any(lv not in LEVELS for lv in levels)
+        or len(set(levels)) < len(levels)
+    ):
+        raise ConfigError(
+            f"levels must be distinct ints in 1..5. Received: levels={levels}"
+        )
+    return tuple(sorted(levels))
+
+
+def ranking_dataset(
+    image_paths,
+    types,
+    crop_size,
+    groups_per_batch,
+    seed,
+    levels=(1, 2, 3, 4, 5),
+    include_pristine=True,
+):
+    """Endless dataset of ranking batches (see the module docstring).
+
+    Args:
+        image_paths: list of str. Pristine images (already split by source).
+        types: list of str distortion names; empty/None = the fast KADID types.
+        crop_size: int. Square crop side; images must be at least this big.
+        groups_per_batch: int. Groups G per batch.
+        seed: int. Makes the stream reproducible.
+        levels: ints in 1..5 included in every group.
+        include_pristine: bool. Add the undistorted crop as level 0.
+
+    Returns:
+        tf.data.Dataset of (images uint8 (N, c, c, 3), {"group": int32 (N,),
+        "level": int32 (N,)}), N = G * (len(levels) + include_pristine).
+
+    Example:
+    ```python
+    train, val = split_sources(list_images("pristine/"), 0.2, seed=0)
+    ds = ranking_dataset(train, None, 224, groups_per_batch=4, seed=0)
+    images, labels = next(iter(ds))
+    ```
+    """
+    types = resolve_types("kadid", types)
+    levels = _check_levels(levels)
+    if int(groups_per_batch) < 1:
+        raise ConfigError(
+            "groups_per_batch must be >= 1. Received: "
+            f"groups_per_batch={groups_per_batch}"
+        )
+    crop_size = int(crop_size)
+    groups_per_batch = int(groups_per_batch)
+    paths = check_paths(image_paths, crop_size)
+    path_table = tf.constant(paths)
+    n_paths, n_types = len(paths), len(types)
+    group_levels = ((0,) if include_pristine else ()) + levels
+    per_group = len(group_levels)
+
+    def make_group(index):
+        key = tf.stack([tf.constant(seed, tf.int64), index])
+        key = tf.cast(tf.math.floormod(key, 2**31 - 1), tf.int32)
+        path_index = tf.random.stateless_uniform([], key, 0, n_paths, tf.int32)
+        type_index = tf.random.stateless_uniform(
+            [], sub_seed(key, 1), 0, n_types, tf.int32
+        )
+        image = load_op(tf.gather(path_table, path_index))
+        crop = random_crop(image, crop_size, sub_seed(key, 2))
+        distorted = distort_levels(crop, type_index, sub_seed(key, 3), types, levels)
+        if include_pristine:
+            distorted = tf.concat([crop[None], distorted], axis=0)
+        return to_uint8(distorted)  # (per_group, c, c, 3)
+
+    def flatten(groups):
+        images = tf.reshape(groups, [-1, crop_size, crop_size, 3])
+        group = tf.repeat(tf.range(groups_per_batch, dtype=tf.int32), per_group)
+        level = tf.tile(tf.constant(group_levels, tf.int32), [groups_per_batch])
+        return images, {"group": group, "level": level}
+
+    ds = tf.data.Dataset.counter()
+    ds = ds.map(make_group, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    ds = ds.batch(groups_per_batch, drop_remainder=True)
+    ds = ds.map(flatten, num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.prefetch(tf.data.AUTOTUNE)
