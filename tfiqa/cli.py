@@ -331,8 +331,29 @@ def export(
 def distort(
     input_dir, output_dir, distortion_set, types, levels, seed, pseudo_mos, preview
 ):
-    """Write synthetically distorted copies of pristine images (KADID-style)."""
-    not_implemented("distort")
+    """Write synthetically distorted copies of pristine images (KADID-style).
+
+    Output: refs/*.png, images/*.png and distortions.csv (written last).
+    """
+    from tfiqa.distortions.writer import distort_folder, parse_levels
+
+    def progress(total):
+        return click.progressbar(length=total, label="Distorting", file=sys.stderr)
+
+    result = distort_folder(
+        input_dir,
+        output_dir,
+        distortion_set=distortion_set,
+        types=[t.strip() for t in types.split(",") if t.strip()],
+        levels=parse_levels(levels),
+        seed=seed,
+        pseudo_mos=pseudo_mos,
+        preview=preview,
+        progress=progress,
+    )
+    click.echo(f"Wrote {result['images']} distorted images and {result['csv']}")
+    if result["preview"]:
+        click.echo(f"Contact sheet: {result['preview']}")
 
 
 def main():

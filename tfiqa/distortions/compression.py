@@ -3,7 +3,7 @@
 - jpeg: libjpeg through `tf.io.encode_jpeg` (4:2:0 chroma subsampling, as
   MATLAB `imwrite`) at quality 70, 43, 36, 24, 7 (KADIS-700k's values).
 - jpeg2000: Pillow's OpenJPEG encoder with distortion-targeted rate
-  allocation (`quality_mode="dB"`) at PSNR targets 33, 29, 26, 23, 20 dB.
+  allocation (`quality_mode="dB"`) at PSNR targets 36, 32, 29, 26, 23 dB.
   KADID's generator used MATLAB's encoder at fixed compression ratios; fixed
   ratios break down on training crops (a 64x64 crop at ratio 64 is smaller
   than the codestream's own headers, so the last levels come out
@@ -20,7 +20,7 @@ import tensorflow as tf
 from tfiqa.distortions.base import register_distortion
 
 JPEG_QUALITIES = (70, 43, 36, 24, 7)
-JPEG2000_PSNR_TARGETS = (33.0, 29.0, 26.0, 23.0, 20.0)
+JPEG2000_PSNR_TARGETS = (36.0, 32.0, 29.0, 26.0, 23.0)
 
 
 def to_uint8(image):

@@ -17,7 +17,7 @@ Variances are on the [0, 1] intensity scale (MATLAB `imnoise` convention).
 - multiplicative_noise: speckle `x + x * n`, variance 0.001, 0.005, 0.01,
   0.02, 0.05 (KADIS-700k).
 - denoise: white noise of variance 0.001, 0.002, 0.003, 0.005, 0.01, then a
-  5x5 colour bilateral filter (spatial sigma 1.5 px, range sigma twice the
+  5x5 colour bilateral filter (spatial sigma 1.5 px, range sigma three times the
   noise sigma). KADID denoised with a Gaussian or box filter chosen at
   random; the bilateral filter gives the waxy, edge-preserving look of real
   denoisers while staying in TF ops and deterministic.
@@ -106,4 +106,4 @@ def denoise(image, level, seed):
     """White noise then bilateral denoising; noise variance per level."""
     sigma = math.sqrt(DENOISE_VARIANCES[level - 1])
     noisy = tf.clip_by_value(image + sigma * normal_field(image, seed), 0.0, 1.0)
-    return bilateral_filter(noisy, range_sigma=2.0 * sigma)
+    return bilateral_filter(noisy, range_sigma=3.0 * sigma)
