@@ -90,8 +90,18 @@ def train(config_path, data_dir, overrides, workdir):
     With no --config this runs the embedded quickstart: tiny scale, no
     downloads, no data folder needed.
     """
-    load_experiment_config(config_path, overrides, data_dir)
-    not_implemented("train")
+    config = load_experiment_config(config_path, overrides, data_dir)
+
+    import os
+
+    from tfiqa.training.run import format_summary, run_experiment
+
+    click.echo(f"Training in {workdir} (stages: {', '.join(config.trainer.stages)})")
+    metrics = run_experiment(config, workdir)
+    click.echo("")
+    click.echo(format_summary(metrics))
+    click.echo(f"\nModel: {metrics['model']}")
+    click.echo(f"Metrics: {os.path.join(metrics['workdir'], 'metrics.json')}")
 
 
 @cli.command()

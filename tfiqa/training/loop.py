@@ -8,11 +8,12 @@ default strategy, `MirroredStrategy` and `MultiWorkerMirroredStrategy`.
 
 A stage supplies `compute_terms(batch, training)` returning a dict of
 `name -> (sum, count)` tensors for its replica's share of the global batch;
-the entry "loss" is minimised. The loop divides each replica's sum by the
-count all-reduced over the global batch, so the loss (and its gradient, which
-the optimizers sum over replicas) is the mean over the global batch however
-it is split: the `tf.nn.compute_average_loss` contract, also correct for
-pair losses whose count is not the batch size.
+the loss minimised is `sum_k weight_k * sum_k / global_count_k` over the
+terms named in `loss_weights` (default: the term "loss"). Dividing each
+replica's sum by the count all-reduced over the global batch makes the loss
+(and its gradient, which the optimizers sum over replicas) the mean over the
+global batch however it is split: the `tf.nn.compute_average_loss` contract,
+also correct for pair losses whose count is not the batch size.
 
 Every epoch ends with a `tf.train.CheckpointManager` save of the model, the
 optimizers and the stage/epoch counters. TensorFlow writes a checkpoint's
@@ -93,13 +94,17 @@ class DistributedLoop:
         compute_terms: callable `(batch, training) -> {name: (sum, count)}`
             for one replica's share of a batch; "loss" is minimised, other
             entries are streamed as metrics (e.g. "pair_accuracy").
+        loss_weights: dict `{term: weight}` of the terms that make the loss;
+            default `{"loss": 1.0}`. With several terms, the weighted total is
+            reported as "loss".
         optimizer_groups: list of `(optimizer, variables)`; each optimizer
             updates its own variables (e.g. backbone and head learning rates).
         stage: str. Stage name, used in logs and error messages.
         stage_index: int. Position of the stage in `trainer.stages`.
         checkpoint_dir: str. Where this stage's checkpoints go.
         log_dir: str or None. TensorBoard logs (`tf.summary`) go here.
-        verbose: int. 1 shows a progress bar per epoch (chief only).
+        verbose: int. 1 shows a progress bar per epoch, 0 one line per
+            epoch, -1 nothing (output on the chief only).
         max_to_keep: int. Checkpoints kept.
 
     Example:
@@ -123,8 +128,10 @@ class DistributedLoop:
         log_dir=None,
         verbose=1,
         max_to_keep=2,
+        loss_weights=None,
     ):
         self.strategy = strategy
+        self.loss_weights = dict(loss_weights or {"loss": 1.0})
         self.model = model
         self.compute_terms = compute_terms
         self.optimizer_groups = [(opt, list(v)) for opt, v in optimizer_groups]
@@ -194,9 +201,15 @@ class DistributedLoop:
         persistent = len(self.optimizer_groups) > 1
         with tf.GradientTape(persistent=persistent) as tape:
             terms = self.compute_terms(batch, True)
-            loss_sum, count = terms["loss"]
-            global_count = context.all_reduce(tf.distribute.ReduceOp.SUM, count)
-            loss = tf.math.divide_no_nan(loss_sum, global_count)
+            loss = 0.0
+            for name, weight in self.loss_weights.items():
+                term_sum, count = terms[name]
+                global_count = context.all_reduce(
+                    tf.distribute.ReduceOp.SUM, tf.cast(count, tf.float32)
+                )
+                loss += weight * tf.math.divide_no_nan(
+                    tf.cast(term_sum, tf.float32), global_count
+                )
             if self.model.losses:
                 # Regularisation is per model, not per example: each replica
                 # adds its share so the sum over replicas counts it once.
@@ -259,7 +272,7 @@ class DistributedLoop:
         """
         resumed_from = self.restore() if resume else None
         initial_epoch = int(self.epoch.numpy())
-        if resumed_from and self.chief and self.verbose:
+        if resumed_from and self.chief and self.verbose >= 0:
             print(
                 f"[{self.stage}] resuming at epoch {initial_epoch + 1}/{epochs} "
                 f"from {resumed_from}",
@@ -280,7 +293,7 @@ class DistributedLoop:
             logs["checkpoint"] = path
             history.append(logs)
             self._write_epoch_summaries(epoch, logs)
-            if self.chief and self.verbose:
+            if self.chief and self.verbose >= 0:
                 shown = ", ".join(
                     f"{k}={v:.4f}"
                     for k, v in logs.items()
@@ -309,7 +322,7 @@ class DistributedLoop:
         iterator = iter(distribute_dataset(self.strategy, dataset))
         totals = {}
         progbar = None
-        if self.chief and self.verbose:
+        if self.chief and self.verbose >= 1:
             print(f"[{self.stage}] epoch {epoch + 1}/{epochs}", flush=True)
             progbar = keras.utils.Progbar(steps, unit_name="step")
         for step in range(steps):
@@ -318,8 +331,12 @@ class DistributedLoop:
             except (StopIteration, tf.errors.OutOfRangeError):
                 break
             values = {k: (float(s), float(c)) for k, (s, c) in terms.items()}
-            loss_sum, loss_count = values["loss"]
-            step_loss = loss_sum / loss_count if loss_count else 0.0
+            step_loss = sum(
+                weight * (values[k][0] / values[k][1] if values[k][1] else 0.0)
+                for k, weight in self.loss_weights.items()
+            )
+            if "loss" not in values:
+                values["loss"] = (step_loss, 1.0)
             if not math.isfinite(step_loss):
                 last = int(self.epoch.numpy())
                 kept = (

@@ -1,0 +1,777 @@
+"""`run_experiment`: the stages of one config, in order, on one `IQAModel`.
+
+Work directory layout:
+```
+config.yaml           the resolved config
+model.keras           the final scoring model (after the last stage)
+metrics.json          per-stage validation metrics, history, seeds, test
+checkpoints/<stage>/  epoch checkpoints (model, optimizers, counters),
+                      final.weights.h5 + done.json once the stage is done,
+                      best.weights.h5 + best.json (finetune model selection)
+logs/<stage>/         TensorBoard event files
+splits/               splits.json (MOS data), pristine.json (ranking sources)
+data/                 generated images (quickstart) when no folder is given
+```
+Running again with the same work directory resumes: finished stages are
+skipped (their final weights are loaded) and the current stage restarts
+from its last epoch checkpoint.
+"""
+
+import dataclasses
+import json
+import logging
+import math
+import os
+import time
+
+import numpy as np
+
+from tfiqa.config import save_config
+from tfiqa.errors import ConfigError, DataError
+from tfiqa.files import atomic_path, write_json_atomic, write_text_atomic
+
+logger = logging.getLogger("tfiqa.training")
+
+MAX_SYNTHETIC_SIDE = 256
+
+
+@dataclasses.dataclass
+class StageContext:
+    """What every stage needs: config, strategy, model and where to write."""
+
+    config: object
+    workdir: str
+    strategy: object
+    model: object
+    chief: bool
+    # The chief writes into `workdir`; other workers into their own scratch
+    # folder so that files never collide.
+    write_root: str
+    verbose: int
+    seed: int
+    pristine: dict = dataclasses.field(default_factory=dict)
+    mos_splits: dict = dataclasses.field(default_factory=dict)
+    precise_bn: object = None
+
+    def stage_dir(self, stage, chief_copy=False):
+        root = self.workdir if chief_copy else self.write_root
+        return os.path.join(root, "checkpoints", stage)
+
+    def log(self, message):
+        if self.chief and self.verbose >= 0:
+            print(message, flush=True)
+
+
+def save_weights_atomic(model, path):
+    """`model.save_weights` to a temporary `.weights.h5` renamed over `path`."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    tmp = os.path.join(folder, f".tmp-{os.getpid()}-{os.path.basename(path)}")
+    try:
+        model.save_weights(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+# -- data preparation ------------------------------------------------------
+
+
+def _split_pristine(config, paths, seed):
+    root = config.resolve_path(config.data.pristine_dir)
+    if config.data.pristine_val_dirs and root:
+        val_roots = [
+            os.path.abspath(os.path.join(root, d)) + os.sep
+            for d in config.data.pristine_val_dirs
+        ]
+        for d in val_roots:
+            if not os.path.isdir(d):
+                raise ConfigError(
+                    f"data.pristine_val_dirs: {d} is not a folder under "
+                    f"data.pristine_dir. Received: {config.data.pristine_val_dirs}"
+                )
+        val = [p for p in paths if any(p.startswith(d) for d in val_roots)]
+        train = [p for p in paths if p not in set(val)]
+    else:
+        ratio = float(config.data.pristine_val_ratio)
+        if not 0.0 < ratio < 1.0:
+            raise ConfigError(
+                "data.pristine_val_ratio must be in (0, 1). "
+                f"Received: {config.data.pristine_val_ratio}"
+            )
+        order = np.random.default_rng(seed).permutation(len(paths))
+        n_val = min(len(paths) - 1, max(1, round(ratio * len(paths))))
+        val = sorted(paths[i] for i in order[:n_val])
+        train = sorted(paths[i] for i in order[n_val:])
+    if not train or not val:
+        raise DataError(
+            "Ranking needs pristine images for both training and validation. "
+            f"Received: {len(train)} train, {len(val)} validation images"
+        )
+    return {"train": train, "val": val}
+
+
+def prepare_pristine(ctx):
+    """Pristine image paths split by source into train/val (written to splits/)."""
+    from tfiqa.data.pristine import generate_pristine, list_images
+
+    config = ctx.config
+    folder = config.resolve_path(config.data.pristine_dir)
+    generated = not folder
+    if generated:
+        folder = os.path.join(ctx.write_root, "data", "pristine")
+        existing = list_images(folder) if os.path.isdir(folder) else []
+        if len(existing) != config.data.pristine_count:
+            generate_pristine(
+                folder,
+                count=config.data.pristine_count,
+                size=config.data.pristine_size,
+                seed=ctx.seed,
+            )
+    elif not os.path.isdir(folder):
+        raise ConfigError(
+            f"data.pristine_dir is not a folder. Received: {folder} "
+            f"(data.root={config.data.root!r})"
+        )
+    paths = list_images(folder)
+    split = _split_pristine(config, paths, ctx.seed)
+    if ctx.chief:
+        from tfiqa.data.splits import save_splits
+
+        save_splits(
+            os.path.join(ctx.workdir, "splits", "pristine.json"),
+            split,
+            meta={
+                "pristine_dir": folder,
+                "generated": generated,
+                "seed": ctx.seed,
+                "val_dirs": list(config.data.pristine_val_dirs),
+                "val_ratio": config.data.pristine_val_ratio,
+            },
+        )
+    return split
+
+
+def _center_square(image, side):
+    h, w = image.shape[:2]
+    side = min(side, h, w)
+    top, left = (h - side) // 2, (w - side) // 2
+    return image[top : top + side, left : left + side]
+
+
+def synthesize_mos_set(pristine_paths, folder, types, levels, seed):
+    """Writes distorted copies with MS-SSIM pseudo-MOS labels (`distorted` layout).
+
+    Each pristine image (centre square of at most 256 px) is written as
+    level 0 with label 1.0, then once per type and level with the pseudo-MOS
+    of the distorted copy against it. The index `distortions.csv` is written
+    last, so an interrupted run regenerates the set.
+
+    Returns:
+        The folder, readable with `read_dataset("distorted", folder)`.
+    """
+    import tensorflow as tf
+    from PIL import Image
+
+    from tfiqa.data.image_io import load_image
+    from tfiqa.distortions import apply_distortion
+    from tfiqa.distortions.measures import pseudo_mos
+
+    index = os.path.join(folder, "distortions.csv")
+    if os.path.isfile(index):
+        return folder
+    # Traced once per image size: MS-SSIM eagerly costs several times more.
+    label_fn = tf.function(pseudo_mos, reduce_retracing=True)
+    os.makedirs(os.path.join(folder, "images"), exist_ok=True)
+    rows = ["image,ref,distortion,level,pseudo_mos"]
+    for i, path in enumerate(pristine_paths):
+        ref = os.path.splitext(os.path.basename(path))[0]
+        image = _center_square(load_image(path), MAX_SYNTHETIC_SIDE)
+        reference = image.astype(np.float32) / 255.0
+        name = f"images/{ref}.png"
+        Image.fromarray(image).save(os.path.join(folder, name))
+        rows.append(f"{name},{ref},,0,1.0")
+        for t, dtype in enumerate(types):
+            for level in levels:
+                distorted = apply_distortion(
+                    dtype, reference, int(level), seed=[seed, i * 1000 + t * 10 + level]
+                )
+                label = float(label_fn(reference, distorted))
+                out = np.round(distorted.numpy() * 255.0).astype(np.uint8)
+                name = f"images/{ref}_{dtype}_{level}.png"
+                Image.fromarray(out).save(os.path.join(folder, name))
+                rows.append(f"{name},{ref},{dtype},{level},{label:.6f}")
+    write_text_atomic(index, "\n".join(rows) + "\n")
+    return folder
+
+
+def prepare_mos_data(ctx):
+    """Train/val/test records for fine-tuning (splits written to splits/)."""
+    from tfiqa.data.readers import read_dataset
+    from tfiqa.data.splits import splits_for_config
+
+    config = ctx.config
+    data = config.data
+    options = dict(data.reader_options)
+    if data.skip_bad:
+        options.setdefault("skip_bad", True)
+    if data.dataset_dir:
+        folder = config.resolve_path(data.dataset_dir)
+    elif data.dataset == "distorted":
+        from tfiqa.distortions import resolve_types
+
+        types = resolve_types(
+            config.ranking.distortion_set,
+            data.synthetic_types or config.ranking.types or None,
+        )
+        pristine = ctx.pristine["train"] + ctx.pristine["val"]
+        folder = synthesize_mos_set(
+            pristine,
+            os.path.join(ctx.write_root, "data", "distorted"),
+            types,
+            data.synthetic_levels,
+            ctx.seed,
+        )
+    else:
+        raise ConfigError(
+            "The finetune stage needs MOS data: set data.dataset_dir (and "
+            "data.dataset, a reader kind), or use data.dataset=distorted with "
+            "no dataset_dir to synthesise pseudo-MOS labels. "
+            f"Received: data.dataset={data.dataset!r}, data.dataset_dir=''"
+        )
+    records = read_dataset(data.dataset, folder, **options)
+    parts = splits_for_config(
+        records, data, seed=ctx.seed, workdir=ctx.workdir if ctx.chief else None
+    )
+    if not parts["train"]:
+        raise DataError(
+            f"The training split is empty. Received: {len(records)} records, "
+            f"val_ratio={data.val_ratio}, test_ratio={data.test_ratio}"
+        )
+    return parts
+
+
+# -- stages ----------------------------------------------------------------
+
+
+def _dataset_seed(ctx, stage, epoch):
+    return int(ctx.seed) * 100_003 + {"rank": 1, "finetune": 2}[stage] * 10_007 + epoch
+
+
+def recalibrate_bn(ctx, dataset_fn, epoch):
+    """Precise BN before validation: moving statistics from training batches.
+
+    Training-mode steps use batch statistics, so this changes only what
+    inference sees; it runs on every worker with the same data.
+    """
+    count = int(ctx.config.trainer.precise_bn_batches)
+    if count <= 0:
+        return 0
+    if ctx.precise_bn is None:
+        from tfiqa.training.callbacks import PreciseBatchNorm
+
+        ctx.precise_bn = PreciseBatchNorm(ctx.model)
+    batches = (batch[0] for batch in dataset_fn(epoch + 1_000_000).take(count))
+    return ctx.precise_bn.recalibrate(batches)
+
+
+def run_rank_stage(ctx, stage_index):
+    """Ranking pretraining; returns the stage's result dict."""
+    from tfiqa.data.ranking import ranking_dataset
+    from tfiqa.distortions import resolve_types
+    from tfiqa.training.loop import DistributedLoop, make_optimizer
+    from tfiqa.training.ranking_trainer import RankingTrainer
+
+    config = ctx.config
+    cfg = config.ranking
+    types = resolve_types(cfg.distortion_set, cfg.types or None)
+    replicas = ctx.strategy.num_replicas_in_sync
+    if cfg.groups_per_batch % replicas:
+        logger.warning(
+            "ranking.groups_per_batch=%d is not a multiple of the %d replicas: "
+            "pairs split across replicas are not trained on.",
+            cfg.groups_per_batch,
+            replicas,
+        )
+    crop = config.data.crop_size
+    train_paths, val_paths = ctx.pristine["train"], ctx.pristine["val"]
+
+    def dataset_fn(epoch):
+        return ranking_dataset(
+            train_paths,
+            types,
+            crop,
+            cfg.groups_per_batch,
+            seed=_dataset_seed(ctx, "rank", epoch),
+        ).repeat()
+
+    # A fixed validation set: the same crops and distortions every epoch.
+    val_ds = ranking_dataset(
+        val_paths, types, crop, cfg.groups_per_batch, seed=ctx.seed + 999_983
+    ).repeat()
+    val_batches = [
+        (images.numpy(), {k: v.numpy() for k, v in labels.items()})
+        for images, labels in val_ds.take(max(1, cfg.val_steps))
+    ]
+    trainer = RankingTrainer(ctx.model, margin=cfg.margin)
+
+    def validate(epoch):
+        recalibrate_bn(ctx, dataset_fn, epoch)
+        return trainer.evaluate(val_batches)
+
+    with ctx.strategy.scope():
+        optimizer = make_optimizer(
+            cfg.learning_rate,
+            config.trainer.weight_decay,
+            config.trainer.mixed_precision,
+            name="rank_optimizer",
+        )
+    loop = DistributedLoop(
+        ctx.strategy,
+        ctx.model,
+        trainer.compute_terms,
+        [(optimizer, ctx.model.trainable_variables)],
+        stage="rank",
+        stage_index=stage_index,
+        checkpoint_dir=ctx.stage_dir("rank", chief_copy=True),
+        log_dir=os.path.join(ctx.workdir, "logs", "rank"),
+        verbose=ctx.verbose,
+    )
+    result = loop.fit(
+        dataset_fn,
+        cfg.epochs,
+        cfg.steps_per_epoch,
+        validate=validate,
+    )
+    val = _last_val(result["history"])
+    if not val:  # resumed after the last epoch: validate the restored model
+        val = trainer.evaluate(val_batches)
+    return {
+        **_fit_summary(result, cfg.epochs),
+        "val": val,
+        "types": types,
+        "batch_images": len(val_batches[0][0]),
+        "sources": {"train": len(train_paths), "val": len(val_paths)},
+    }
+
+
+def run_finetune_stage(ctx, stage_index):
+    """MOS regression with model selection on validation; returns its result."""
+    from tfiqa.data.pipeline import check_records, mos_dataset
+    from tfiqa.training.finetune import FinetuneTrainer
+    from tfiqa.training.loop import DistributedLoop, make_optimizer
+
+    config = ctx.config
+    cfg = config.finetune
+    data = config.data
+    crop, batch = data.crop_size, data.batch_size
+    parts = ctx.mos_splits
+    train = check_records(parts["train"], crop, data.skip_bad)
+    val = check_records(parts["val"], crop, data.skip_bad) if parts["val"] else []
+    test = check_records(parts["test"], crop, data.skip_bad) if parts["test"] else []
+    drop = len(train) >= batch
+    steps = cfg.steps_per_epoch or max(1, len(train) // batch if drop else 1)
+
+    def dataset_fn(epoch):
+        return mos_dataset(
+            train,
+            crop,
+            batch,
+            training=True,
+            seed=_dataset_seed(ctx, "finetune", epoch),
+            skip_bad=data.skip_bad,
+            check=False,
+            drop_remainder=drop,
+        ).repeat()
+
+    trainer = FinetuneTrainer(ctx.model, cfg.loss, cfg.rank_weight, cfg.patience)
+    model = ctx.model
+    backbone = list(model.backbone_variables)
+    backbone_ids = {id(v) for v in backbone}
+    head = [v for v in model.trainable_variables if id(v) not in backbone_ids]
+    with ctx.strategy.scope():
+        groups = [
+            (
+                make_optimizer(
+                    cfg.learning_rate,
+                    config.trainer.weight_decay,
+                    config.trainer.mixed_precision,
+                    name="backbone_optimizer",
+                ),
+                backbone,
+            ),
+            (
+                make_optimizer(
+                    cfg.head_learning_rate,
+                    config.trainer.weight_decay,
+                    config.trainer.mixed_precision,
+                    name="head_optimizer",
+                ),
+                head,
+            ),
+        ]
+    groups = [(opt, variables) for opt, variables in groups if variables]
+    stage_dir = ctx.stage_dir("finetune")
+    best_weights = os.path.join(stage_dir, "best.weights.h5")
+    best_json = os.path.join(stage_dir, "best.json")
+    if os.path.isfile(best_json) and os.path.isfile(best_weights):
+        with open(best_json) as f:
+            trainer.best = json.load(f)
+
+    val_ds = None
+    if val:
+        val_ds = mos_dataset(val, crop, batch, training=False, check=False)
+
+    def validate(epoch):
+        recalibrate_bn(ctx, dataset_fn, epoch)
+        return trainer.evaluate(val_ds, fit=False)
+
+    def on_epoch_end(epoch, logs):
+        if val_ds is None:
+            return False
+        metrics = {k[4:]: v for k, v in logs.items() if k.startswith("val_")}
+        if trainer.is_better(metrics):
+            trainer.best = {"epoch": epoch + 1, **metrics}
+            os.makedirs(stage_dir, exist_ok=True)
+            save_weights_atomic(model, best_weights)
+            write_json_atomic(best_json, trainer.best)
+        logs["best_epoch"] = trainer.best["epoch"] if trainer.best else 0
+        return trainer.should_stop(epoch)
+
+    loop = DistributedLoop(
+        ctx.strategy,
+        model,
+        trainer.compute_terms,
+        groups,
+        stage="finetune",
+        stage_index=stage_index,
+        checkpoint_dir=ctx.stage_dir("finetune", chief_copy=True),
+        log_dir=os.path.join(ctx.workdir, "logs", "finetune"),
+        verbose=ctx.verbose,
+        loss_weights=trainer.loss_weights,
+    )
+    result = loop.fit(
+        dataset_fn,
+        cfg.epochs,
+        steps,
+        validate=validate if val_ds is not None else None,
+        on_epoch_end=on_epoch_end,
+    )
+    selected = "last epoch"
+    if trainer.best is not None and os.path.isfile(best_weights):
+        model.load_weights(best_weights)
+        selected = f"best validation SRCC (epoch {trainer.best['epoch']})"
+    elif val_ds is None:
+        recalibrate_bn(ctx, dataset_fn, cfg.epochs)
+    summary = {
+        **_fit_summary(result, cfg.epochs),
+        "steps_per_epoch": steps,
+        "selected": selected,
+        "best_epoch": trainer.best["epoch"] if trainer.best else None,
+        # The selected model on the whole validation split, with the
+        # logistic mapping for PLCC/RMSE (per-epoch PLCC is raw).
+        "val": trainer.evaluate(val_ds) if val_ds is not None else {},
+        "split_sizes": {"train": len(train), "val": len(val), "test": len(test)},
+    }
+    if test:
+        summary["test"] = evaluate_test(ctx, trainer, test)
+    return summary
+
+
+def evaluate_test(ctx, trainer, records):
+    """Scores the test split once, with the selected model and `data.eval_mode`."""
+    from tfiqa.data.pipeline import eval_crops_dataset, eval_image_dataset
+
+    data = ctx.config.data
+    if data.eval_mode == "full":
+        by_path = {r["image_path"]: r["mos"] for r in records}
+        images = eval_image_dataset([r["image_path"] for r in records])
+        dataset = (
+            (image[None], np.float32([by_path[path.numpy().decode()]]))
+            for image, path in images
+        )
+        predictions, targets = [], []
+        for image, mos in dataset:
+            predictions.append(trainer.predict(image))
+            targets.append(mos)
+        from tfiqa.metrics import evaluate_predictions
+
+        metrics = evaluate_predictions(
+            np.concatenate(predictions), np.concatenate(targets)
+        )
+        metrics = {k: float(metrics[k]) for k in ("srcc", "plcc", "krcc", "rmse")}
+    elif data.eval_mode == "crops":
+        dataset = eval_crops_dataset(
+            records, data.crop_size, data.eval_crops, check=False
+        )
+        metrics = trainer.evaluate(dataset, multi_crop=True)
+    else:
+        raise ConfigError(
+            f"data.eval_mode must be 'crops' or 'full'. Received: {data.eval_mode!r}"
+        )
+    metrics["eval_mode"] = data.eval_mode
+    metrics["n"] = len(records)
+    return metrics
+
+
+def run_meta(ctx, stage_index):
+    from tfiqa.training.meta_stage import run_meta_stage
+
+    start = time.time()
+    metrics = run_meta_stage(ctx.config, ctx.model, ctx.strategy, ctx.workdir)
+    return {
+        "epochs": ctx.config.meta.epochs,
+        "time_s": time.time() - start,
+        "val": {k: v for k, v in (metrics or {}).items() if _is_number(v)},
+        "details": metrics,
+    }
+
+
+STAGE_RUNNERS = {
+    "rank": run_rank_stage,
+    "meta": run_meta,
+    "finetune": run_finetune_stage,
+}
+
+
+def _is_number(value):
+    return isinstance(value, (int, float, np.floating, np.integer)) and not isinstance(
+        value, bool
+    )
+
+
+def _last_val(history):
+    for logs in reversed(history):
+        val = {k[4:]: v for k, v in logs.items() if k.startswith("val_")}
+        if val:
+            return val
+    return {}
+
+
+def _fit_summary(result, epochs):
+    history = [
+        {k: v for k, v in h.items() if k != "checkpoint" and _is_number(v)}
+        for h in result["history"]
+    ]
+    done = result["initial_epoch"] + len(result["history"])
+    return {
+        "epochs": epochs,
+        "epochs_done": done,
+        "initial_epoch": result["initial_epoch"],
+        "resumed_from": result["resumed_from"],
+        "stopped_early": result["stopped_early"],
+        "time_s": float(sum(h.get("time", 0.0) for h in result["history"])),
+        "history": history,
+    }
+
+
+# -- the run ---------------------------------------------------------------
+
+
+def _jsonable(value):
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (np.floating, float)):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
+def _check_config(config):
+    for stage in config.trainer.stages:
+        if config.trainer.stages.count(stage) > 1:
+            raise ConfigError(
+                f"trainer.stages lists '{stage}' twice. "
+                f"Received: {config.trainer.stages}"
+            )
+    ranking = config.ranking
+    if "rank" in config.trainer.stages and (
+        ranking.epochs < 1 or ranking.steps_per_epoch < 1
+    ):
+        raise ConfigError(
+            "ranking.epochs and ranking.steps_per_epoch must be >= 1. Received: "
+            f"epochs={ranking.epochs}, steps_per_epoch={ranking.steps_per_epoch}"
+        )
+    if "finetune" in config.trainer.stages and config.finetune.epochs < 1:
+        raise ConfigError(
+            f"finetune.epochs must be >= 1. Received: {config.finetune.epochs}"
+        )
+    if config.data.eval_mode not in ("crops", "full"):
+        raise ConfigError(
+            "data.eval_mode must be 'crops' or 'full'. "
+            f"Received: {config.data.eval_mode!r}"
+        )
+
+
+def run_experiment(config, workdir, verbose=None):
+    """Runs `config.trainer.stages` in order and writes the work directory.
+
+    Args:
+        config: `ExperimentConfig`.
+        workdir: str. Created if needed; an existing one is resumed.
+        verbose: int or None. Overrides `config.trainer.verbose` (1 progress
+            bars, 0 epoch lines, -1 silent).
+
+    Returns:
+        dict, the content of `metrics.json`.
+
+    Example:
+    ```python
+    config = load_config("configs/resnet18_multilevel.yaml")
+    metrics = run_experiment(config, "runs/resnet18")
+    print(format_summary(metrics))
+    ```
+    """
+    import keras
+
+    from tfiqa.models import build_model
+    from tfiqa.training.strategy import (
+        get_strategy,
+        is_chief,
+        set_mixed_precision,
+        worker_id,
+    )
+
+    _check_config(config)
+    workdir = os.path.abspath(workdir)
+    verbose = config.trainer.verbose if verbose is None else int(verbose)
+    seed = int(config.trainer.seed)
+    strategy = get_strategy(config.trainer)
+    chief = is_chief(strategy)
+    write_root = (
+        workdir if chief else os.path.join(workdir, "workers", worker_id(strategy))
+    )
+    os.makedirs(write_root, exist_ok=True)
+    if chief:
+        save_config(config, os.path.join(workdir, "config.yaml"))
+    previous_policy = keras.mixed_precision.global_policy().name
+    policy = set_mixed_precision(config.trainer.mixed_precision)
+    try:
+        keras.utils.set_random_seed(seed)
+        with strategy.scope():
+            model = build_model(config.model, input_crop_size=config.data.crop_size)
+        ctx = StageContext(
+            config=config,
+            workdir=workdir,
+            strategy=strategy,
+            model=model,
+            chief=chief,
+            write_root=write_root,
+            verbose=verbose,
+            seed=seed,
+        )
+        return _run_stages(ctx, policy)
+    finally:
+        keras.mixed_precision.set_global_policy(previous_policy)
+
+
+def _run_stages(ctx, policy):
+    config, workdir = ctx.config, ctx.workdir
+    stages = list(config.trainer.stages)
+    metrics = {
+        "workdir": workdir,
+        "stages": {},
+        "seeds": {
+            "trainer": ctx.seed,
+            "splits": ctx.seed,
+            "pristine_split": ctx.seed,
+            "rank_data": [_dataset_seed(ctx, "rank", 0), "+ epoch"],
+            "finetune_data": [_dataset_seed(ctx, "finetune", 0), "+ epoch"],
+        },
+        "strategy": type(ctx.strategy).__name__,
+        "replicas": ctx.strategy.num_replicas_in_sync,
+        "dtype_policy": policy,
+        "resumed": [],
+    }
+    start = time.time()
+    synthetic_mos = config.data.dataset == "distorted" and not config.data.dataset_dir
+    if "rank" in stages or ("finetune" in stages and synthetic_mos):
+        ctx.pristine = prepare_pristine(ctx)
+    if "finetune" in stages:
+        ctx.mos_splits = prepare_mos_data(ctx)
+
+    pending_weights = None
+    for index, stage in enumerate(stages):
+        done_file = os.path.join(ctx.stage_dir(stage, chief_copy=True), "done.json")
+        final_weights = os.path.join(
+            ctx.stage_dir(stage, chief_copy=True), "final.weights.h5"
+        )
+        if os.path.isfile(done_file) and os.path.isfile(final_weights):
+            with open(done_file) as f:
+                metrics["stages"][stage] = {**json.load(f), "skipped": "already done"}
+            pending_weights = final_weights
+            ctx.log(f"[{stage}] already done in {workdir}; skipping")
+            continue
+        if pending_weights:
+            ctx.model.load_weights(pending_weights)
+            pending_weights = None
+        ctx.log(f"[{stage}] stage {index + 1}/{len(stages)}")
+        stage_start = time.time()
+        result = STAGE_RUNNERS[stage](ctx, index)
+        result["wall_s"] = time.time() - stage_start
+        if result.get("resumed_from"):
+            metrics["resumed"].append(
+                {
+                    "stage": stage,
+                    "epoch": result["initial_epoch"] + 1,
+                    "checkpoint": result["resumed_from"],
+                }
+            )
+        metrics["stages"][stage] = _jsonable(result)
+        stage_dir = ctx.stage_dir(stage)
+        os.makedirs(stage_dir, exist_ok=True)
+        save_weights_atomic(ctx.model, os.path.join(stage_dir, "final.weights.h5"))
+        write_json_atomic(os.path.join(stage_dir, "done.json"), _jsonable(result))
+    if pending_weights:
+        ctx.model.load_weights(pending_weights)
+    finetune = metrics["stages"].get("finetune", {})
+    metrics["test"] = finetune.get("test")
+    metrics["total_wall_s"] = time.time() - start
+    metrics["model"] = os.path.join(workdir, "model.keras")
+    if ctx.chief:
+        with atomic_path(metrics["model"]) as tmp:
+            ctx.model.save(tmp)
+        write_json_atomic(os.path.join(workdir, "metrics.json"), _jsonable(metrics))
+    return _jsonable(metrics)
+
+
+def _format_metrics(values, keys=("pair_accuracy", "srcc", "plcc")):
+    shown = [k for k in keys if k in values] or sorted(values)[:3]
+    parts = []
+    for k in shown:
+        v = values.get(k)
+        parts.append(f"{k}={v:.3f}" if isinstance(v, (int, float)) else f"{k}={v}")
+    return " ".join(parts)
+
+
+def format_summary(metrics):
+    """The end-of-run table: stage, epochs, time, validation metrics."""
+    rows = [("stage", "epochs", "time", "validation")]
+    for stage, result in metrics["stages"].items():
+        epochs = result.get("epochs")
+        done = result.get("epochs_done", epochs)
+        epochs_text = f"{done}/{epochs}" if epochs is not None else "-"
+        if result.get("stopped_early"):
+            epochs_text += " (early stop)"
+        if result.get("skipped"):
+            epochs_text += " (earlier run)"
+        time_s = result.get("wall_s", result.get("time_s"))
+        time_text = f"{time_s:.1f}s" if isinstance(time_s, (int, float)) else "-"
+        val = _format_metrics(result.get("val") or {})
+        if stage == "finetune" and result.get("best_epoch"):
+            val += f" (best epoch {result['best_epoch']})"
+        rows.append((stage, epochs_text, time_text, val))
+    test = metrics.get("test")
+    if test:
+        rows.append(("test", "-", "-", _format_metrics(test, ("srcc", "plcc"))))
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    lines = [
+        "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(r[:3])) + "  " + r[3]
+        for r in rows
+    ]
+    lines.insert(1, "-" * max(len(line) for line in lines))
+    return "\n".join(lines)
