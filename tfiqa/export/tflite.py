@@ -62,25 +62,22 @@ def write_conversion_source(model, directory, input_size):
         directory: str. Where to write it.
         input_size: int or None. Fixed square side; None/0 is dynamic.
     """
-    import keras
     import tensorflow as tf
+
+    from tfiqa.export.saved_model import save_signatures
 
     size = input_size or None
 
+    @tf.function(
+        input_signature=[
+            tf.TensorSpec([None, size, size, 3], tf.float32, name=INPUT_NAME)
+        ]
+    )
     def score(image):
         scores = model(image, training=False)
         return {OUTPUT_NAME: tf.reshape(tf.cast(scores, tf.float32), [-1])}
 
-    archive = keras.export.ExportArchive()
-    archive.track(model)
-    archive.add_endpoint(
-        SIGNATURE,
-        score,
-        input_signature=[
-            tf.TensorSpec([None, size, size, 3], tf.float32, name=INPUT_NAME)
-        ],
-    )
-    archive.write_out(directory, verbose=False)
+    save_signatures(model, directory, {SIGNATURE: score})
     return directory
 
 
