@@ -39,7 +39,15 @@ def color_diffusion(image, level, seed):
     """Chroma (Lab a*, b*) blurred with sigma 1.5*amount+2; amount per level."""
     sigma = 1.5 * DIFFUSION_AMOUNTS[level - 1] + 2.0
     lab = ops.rgb_to_lab(image)
-    chroma = ops.gaussian_blur(lab[..., 1:], sigma)
+    # The blurred chroma has no detail finer than sigma: blur at a reduced
+    # resolution (factor sigma / 3) and upsample, 5-50x cheaper than a
+    # full-resolution kernel of 6 sigma taps.
+    factor = max(1, int(sigma // 3))
+    shape = tf.shape(image)
+    small = tf.maximum(1, shape[:2] // factor)
+    chroma = tf.image.resize(lab[..., 1:], small, method="area")
+    chroma = ops.gaussian_blur(chroma, sigma / factor)
+    chroma = tf.image.resize(chroma, shape[:2], method="bilinear")
     return ops.lab_to_rgb(tf.concat([lab[..., :1], chroma], axis=-1))
 
 
