@@ -1,0 +1,185 @@
+"""Accuracy of every export against MOS, next to the float Keras model.
+
+Scores held-out biq2021-dev images (the run's own val/test splits, never the
+training images) with the Keras model, the SavedModel and each TFLite variant,
+and reports SRCC/PLCC against MOS plus the agreement with the float model
+(SRCC between the two score lists and max |diff|). int8 variants are
+calibrated on training-split images. Each image is scored on one centre crop
+of the model's input size: the export input policy, identical for all rows.
+
+The model: `--model`, else the newest `runs/*/model.keras` or
+`benchmarks/out/*/model.keras`; with none, a small one is trained first from
+`benchmarks/export_accuracy_model.yaml` (MobileNetV3-Small from scratch, a few
+minutes on 2 cores).
+
+Usage:
+    .venv/bin/python benchmarks/export_accuracy.py --data-dir ../shared/data
+"""
+
+import argparse
+import glob
+import json
+import os
+import sys
+import warnings
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, ROOT)
+
+from common import write_results  # noqa: E402
+
+VARIANTS = ("none", "fp16", "dynamic", "int8", "int8_io")
+TRAIN_CONFIG = os.path.join(HERE, "export_accuracy_model.yaml")
+
+
+def find_model(explicit, data_dir):
+    if explicit:
+        return explicit
+    candidates = glob.glob(os.path.join(ROOT, "runs", "*", "model.keras"))
+    candidates += glob.glob(os.path.join(HERE, "out", "*", "model.keras"))
+    if candidates:
+        return max(candidates, key=os.path.getmtime)
+    from tfiqa.config import load_config
+    from tfiqa.training.run import run_experiment
+
+    workdir = os.path.join(HERE, "out", "biq_mnv3s")
+    print(f"No trained model found; training one in {workdir}", file=sys.stderr)
+    config = load_config(TRAIN_CONFIG, [f"data.root={data_dir}"])
+    run_experiment(config, workdir)
+    return os.path.join(workdir, "model.keras")
+
+
+def held_out_records(model_path, data_dir):
+    """{"train", "val", "test"} records: the run's splits when it has them."""
+    from tfiqa.data.readers import read_dataset
+    from tfiqa.data.splits import load_splits, select, split_records
+
+    records = read_dataset("csv", os.path.join(data_dir, "biq2021-dev"))
+    splits_path = os.path.join(os.path.dirname(model_path), "splits", "splits.json")
+    if os.path.isfile(splits_path):
+        return select(records, load_splits(splits_path)[0]), splits_path
+    return split_records(records, val_ratio=0.2, test_ratio=0.2, seed=0), "seed 0"
+
+
+def link_images(records, folder, count):
+    """A folder of symlinks to the first `count` images (for calibration)."""
+    os.makedirs(folder, exist_ok=True)
+    for i, record in enumerate(records[:count]):
+        ext = os.path.splitext(record["image_path"])[1]
+        link = os.path.join(folder, f"{i:04d}{ext}")
+        if not os.path.lexists(link):
+            os.symlink(record["image_path"], link)
+    return folder
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data-dir", required=True, help="e.g. ../shared/data")
+    parser.add_argument("--model", help="A tfiqa .keras model.")
+    parser.add_argument("--splits", default="val,test")
+    parser.add_argument("--calibration-count", type=int, default=100)
+    parser.add_argument("--out", default=os.path.join(HERE, "out", "export_accuracy"))
+    args = parser.parse_args()
+
+    import numpy as np
+
+    from tfiqa.data.image_io import load_image
+    from tfiqa.export import export_model, load_keras_model
+    from tfiqa.export.preprocess import fit_to_size
+    from tfiqa.export.saved_model import saved_model_predict_fn
+    from tfiqa.export.tflite import tflite_predict_fn
+    from tfiqa.export.verify import keras_predict_fn, score_batches
+    from tfiqa.metrics import MetricWarning, plcc, srcc
+
+    model_path = find_model(args.model, args.data_dir)
+    model = load_keras_model(model_path)
+    size = int(getattr(model, "input_crop_size", 224))
+    parts, split_source = held_out_records(model_path, args.data_dir)
+    calibration = link_images(
+        parts["train"], os.path.join(args.out, "calibration"), args.calibration_count
+    )
+    manifest = export_model(
+        model,
+        args.out,
+        quantize=list(VARIANTS),
+        input_size=size,
+        calibration_dir=calibration,
+        calibration_count=args.calibration_count,
+        model_path=model_path,
+    )
+    backends = {"Keras float32": keras_predict_fn(model)}
+    backends["SavedModel"] = saved_model_predict_fn(manifest["saved_model"])[0]
+    for q in VARIANTS:
+        backends[f"TFLite {q}"] = tflite_predict_fn(manifest["tflite"][q])[0]
+    sizes = {
+        f"TFLite {q}": os.path.getsize(manifest["tflite"][q]) / 1e6 for q in VARIANTS
+    }
+
+    rows, checks = [], []
+    for part in args.splits.split(","):
+        records = parts[part]
+        if not records:
+            continue
+        images = [fit_to_size(load_image(r["image_path"]), size) for r in records]
+        mos = np.array([r["mos"] for r in records])
+        scores = {
+            name: score_batches(fn, images, size) for name, fn in backends.items()
+        }
+        float_scores = scores["Keras float32"]
+        for name, pred in scores.items():
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", MetricWarning)
+                row = {
+                    "split": f"{part} ({len(records)})",
+                    "model": name,
+                    "SRCC vs MOS": round(srcc(pred, mos), 4),
+                    "PLCC vs MOS": round(plcc(pred, mos), 4),
+                    "PLCC (logistic)": round(plcc(pred, mos, fit="logistic4"), 4),
+                    "SRCC vs float": round(srcc(pred, float_scores), 4),
+                    "max |diff|": float(f"{np.max(np.abs(pred - float_scores)):.4f}"),
+                    "size MB": round(sizes.get(name, float("nan")), 2),
+                }
+            rows.append(row)
+        float_srcc = srcc(float_scores, mos)
+        for q in ("int8", "int8_io"):
+            drop = float_srcc - srcc(scores[f"TFLite {q}"], mos)
+            checks.append(
+                f"{part}: {q} SRCC {drop:+.4f} below float (target within 0.01: "
+                f"{'met' if abs(drop) <= 0.01 else 'missed'})"
+            )
+    metrics_path = os.path.join(os.path.dirname(model_path), "metrics.json")
+    run_metrics = {}
+    if os.path.isfile(metrics_path):
+        with open(metrics_path) as f:
+            run_metrics = json.load(f)
+    size_ratio = sizes["TFLite int8"] / sizes["TFLite none"]
+    checks.append(
+        f"int8 file {size_ratio:.2f} of float32 (target <= 0.30: "
+        f"{'met' if size_ratio <= 0.30 else 'missed'})"
+    )
+    notes = (
+        f"Model: {os.path.relpath(model_path, ROOT)} ({model.backbone_name}, "
+        f"trained crop {size}); splits: {split_source}. One centre crop of "
+        f"{size}x{size} per image (no resizing), the same pixels for every row. "
+        f"int8 calibration: {args.calibration_count} training-split images. "
+        "PLCC is on raw scores; PLCC (logistic) after the 4-parameter logistic "
+        "mapping. No GPU was lent to this session (CPU only; accuracy does not "
+        f"depend on it). The run's own metrics.json: "
+        f"{json.dumps(run_metrics.get('finetune', run_metrics))[:300]}\n\n"
+        + "\n".join(f"- {c}" for c in checks)
+    )
+    text = write_results(
+        "export_accuracy",
+        rows,
+        list(rows[0]),
+        "Export accuracy on biq2021-dev held-out splits",
+        notes=notes,
+    )
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
