@@ -125,6 +125,9 @@ class MetaConfig:
     head_learning_rate: float = 0.0
     # Query images per validation task (0 = query_size); more = steadier SRCC.
     val_query_size: int = 0
+    # BatchNorm statistics inside a meta-step: "batch" (the meta-batch's,
+    # under the meta-parameters, frozen through the inner loop) or "moving".
+    batchnorm: str = "batch"
     # Batches of task images used to re-estimate BatchNorm statistics for
     # the meta-parameters before training and after each epoch (0 = never).
     bn_recalibration_batches: int = 4

@@ -43,10 +43,11 @@ def episode(tasks=3, support=5, query=4, features=4, seed=1, dtype=np.float64):
     )
 
 
-def meta_objective(step, values, batch):
+def meta_objective(step, values, batch, non_trainable=None):
     """Mean query loss at the adapted weights, as a function of `values`."""
     params, lrs = step._split(values)
-    non_trainable = step.non_trainable_values()
+    if non_trainable is None:
+        non_trainable = step.non_trainable_values()
     sx, sy, qx, qy = batch
     losses = []
     for t in range(sx.shape[0]):
@@ -68,11 +69,15 @@ def unflat(vector, like):
     return out
 
 
-def directional_fd(step, batch, direction, eps=1e-5):
+def directional_fd(step, batch, direction, eps=1e-5, non_trainable=None):
     base = flat(step.meta_values())
     like = step.meta_values()
-    plus = meta_objective(step, unflat(base + eps * direction, like), batch)
-    minus = meta_objective(step, unflat(base - eps * direction, like), batch)
+    plus = meta_objective(
+        step, unflat(base + eps * direction, like), batch, non_trainable
+    )
+    minus = meta_objective(
+        step, unflat(base - eps * direction, like), batch, non_trainable
+    )
     return (plus - minus) / (2 * eps)
 
 
@@ -85,6 +90,7 @@ def test_second_order_meta_gradient_matches_finite_differences(learn_inner_lr):
         inner_learning_rate=0.3,
         order="second",
         learn_inner_lr=learn_inner_lr,
+        batchnorm="moving",
     )
     batch = episode()
     _, _, grads = step.meta_gradients(*batch)
@@ -105,6 +111,41 @@ def test_second_order_meta_gradient_matches_finite_differences(learn_inner_lr):
         direction[-lr_grad.size :] = rng.normal(size=lr_grad.size)
         fd = directional_fd(step, batch, direction)
         np.testing.assert_allclose(grad @ direction, fd, rtol=1e-6, atol=1e-9)
+
+
+def test_batch_statistics_are_frozen_through_the_step_and_fold_into_moving():
+    model = tiny_model()
+    step = MAMLStep(model, inner_steps=2, inner_learning_rate=0.3, batchnorm="batch")
+    batch = episode()
+    sx, _, qx, _ = batch
+    values, stats = step.meta_batch_statistics(sx, qx)
+    hidden = keras.Model(model.input, model.get_layer("hidden").output)
+    inputs = np.concatenate([np.reshape(sx, (-1, 4)), np.reshape(qx, (-1, 4))])
+    features = hidden(inputs).numpy()
+    np.testing.assert_allclose(stats[0].numpy(), features.mean(0), atol=1e-10)
+    np.testing.assert_allclose(stats[1].numpy(), features.var(0), rtol=1e-9)
+    # Exact meta-gradient of the objective with these statistics held fixed.
+    _, _, grads = step.meta_gradients(*batch, non_trainable=values)
+    grad = flat(grads)
+    rng = np.random.default_rng(1)
+    for _ in range(2):
+        direction = rng.normal(size=grad.shape)
+        fd = directional_fd(step, batch, direction, non_trainable=values)
+        np.testing.assert_allclose(grad @ direction, fd, rtol=1e-6, atol=1e-9)
+    # They are not the moving statistics, and one update folds them in.
+    _, _, moving_grads = step.meta_gradients(*batch)
+    assert not np.allclose(flat(moving_grads), grad)
+    bn = model.get_layer("bn")
+    old_mean = bn.moving_mean.numpy().copy()
+    step.bn_slots.moving_update(model, stats)
+    np.testing.assert_allclose(
+        bn.moving_mean.numpy(), 0.99 * old_mean + 0.01 * features.mean(0), atol=1e-10
+    )
+    # "moving" mode (or a model without BatchNorm) has no batch statistics.
+    assert MAMLStep(model, batchnorm="moving").meta_batch_statistics(sx, qx) == (
+        None,
+        [],
+    )
 
 
 def test_first_order_is_the_query_gradient_at_fast_weights_and_differs():
@@ -270,6 +311,8 @@ def test_bad_arguments():
         MAMLStep(model, order="third")
     with pytest.raises(ConfigError, match="inner_steps"):
         MAMLStep(model, inner_steps=-1)
+    with pytest.raises(ConfigError, match="meta.batchnorm"):
+        MAMLStep(model, batchnorm="train")
     other = tiny_model(seed=1)
     with pytest.raises(ValueError, match="adapt_variables"):
         MAMLStep(model, adapt_variables=other.trainable_variables[:1])

@@ -64,17 +64,29 @@ def test_replica_step_applies_the_meta_batch_mean_gradient():
     model = conv_model()
     trainer = MetaTrainer(model, inner_steps=1, inner_learning_rate=0.1)
     batch = {k: tf.constant(v) for k, v in episodes(1)[0].items()}
+    statistics, stats = trainer.maml.meta_batch_statistics(
+        batch["support_images"], batch["query_images"]
+    )
+    assert stats  # the model has BatchNorm; the default mode is "batch"
     _, _, grads = trainer.maml.meta_gradients(
         batch["support_images"],
         batch["support_labels"],
         batch["query_images"],
         batch["query_labels"],
+        non_trainable=statistics,
     )
+    moving_before = model.non_trainable_variables[0].numpy().copy()
     before = [v.numpy().copy() for v in trainer.meta_variables]
     sgd = keras.optimizers.SGD(1.0)
     terms = trainer.replica_step(batch, [(sgd, trainer.meta_variables)])
     for v, b, g in zip(trainer.meta_variables, before, grads, strict=True):
         np.testing.assert_allclose(v.numpy(), b - g.numpy(), rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(
+        model.non_trainable_variables[0].numpy(),
+        0.99 * moving_before + 0.01 * stats[0].numpy(),
+        rtol=1e-5,
+        atol=1e-7,
+    )
     loss_sum, count = terms["loss"]
     assert float(count) == 4 and np.isfinite(float(loss_sum))
     assert "support_loss" in terms
@@ -189,15 +201,18 @@ TWO_REPLICAS = textwrap.dedent(
     from tfiqa.training.meta_trainer import (
         MetaLoop, MetaTrainer, make_meta_optimizer_groups)
 
-    def run(strategy, order):
+    def run(strategy, order, batchnorm="moving"):
         with strategy.scope():
             model = conv_model(0)
             trainer = MetaTrainer(model, inner_steps=1, inner_learning_rate=0.1,
-                                  order=order, learn_inner_lr=True)
+                                  order=order, learn_inner_lr=True,
+                                  batchnorm=batchnorm)
             groups = make_meta_optimizer_groups(trainer, 1e-2)
             loop = MetaLoop(strategy, trainer, groups, stage="meta", verbose=0)
         data = episodes(2)
         out = loop.fit(lambda e: dataset(data), epochs=1, steps_per_epoch=2)
+        if batchnorm == "batch":
+            return model
         return ([v.numpy() for v in trainer.meta_variables],
                 out["history"][0]["loss"])
 
@@ -210,6 +225,14 @@ TWO_REPLICAS = textwrap.dedent(
         np.testing.assert_allclose(loss1, loss2, rtol=1e-5)
         for a, b in zip(single, double):
             np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+    # Batch statistics: each replica normalises with its own tasks' statistics
+    # and all fold the same mean into the moving averages, so copies agree.
+    model = run(mirrored, "second", batchnorm="batch")
+    for v in model.non_trainable_variables:
+        copies = [c.numpy() for c in v.value.values]
+        assert len(copies) == 2 and np.isfinite(copies[0]).all()
+        np.testing.assert_array_equal(copies[0], copies[1])
+    assert not np.allclose(model.non_trainable_variables[0].numpy(), 0.0)
     print("REPLICAS OK")
     """
 )

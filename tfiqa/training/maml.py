@@ -17,28 +17,34 @@ With `learn_inner_lr=True` the step size alpha is a learned tensor of the
 same shape as each adapted parameter (Meta-SGD), trained by the outer loop
 alongside theta.
 
-BatchNorm: every forward pass inside a meta-step (support passes of the
-inner loop and the query pass) runs the model with `training=False`, i.e.
-BatchNorm normalises with its *frozen moving statistics* and Dropout is off.
-Reasons:
-- A quality score must not depend on which other images share its batch.
-  A task is one distortion type, so batch statistics of a support or query
-  set would normalise away exactly the shared degradation whose severity is
-  being learned, and at deployment the model scores single images with
-  moving statistics; training-mode BatchNorm inside the bi-level step would
-  meta-learn a different function from the one that is used.
-- Query sets are small (a few images): their batch statistics are noise.
-- The moving statistics are not meta-parameters and must not absorb the
-  adapted (task-specific) weights; keeping them fixed inside the step makes
-  the meta-step a pure function of theta, which is what the nested tapes
-  differentiate (and what the finite-difference test checks).
-BatchNorm's scale and offset (gamma, beta) remain trainable and adapted like
-any other weight. Because the statistics are frozen, they must describe the
-current meta-parameters: `recalibrate_batchnorm` re-estimates them from
-task images with the meta-parameters ("precise BN": the mean of per-batch
-training-mode statistics), and `MetaTrainer` calls it before meta-training
-and after every epoch. Without it a network trained from scratch would run
-with its initial (0, 1) statistics.
+BatchNorm (`batchnorm=`): every forward pass inside a meta-step runs the
+model in inference mode (`training=False`: Dropout off, BatchNorm normalising
+with statistics it is *given*), and the statistics are frozen for the whole
+step - the same for every task, every inner step and the query pass:
+- "batch" (default): the statistics of the meta-batch (all support and query
+  images of the replica's tasks) under the meta-parameters theta, computed
+  by one training-mode pass before the inner loops. They are treated as
+  constants (no gradient through them), and the moving averages are updated
+  with them once per meta-step, so at inference the model sees the moving
+  statistics of the meta-parameters, as after ordinary training.
+- "moving": the model's moving statistics, never updated by the step (the
+  usual "frozen BatchNorm" fine-tuning of a pretrained backbone).
+Why not training-mode BatchNorm inside the inner loop (per-task batch
+statistics, as in the original MAML code)? A task is one distortion type,
+so the statistics of its support or query set would normalise away exactly
+the shared degradation whose severity is to be scored; query sets have a
+few images, so their statistics are noise; the adapted weights would feed
+task-specific statistics into the moving averages; and a deployed model
+scores single images with moving statistics, so per-task normalisation
+would meta-learn a different function from the one that is used. Pooling
+the statistics over the meta-batch (several types) and freezing them keeps
+the step a pure function of theta for given statistics - what the nested
+tapes differentiate and the finite-difference test checks - while still
+letting a network trained from scratch normalise correctly.
+`recalibrate_batchnorm` ("precise BN": the mean of training-mode batch
+statistics over several batches) refreshes the moving statistics for the
+current meta-parameters; `MetaTrainer` runs it before meta-training and at
+the end of every epoch, before validation and checkpointing.
 
 Reference:
     Finn, Abbeel, Levine. Model-Agnostic Meta-Learning for Fast Adaptation
@@ -56,6 +62,7 @@ import tensorflow as tf
 from tfiqa.errors import ConfigError
 
 ORDERS = ("first", "second")
+BATCHNORM_MODES = ("batch", "moving")
 _ZERO = tf.UnconnectedGradients.ZERO
 
 
@@ -83,13 +90,19 @@ class MAMLStep:
             held fixed during adaptation (e.g. `model.head_variables`).
         loss_fn: callable (labels, predictions) -> scalar. Default: MSE, the
             MetaIQA loss on labels in [0, 1].
+        batchnorm: str. "batch" or "moving": which statistics BatchNorm uses
+            during a meta-step (see the module docstring).
 
     Example:
     ```python
     step = MAMLStep(model, inner_steps=1, inner_learning_rate=1e-2)
+    # Frozen statistics of this meta-batch under theta (batchnorm="batch").
+    stats_values, stats = step.meta_batch_statistics(support_x, query_x)
     loss, support_loss, grads = step.meta_gradients(
-        support_x, support_y, query_x, query_y)  # tasks on axis 0
+        support_x, support_y, query_x, query_y,  # tasks on axis 0
+        non_trainable=stats_values)
     optimizer.apply(grads, step.meta_variables)
+    step.bn_slots.moving_update(model, stats)
     ```
     """
 
@@ -102,7 +115,13 @@ class MAMLStep:
         learn_inner_lr=False,
         adapt_variables=None,
         loss_fn=mse,
+        batchnorm="batch",
     ):
+        if batchnorm not in BATCHNORM_MODES:
+            raise ConfigError(
+                f"meta.batchnorm must be one of {list(BATCHNORM_MODES)}. "
+                f"Received: {batchnorm!r}"
+            )
         if order not in ORDERS:
             raise ConfigError(
                 f"meta.order must be one of {list(ORDERS)}. Received: {order!r}"
@@ -119,6 +138,8 @@ class MAMLStep:
         self.order = order
         self.learn_inner_lr = bool(learn_inner_lr)
         self.loss_fn = loss_fn
+        self.batchnorm = batchnorm
+        self.bn_slots = BatchNormSlots(model)
         trainable = model.trainable_variables
         if adapt_variables is None:
             self.adapt_indices = list(range(len(trainable)))
@@ -247,7 +268,32 @@ class MAMLStep:
         grads = outer.gradient(query_loss, meta_values, unconnected_gradients=_ZERO)
         return query_loss, support_loss, grads
 
-    def meta_gradients(self, support_x, support_y, query_x, query_y, scale=None):
+    def meta_batch_statistics(self, support_x, query_x):
+        """BatchNorm statistics of a meta-batch under the meta-parameters.
+
+        Returns:
+            (non-trainable values with every BatchNorm's moving mean and
+            variance replaced by the batch statistics of all support and
+            query images (constants), list of those statistics), or
+            (None, []) for `batchnorm="moving"` or a model without BatchNorm.
+        """
+        if self.batchnorm != "batch" or not self.bn_slots.slots:
+            return None, []
+        images = tf.concat(
+            [
+                tf.reshape(support_x, tf.concat([[-1], tf.shape(support_x)[2:]], 0)),
+                tf.reshape(query_x, tf.concat([[-1], tf.shape(query_x)[2:]], 0)),
+            ],
+            axis=0,
+        )
+        params, _ = self._split(self.meta_values())
+        return self.bn_slots.batch_statistics(
+            self.model, params, self.non_trainable_values(), images
+        )
+
+    def meta_gradients(
+        self, support_x, support_y, query_x, query_y, scale=None, non_trainable=None
+    ):
         """Sums task meta-gradients over a (local) meta-batch.
 
         Args:
@@ -256,13 +302,17 @@ class MAMLStep:
             scale: multiplier of the summed gradients; default 1 / T (the
                 meta-batch mean). Under a distribution strategy pass
                 1 / global T so that summing over replicas gives the mean.
+            non_trainable: values of the model's non-trainable variables to
+                use (BatchNorm statistics); default: the model's own. Pass
+                `meta_batch_statistics(...)[0]` for `batchnorm="batch"`.
 
         Returns:
             (mean query loss, mean support loss, gradients aligned with
             `meta_variables`). The losses are means over the local tasks.
         """
         meta_values = self.meta_values()
-        non_trainable = self.non_trainable_values()
+        if non_trainable is None:
+            non_trainable = self.non_trainable_values()
         num_tasks = tf.shape(support_x)[0]
 
         def body(t, q_sum, s_sum, grad_sums):
@@ -319,6 +369,65 @@ def batchnorm_layers(model):
     ]
 
 
+class BatchNormSlots:
+    """Where each BatchNorm layer's moving statistics sit among the model's
+    non-trainable variables, and how to get batch statistics functionally.
+
+    Keras updates `moving = m * moving + (1 - m) * batch` in a training-mode
+    call. Calling `stateless_call(..., training=True)` with zero moving
+    statistics (unused for normalisation in training mode) therefore returns
+    `(1 - m) * batch`, from which the batch statistics follow exactly.
+    """
+
+    def __init__(self, model):
+        non_trainable = model.non_trainable_variables
+        position = {id(v): i for i, v in enumerate(non_trainable)}
+        self.slots = []  # (mean index, variance index, momentum)
+        for layer in batchnorm_layers(model):
+            self.slots.append(
+                (
+                    position[id(layer.moving_mean)],
+                    position[id(layer.moving_variance)],
+                    float(layer.momentum),
+                )
+            )
+
+    def batch_statistics(self, model, params, non_trainable, images):
+        """Returns (non_trainable with batch statistics in the BatchNorm
+        slots, [mean, variance, mean, variance, ...] in slot order)."""
+        zeroed = list(non_trainable)
+        for mean_i, var_i, _ in self.slots:
+            zeroed[mean_i] = tf.zeros_like(non_trainable[mean_i])
+            zeroed[var_i] = tf.zeros_like(non_trainable[var_i])
+        _, new = model.stateless_call(params, zeroed, images, training=True)
+        values = list(non_trainable)
+        stats = []
+        for mean_i, var_i, momentum in self.slots:
+            for i in (mean_i, var_i):
+                value = tf.stop_gradient(new[i] / (1.0 - momentum))
+                values[i] = value
+                stats.append(value)
+        return values, stats
+
+    def moving_update(self, model, stats):
+        """Folds batch statistics into the moving averages (one BN update)."""
+        variables = model.non_trainable_variables
+        k = 0
+        for mean_i, var_i, momentum in self.slots:
+            for i in (mean_i, var_i):
+                v = variables[i]
+                v.assign(momentum * v + (1.0 - momentum) * tf.cast(stats[k], v.dtype))
+                k += 1
+
+    def assign(self, model, stats):
+        variables = model.non_trainable_variables
+        k = 0
+        for mean_i, var_i, _ in self.slots:
+            for i in (mean_i, var_i):
+                variables[i].assign(tf.cast(stats[k], variables[i].dtype))
+                k += 1
+
+
 def recalibrate_batchnorm(model, batches):
     """Re-estimates BatchNorm moving statistics for the current weights.
 
@@ -330,32 +439,15 @@ def recalibrate_batchnorm(model, batches):
         model: keras.Model.
         batches: iterable of image batches (B, H, W, 3).
     """
-    layers = batchnorm_layers(model)
-    if not layers:
+    slots = BatchNormSlots(model)
+    if not slots.slots:
         return 0
-    non_trainable = model.non_trainable_variables
-    position = {id(v): i for i, v in enumerate(non_trainable)}
-    slots = []  # (mean index, variance index, momentum)
-    for layer in layers:
-        slots.append(
-            (
-                position[id(layer.moving_mean)],
-                position[id(layer.moving_variance)],
-                float(layer.momentum),
-            )
-        )
 
     @tf.function(reduce_retracing=True)
     def batch_statistics(images):
-        old = [tf.convert_to_tensor(v) for v in non_trainable]
         params = [tf.convert_to_tensor(v) for v in model.trainable_variables]
-        _, new = model.stateless_call(params, old, images, training=True)
-        stats = []
-        for mean_i, var_i, momentum in slots:
-            # Keras updates moving = m * moving + (1 - m) * batch; invert it.
-            for i in (mean_i, var_i):
-                stats.append((new[i] - momentum * old[i]) / (1.0 - momentum))
-        return stats
+        old = [tf.convert_to_tensor(v) for v in model.non_trainable_variables]
+        return slots.batch_statistics(model, params, old, images)[1]
 
     sums, count = None, 0
     for images in batches:
@@ -366,9 +458,8 @@ def recalibrate_batchnorm(model, batches):
         count += 1
     if count == 0:
         return 0
-    k = 0
-    for mean_i, var_i, _ in slots:
-        non_trainable[mean_i].assign(sums[k] / count)
-        non_trainable[var_i].assign(tf.maximum(sums[k + 1] / count, 0.0))
-        k += 2
+    means = [total / count for total in sums]
+    # [mean, variance, mean, variance, ...]: clip rounding below zero.
+    means[1::2] = [tf.maximum(v, 0.0) for v in means[1::2]]
+    slots.assign(model, means)
     return count

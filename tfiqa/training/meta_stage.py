@@ -281,6 +281,7 @@ def build_trainer(config, model, strategy):
             order=meta.order,
             learn_inner_lr=meta.learn_inner_lr,
             adapt=meta.adapt,
+            batchnorm=meta.batchnorm,
         )
         groups = make_meta_optimizer_groups(
             trainer,
@@ -384,6 +385,7 @@ def run_meta_stage(config, model, strategy, workdir, verbose=None, tasks=None):
             "order": meta.order,
             "inner_steps": meta.inner_steps,
             "adapt": meta.adapt,
+            "batchnorm": meta.batchnorm,
             "learn_inner_lr": meta.learn_inner_lr,
             "replicas": replicas,
         },

@@ -58,6 +58,10 @@ class MetaTrainer:
         adapt: str. "all" adapts every trainable weight in the inner loop;
             "head" adapts only `model.head_variables` (the backbone is still
             meta-learned, through the adapted head; much cheaper).
+        batchnorm: str. "batch" (statistics of each meta-batch under the
+            meta-parameters, frozen through the step, folded into the moving
+            averages) or "moving" (moving statistics, never updated). See
+            `tfiqa.training.maml`.
 
     Example:
     ```python
@@ -76,6 +80,7 @@ class MetaTrainer:
         order="second",
         learn_inner_lr=False,
         adapt="all",
+        batchnorm="batch",
     ):
         from tfiqa.errors import ConfigError
 
@@ -99,6 +104,7 @@ class MetaTrainer:
             order=order,
             learn_inner_lr=learn_inner_lr,
             adapt_variables=adapt_variables,
+            batchnorm=batchnorm,
         )
         self.state = MetaState(model, self.maml.inner_lrs)
         self._adapt_predict = None
@@ -131,14 +137,24 @@ class MetaTrainer:
         global_tasks = count
         if context is not None:
             global_tasks = context.all_reduce(tf.distribute.ReduceOp.SUM, count)
+        statistics, stats = self.maml.meta_batch_statistics(
+            batch["support_images"], batch["query_images"]
+        )
         query_loss, support_loss, grads = self.maml.meta_gradients(
             batch["support_images"],
             batch["support_labels"],
             batch["query_images"],
             batch["query_labels"],
             scale=1.0 / global_tasks,
+            non_trainable=statistics,
         )
         apply_gradient_groups(optimizer_groups, grads, self.meta_variables)
+        if stats:
+            if context is not None and context.num_replicas_in_sync > 1:
+                # Every replica folds the same (mean) statistics into its
+                # copy of the moving averages, which keeps the copies equal.
+                stats = context.all_reduce(tf.distribute.ReduceOp.MEAN, stats)
+            self.maml.bn_slots.moving_update(self.model, stats)
         return {
             "loss": (query_loss * count, count),
             "support_loss": (support_loss * count, count),
