@@ -4,9 +4,10 @@ Parameters follow the KADID-10k / KADIS-700k generator (Lin, Hosu, Saupe,
 "KADID-10k: A Large-scale Artificially Distorted IQA Database", QoMEX 2019)
 where it is known, with these deviations:
 
-- gaussian_blur: sigma = 0.3, 0.5, 1, 2, 5 px. KADID's level 1 (sigma 0.1)
+- gaussian_blur: sigma = 0.4, 0.5, 1, 2, 5 px. KADID's level 1 (sigma 0.1)
   leaves a float32 image unchanged (tap weight e^-50), which would make
-  level 1 identical to the pristine image; it is raised to 0.3.
+  level 1 identical to the pristine image (0.3 still rounds to the same
+  uint8 pixels on most photos); it is raised to 0.4.
 - lens_blur: an anti-aliased disk (pillbox, as MATLAB `fspecial('disk')`) of
   radius 1, 2, 4, 6, 8 px.
 - motion_blur: an anti-aliased line of length 3, 5, 9, 13, 21 px at a random
@@ -24,7 +25,7 @@ import tensorflow as tf
 from tfiqa.distortions import ops
 from tfiqa.distortions.base import register_distortion
 
-GAUSSIAN_SIGMAS = (0.3, 0.5, 1.0, 2.0, 5.0)
+GAUSSIAN_SIGMAS = (0.4, 0.5, 1.0, 2.0, 5.0)
 LENS_RADII = (1, 2, 4, 6, 8)
 MOTION_LENGTHS = (3, 5, 9, 13, 21)
 
