@@ -11,8 +11,39 @@ the training steps themselves never read the averages.
 Reference: Wu & Johnson, "Rethinking 'Batch' in BatchNorm", 2021.
 """
 
+import weakref
+
 import keras
 import tensorflow as tf
+
+# Any batch of uint8 RGB images: one trace serves every crop and batch size.
+IMAGE_SPEC = tf.TensorSpec([None, None, None, 3], tf.uint8)
+
+_PREDICT_FNS = weakref.WeakKeyDictionary()
+
+
+def predict_fn(model):
+    """A `tf.function` scoring uint8 batches in inference mode, one per model.
+
+    Shared by every stage's validation so the model is traced once.
+    """
+    fn = _PREDICT_FNS.get(model)
+    if fn is None:
+
+        @tf.function(input_signature=[IMAGE_SPEC])
+        def fn(images):
+            return tf.cast(model(images, training=False), tf.float32)
+
+        _PREDICT_FNS[model] = fn
+    return fn
+
+
+def predict(model, images):
+    """Scores (N,) float32 numpy for a uint8 batch (N, H, W, 3)."""
+    images = tf.convert_to_tensor(images)
+    if images.dtype != tf.uint8:
+        images = tf.cast(tf.clip_by_value(tf.round(images), 0, 255), tf.uint8)
+    return predict_fn(model)(images).numpy()
 
 
 def batchnorm_layers(model):
@@ -58,7 +89,7 @@ class PreciseBatchNorm:
             for layer in self.layers
         ]
 
-        @tf.function(reduce_retracing=True)
+        @tf.function(input_signature=[IMAGE_SPEC])
         def statistics(images):
             old = [tf.convert_to_tensor(v) for v in non_trainable]
             params = [tf.convert_to_tensor(v) for v in model.trainable_variables]
@@ -86,7 +117,7 @@ class PreciseBatchNorm:
         statistics, slots, non_trainable = self._fn
         sums, count = None, 0
         for images in batches:
-            stats = statistics(images)
+            stats = statistics(tf.cast(images, tf.uint8))
             sums = (
                 stats
                 if sums is None

@@ -15,6 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfiqa.errors import ConfigError
+from tfiqa.training.callbacks import predict
 from tfiqa.training.losses import batch_ranking_terms, mse_terms
 
 LOSSES = ("mse", "mae")
@@ -55,7 +56,6 @@ class FinetuneTrainer:
         self.rank_weight = float(rank_weight)
         self.patience = int(patience)
         self.best = None  # {"epoch": int (1-based), "srcc": float, ...}
-        self._predict = None
 
     @property
     def loss_weights(self):
@@ -74,15 +74,8 @@ class FinetuneTrainer:
         return terms
 
     def predict(self, images):
-        if self._predict is None:
-            model = self.model
-
-            @tf.function(reduce_retracing=True)
-            def predict(images):
-                return tf.cast(model(images, training=False), tf.float32)
-
-            self._predict = predict
-        return self._predict(images).numpy()
+        """Scores (N,) numpy of a uint8 batch, inference mode."""
+        return predict(self.model, images)
 
     def score_dataset(self, dataset, multi_crop=False):
         """Predictions and MOS over a dataset of (images, mos) elements.

@@ -285,23 +285,29 @@ class DistributedLoop:
         for epoch in range(initial_epoch, epochs):
             logs = self.train_epoch(dataset_fn(epoch), epoch, epochs, steps_per_epoch)
             if validate is not None:
+                start = time.time()
                 val_logs = validate(epoch)
                 logs.update({f"val_{k}": v for k, v in val_logs.items()})
+                logs["val_time"] = time.time() - start
             stop = bool(on_epoch_end(epoch, logs)) if on_epoch_end else False
             self.epoch.assign(epoch + 1)
+            start = time.time()
             path = self.save()
             logs["checkpoint"] = path
+            logs["save_time"] = time.time() - start
             history.append(logs)
             self._write_epoch_summaries(epoch, logs)
             if self.chief and self.verbose >= 0:
                 shown = ", ".join(
                     f"{k}={v:.4f}"
                     for k, v in logs.items()
-                    if isinstance(v, float) and k != "time"
+                    if isinstance(v, float) and not k.endswith("time")
                 )
+                timing = f"train {logs['time']:.1f}s"
+                if "val_time" in logs:
+                    timing += f", validation {logs['val_time']:.1f}s"
                 print(
-                    f"[{self.stage}] epoch {epoch + 1}/{epochs}: {shown} "
-                    f"({logs['time']:.1f}s)",
+                    f"[{self.stage}] epoch {epoch + 1}/{epochs}: {shown} ({timing})",
                     flush=True,
                 )
             if stop:

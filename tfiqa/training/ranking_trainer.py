@@ -11,8 +11,8 @@ Image Quality Assessment", ICCV 2017.
 """
 
 import numpy as np
-import tensorflow as tf
 
+from tfiqa.training.callbacks import predict
 from tfiqa.training.losses import ranking_hinge_terms
 
 
@@ -39,7 +39,6 @@ class RankingTrainer:
     def __init__(self, model, margin=0.05):
         self.model = model
         self.margin = float(margin)
-        self._predict = None
 
     def compute_terms(self, batch, training):
         images, labels = batch
@@ -50,15 +49,8 @@ class RankingTrainer:
         return {"loss": (hinge_sum, pairs), "pair_accuracy": (correct, pairs)}
 
     def predict(self, images):
-        if self._predict is None:
-            model = self.model
-
-            @tf.function(reduce_retracing=True)
-            def predict(images):
-                return tf.cast(model(images, training=False), tf.float32)
-
-            self._predict = predict
-        return self._predict(images).numpy()
+        """Scores (N,) numpy of a uint8 batch, inference mode."""
+        return predict(self.model, images)
 
     def evaluate(self, batches):
         """Validation metrics on a list of (images, labels) numpy batches.

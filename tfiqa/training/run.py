@@ -259,11 +259,14 @@ def _dataset_seed(ctx, stage, epoch):
     return int(ctx.seed) * 100_003 + {"rank": 1, "finetune": 2}[stage] * 10_007 + epoch
 
 
-def recalibrate_bn(ctx, dataset_fn, epoch):
+def recalibrate_bn(ctx, dataset):
     """Precise BN before validation: moving statistics from training batches.
 
     Training-mode steps use batch statistics, so this changes only what
     inference sees; it runs on every worker with the same data.
+
+    Args:
+        dataset: iterable of (images, labels) training batches.
     """
     count = int(ctx.config.trainer.precise_bn_batches)
     if count <= 0:
@@ -272,7 +275,7 @@ def recalibrate_bn(ctx, dataset_fn, epoch):
         from tfiqa.training.callbacks import PreciseBatchNorm
 
         ctx.precise_bn = PreciseBatchNorm(ctx.model)
-    batches = (batch[0] for batch in dataset_fn(epoch + 1_000_000).take(count))
+    batches = (batch[0] for _, batch in zip(range(count), dataset, strict=False))
     return ctx.precise_bn.recalibrate(batches)
 
 
@@ -316,8 +319,15 @@ def run_rank_stage(ctx, stage_index):
     ]
     trainer = RankingTrainer(ctx.model, margin=cfg.margin)
 
+    # Training batches for BatchNorm statistics, drawn once (the ranking
+    # pipeline distorts on the fly, which costs more than the forward passes).
+    bn_batches = [
+        (images.numpy(), None)
+        for images, _ in dataset_fn(-1).take(config.trainer.precise_bn_batches)
+    ]
+
     def validate(epoch):
-        recalibrate_bn(ctx, dataset_fn, epoch)
+        recalibrate_bn(ctx, bn_batches)
         return trainer.evaluate(val_batches)
 
     with ctx.strategy.scope():
@@ -424,7 +434,7 @@ def run_finetune_stage(ctx, stage_index):
         val_ds = mos_dataset(val, crop, batch, training=False, check=False)
 
     def validate(epoch):
-        recalibrate_bn(ctx, dataset_fn, epoch)
+        recalibrate_bn(ctx, dataset_fn(epoch + 1_000_000))
         return trainer.evaluate(val_ds, fit=False)
 
     def on_epoch_end(epoch, logs):
@@ -463,7 +473,7 @@ def run_finetune_stage(ctx, stage_index):
         model.load_weights(best_weights)
         selected = f"best validation SRCC (epoch {trainer.best['epoch']})"
     elif val_ds is None:
-        recalibrate_bn(ctx, dataset_fn, cfg.epochs)
+        recalibrate_bn(ctx, dataset_fn(cfg.epochs + 1_000_000))
     summary = {
         **_fit_summary(result, cfg.epochs),
         "steps_per_epoch": steps,
