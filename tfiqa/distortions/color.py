@@ -83,16 +83,28 @@ def color_shift(image, level, seed):
     return tf.concat([image[..., :1], new_green, image[..., 2:]], axis=-1)
 
 
+def nearest_centre(pixels, centres):
+    """Index (N,) of the nearest of (k, 3) centres for (N, 3) pixels.
+
+    |p - c|^2 = |p|^2 - 2 p.c + |c|^2 and |p|^2 does not change the argmin,
+    so one (N, 3) x (3, k) matmul replaces an (N, k, 3) difference tensor.
+    """
+    scores = tf.reduce_sum(tf.square(centres), -1)[None, :] - 2.0 * tf.matmul(
+        pixels, centres, transpose_b=True
+    )  # (N, k)
+    return tf.argmin(scores, axis=-1, output_type=tf.int32)
+
+
 def kmeans_palette(pixels, k, seed, iterations=10):
     """Lloyd's k-means on (N, 3) pixels; returns (k, 3) centres."""
     n = tf.shape(pixels)[0]
     start = tf.random.stateless_uniform([k], seed, 0, n, dtype=tf.int32)
     centres = tf.gather(pixels, start)
+    ones = tf.ones_like(pixels[:, :1])
     for _ in range(iterations):
-        d = tf.reduce_sum(tf.square(pixels[:, None, :] - centres[None]), -1)  # (N, k)
-        assign = tf.argmin(d, axis=-1, output_type=tf.int32)
+        assign = nearest_centre(pixels, centres)
         sums = tf.math.unsorted_segment_sum(pixels, assign, k)
-        counts = tf.math.unsorted_segment_sum(tf.ones_like(pixels[:, :1]), assign, k)
+        counts = tf.math.unsorted_segment_sum(ones, assign, k)
         # Empty clusters keep their old centre.
         centres = tf.where(counts > 0, sums / tf.maximum(counts, 1.0), centres)
     return centres
@@ -100,8 +112,7 @@ def kmeans_palette(pixels, k, seed, iterations=10):
 
 def quantize_to_palette(image, centres):
     flat = tf.reshape(image, [-1, 3])
-    d = tf.reduce_sum(tf.square(flat[:, None, :] - centres[None]), -1)
-    index = tf.argmin(d, axis=-1, output_type=tf.int32)
+    index = nearest_centre(flat, centres)
     return tf.reshape(tf.gather(centres, index), tf.shape(image))
 
 

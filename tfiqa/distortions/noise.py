@@ -17,10 +17,12 @@ Variances are on the [0, 1] intensity scale (MATLAB `imnoise` convention).
 - multiplicative_noise: speckle `x + x * n`, variance 0.001, 0.005, 0.01,
   0.02, 0.05 (KADIS-700k).
 - denoise: white noise of variance 0.001, 0.002, 0.003, 0.005, 0.01, then a
-  5x5 colour bilateral filter (spatial sigma 1.5 px, range sigma three times the
-  noise sigma). KADID denoised with a Gaussian or box filter chosen at
-  random; the bilateral filter gives the waxy, edge-preserving look of real
-  denoisers while staying in TF ops and deterministic.
+  5x5 colour bilateral filter (spatial sigma 1.5 px, range sigma three times
+  the noise sigma), computed separably (a 5-tap bilateral pass along rows,
+  then along columns: 10 taps instead of 25). KADID denoised with a Gaussian
+  or box filter chosen at random; the bilateral filter gives the waxy,
+  edge-preserving look of real denoisers while staying in TF ops and
+  deterministic.
 """
 
 import math
@@ -81,24 +83,35 @@ def multiplicative_noise(image, level, seed):
     return image + image * sigma * normal_field(image, seed)
 
 
-def bilateral_filter(image, range_sigma, spatial_sigma=1.5, radius=2):
-    """Colour bilateral filter over a (2r+1)^2 window (mirrored borders)."""
-    shape = tf.shape(image)
-    h, w = shape[0], shape[1]
-    padded = ops.pad_symmetric(image, radius, radius)
+def _bilateral_pass(image, range_sigma, spatial_sigma, radius, axis):
+    """One 1-D pass of the colour bilateral filter along `axis` (0: rows)."""
+    size = tf.shape(image)[axis]
+    padded = ops.pad_symmetric(
+        image, radius if axis == 0 else 0, radius if axis == 1 else 0
+    )
     total = tf.zeros_like(image)
     weight_sum = tf.zeros_like(image[..., :1])
-    for dy in range(-radius, radius + 1):
-        for dx in range(-radius, radius + 1):
-            shifted = padded[
-                radius + dy : radius + dy + h, radius + dx : radius + dx + w
-            ]
-            spatial = math.exp(-(dy * dy + dx * dx) / (2 * spatial_sigma**2))
-            diff = tf.reduce_mean(tf.square(shifted - image), axis=-1, keepdims=True)
-            weight = spatial * tf.exp(-diff / (2 * range_sigma**2))
-            total += weight * shifted
-            weight_sum += weight
+    for d in range(-radius, radius + 1):
+        if axis == 0:
+            shifted = padded[radius + d : radius + d + size]
+        else:
+            shifted = padded[:, radius + d : radius + d + size]
+        diff = tf.reduce_mean(tf.square(shifted - image), axis=-1, keepdims=True)
+        spatial = math.exp(-(d * d) / (2 * spatial_sigma**2))
+        weight = spatial * tf.exp(-diff / (2 * range_sigma**2))
+        total += weight * shifted
+        weight_sum += weight
     return total / weight_sum
+
+
+def bilateral_filter(image, range_sigma, spatial_sigma=1.5, radius=2):
+    """Colour bilateral filter over a (2r+1)^2 window (mirrored borders),
+    computed separably: a 1-D bilateral pass along rows, then one along
+    columns (Pham and van Vliet, "Separable bilateral filtering for fast
+    video preprocessing", ICME 2005). 2(2r+1) taps instead of (2r+1)^2,
+    with the same edge-preserving smoothing away from thin diagonal lines."""
+    out = _bilateral_pass(image, range_sigma, spatial_sigma, radius, axis=0)
+    return _bilateral_pass(out, range_sigma, spatial_sigma, radius, axis=1)
 
 
 @register_distortion("denoise", params=DENOISE_VARIANCES)

@@ -74,32 +74,42 @@ _WHITE = np.array([0.95047, 1.0, 1.08883], np.float32)
 _DELTA = 6.0 / 29.0
 
 
+def fast_pow(x, p):
+    """x ** p for x >= 0 as exp(p * log(x)): several times faster than `tf.pow`
+    on CPU (vectorised exp and log), equal up to float32 rounding."""
+    return tf.exp(p * tf.math.log(tf.maximum(x, 1e-30)))
+
+
+# L = 116 fy - 16, a = 500 (fx - fy), b = 200 (fy - fz): linear in (fx, fy, fz),
+# so one (3, 3) matmul replaces unstacking and restacking the channels.
+_F_TO_LAB = np.array([[0, 500, 0], [116, -500, 200], [0, 0, -200]], np.float32)
+_LAB_OFFSET = np.array([-16.0, 0.0, 0.0], np.float32)
+_LAB_TO_F = np.linalg.inv(_F_TO_LAB).astype(np.float32)
+
+
 def rgb_to_lab(rgb):
     """float (..., 3) sRGB in [0, 1] -> L in [0, 100], a and b about [-128, 127]."""
     rgb = tf.clip_by_value(rgb, 0.0, 1.0)
-    linear = tf.where(rgb <= 0.04045, rgb / 12.92, tf.pow((rgb + 0.055) / 1.055, 2.4))
-    xyz = tf.tensordot(linear, tf.constant(_RGB_TO_XYZ.T), axes=1) / _WHITE
+    linear = tf.where(rgb <= 0.04045, rgb / 12.92, fast_pow((rgb + 0.055) / 1.055, 2.4))
+    xyz = tf.tensordot(linear, tf.constant(_RGB_TO_XYZ.T / _WHITE[None, :]), axes=1)
     f = tf.where(
         xyz > _DELTA**3,
-        tf.pow(tf.maximum(xyz, 1e-12), 1.0 / 3.0),
+        fast_pow(xyz, 1.0 / 3.0),
         xyz / (3 * _DELTA**2) + 4.0 / 29.0,
     )
-    fx, fy, fz = tf.unstack(f, axis=-1)
-    return tf.stack([116.0 * fy - 16.0, 500.0 * (fx - fy), 200.0 * (fy - fz)], -1)
+    return tf.tensordot(f, tf.constant(_F_TO_LAB), axes=1) + _LAB_OFFSET
 
 
 def lab_to_rgb(lab):
     """Inverse of `rgb_to_lab`; out-of-gamut colours are clipped to [0, 1]."""
-    lightness, a, b = tf.unstack(lab, axis=-1)
-    fy = (lightness + 16.0) / 116.0
-    f = tf.stack([fy + a / 500.0, fy, fy - b / 200.0], -1)
-    xyz = tf.where(f > _DELTA, f**3, 3 * _DELTA**2 * (f - 4.0 / 29.0)) * _WHITE
-    linear = tf.tensordot(xyz, tf.constant(_XYZ_TO_RGB.T), axes=1)
+    f = tf.tensordot(lab - _LAB_OFFSET, tf.constant(_LAB_TO_F), axes=1)
+    xyz = tf.where(f > _DELTA, f * f * f, 3 * _DELTA**2 * (f - 4.0 / 29.0))
+    linear = tf.tensordot(xyz, tf.constant((_XYZ_TO_RGB * _WHITE[None, :]).T), axes=1)
     linear = tf.clip_by_value(linear, 0.0, 1.0)
     rgb = tf.where(
         linear <= 0.0031308,
         12.92 * linear,
-        1.055 * tf.pow(tf.maximum(linear, 1e-12), 1.0 / 2.4) - 0.055,
+        1.055 * fast_pow(linear, 1.0 / 2.4) - 0.055,
     )
     return tf.clip_by_value(rgb, 0.0, 1.0)
 
@@ -141,26 +151,31 @@ def quantile(x, q):
 
 def bilinear_sample(image, ys, xs):
     """Samples (H, W, C) at float coordinates ys, xs (each (h, w)), clamping
-    to the border; returns (h, w, C)."""
+    to the border; returns (h, w, C).
+
+    The four neighbours of every pixel are laid side by side first, so one
+    `tf.gather` of whole rows fetches all four corners of every sample.
+    """
     shape = tf.shape(image)
     h, w = shape[0], shape[1]
+    channels = image.shape[-1] or 3
     ys = tf.clip_by_value(ys, 0.0, tf.cast(h - 1, tf.float32))
     xs = tf.clip_by_value(xs, 0.0, tf.cast(w - 1, tf.float32))
     y0 = tf.floor(ys)
     x0 = tf.floor(xs)
     wy = (ys - y0)[..., None]
     wx = (xs - x0)[..., None]
-    y0 = tf.cast(y0, tf.int32)
-    x0 = tf.cast(x0, tf.int32)
-    y1 = tf.minimum(y0 + 1, h - 1)
-    x1 = tf.minimum(x0 + 1, w - 1)
-
-    def at(y, x):
-        return tf.gather_nd(image, tf.stack([y, x], axis=-1))
-
-    top = at(y0, x0) * (1 - wx) + at(y0, x1) * wx
-    bottom = at(y1, x0) * (1 - wx) + at(y1, x1) * wx
-    return top * (1 - wy) + bottom * wy
+    # Edge-replicated by one pixel so (y + 1, x + 1) exists at the border.
+    padded = tf.pad(image, [[0, 1], [0, 1], [0, 0]], mode="SYMMETRIC")
+    quad = tf.concat(
+        [padded[:-1, :-1], padded[:-1, 1:], padded[1:, :-1], padded[1:, 1:]], -1
+    )  # (H, W, 4C): (y, x), (y, x+1), (y+1, x), (y+1, x+1)
+    index = tf.cast(y0, tf.int32) * w + tf.cast(x0, tf.int32)
+    corners = tf.gather(tf.reshape(quad, [-1, 4 * channels]), index)  # (h, w, 4C)
+    c00, c01, c10, c11 = tf.split(corners, 4, axis=-1)
+    top = c00 + (c01 - c00) * wx
+    bottom = c10 + (c11 - c10) * wx
+    return top + (bottom - top) * wy
 
 
 def paste_patches(image, sources, y0, x0, dy, dx, ph, pw):
