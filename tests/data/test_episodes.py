@@ -131,3 +131,13 @@ def test_records_episodes_one_distortion_per_task(image_folder):
         records_episodes(
             [{"image_path": "x", "mos": 0.5, "distortion": ""}], 16, 2, 1, 1
         )
+
+
+def test_in_memory_cache_matches_decoding(image_folder):
+    def images(cache_mb):
+        ds = task_episodes(
+            _paths(image_folder), ["jpeg"], 16, 2, 1, 2, seed=4, cache_mb=cache_mb
+        )
+        return next(iter(ds))["support_images"].numpy()
+
+    np.testing.assert_array_equal(images(64), images(0))

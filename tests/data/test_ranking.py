@@ -110,3 +110,26 @@ def test_bad_inputs(tmp_path, image_folder):
         ranking_dataset(_paths(image_folder), ["jpg"], 16, 2, 0)
     with pytest.raises(DataError):
         ranking_dataset([], ["jpeg"], 16, 2, 0)
+
+
+def test_in_memory_cache_matches_decoding_and_order_option(tmp_path):
+    # Sources of different sizes and orientations, so the flat in-memory
+    # layout (offsets, row strides) is exercised.
+    paths = []
+    for i, size in enumerate([(40, 56), (56, 40), (48, 48)]):
+        path = tmp_path / f"src_{i}.png"
+        Image.fromarray(make_image(size, seed=i)).save(path)
+        paths.append(str(path))
+    types = ["white_noise", "pixelate"]
+
+    def batches(**options):
+        ds = ranking_dataset(paths, types, 24, groups_per_batch=2, seed=3, **options)
+        return [images.numpy() for images, _ in ds.take(4)]
+
+    cached, decoded = batches(cache_mb=64), batches(cache_mb=0)
+    for x, y in zip(cached, decoded, strict=True):
+        np.testing.assert_array_equal(x, y)
+    # deterministic=False may reorder groups, never change them.
+    groups = lambda bs: sorted(g.tobytes() for b in bs for g in np.split(b, 2))  # noqa: E731
+    unordered = batches(cache_mb=64, deterministic=False)
+    assert groups(unordered) == groups(cached)

@@ -31,11 +31,11 @@ import collections
 import tensorflow as tf
 
 from tfiqa.data.ranking import (
+    DEFAULT_CACHE_MB,
     _check_levels,
     check_paths,
+    crop_source,
     distort_one,
-    load_op,
-    random_crop,
     to_uint8,
 )
 from tfiqa.distortions import resolve_types
@@ -104,6 +104,7 @@ def task_episodes(
     label="pseudo_mos",
     seed=0,
     levels=(1, 2, 3, 4, 5),
+    cache_mb=DEFAULT_CACHE_MB,
 ):
     """Endless episodes of synthetic tasks (see the module docstring).
 
@@ -117,6 +118,8 @@ def task_episodes(
         label: "pseudo_mos" or "level".
         seed: int.
         levels: distortion levels sampled uniformly for each crop.
+        cache_mb: int. Keep the decoded images in memory when they fit in
+            this many MiB (see `tfiqa.data.ranking.crop_source`).
 
     Returns:
         tf.data.Dataset of dicts as in the module docstring.
@@ -132,7 +135,7 @@ def task_episodes(
     )
     crop_size = int(crop_size)
     paths = check_paths(image_paths, crop_size)
-    path_table = tf.constant(paths)
+    crop_fn = crop_source(paths, crop_size, cache_mb)
     level_table = tf.constant(levels, tf.int32)
     per_task = support_size + query_size
 
@@ -144,8 +147,7 @@ def task_episodes(
             level_table,
             tf.random.stateless_uniform([], sub_seed(key, 1), 0, len(levels), tf.int32),
         )
-        image = load_op(tf.gather(path_table, path_index))
-        crop = random_crop(image, crop_size, sub_seed(key, 2))
+        crop = crop_fn(path_index, sub_seed(key, 2))
         distorted = distort_one(crop, type_index, level, sub_seed(key, 3), types)
         distorted = to_uint8(distorted)
         if label == "level":
@@ -192,6 +194,7 @@ def records_episodes(
     meta_batch_size,
     seed=0,
     distortions=None,
+    cache_mb=DEFAULT_CACHE_MB,
 ):
     """Endless episodes of real-MOS tasks, one task per `distortion` label.
 
@@ -203,6 +206,8 @@ def records_episodes(
         seed: int.
         distortions: optional list of distortion labels to use (e.g. all but
             a held-out one); default: every label present.
+        cache_mb: int. Keep the decoded images in memory when they fit in
+            this many MiB (see `tfiqa.data.ranking.crop_source`).
 
     Returns:
         tf.data.Dataset of dicts as in the module docstring, labels = MOS.
@@ -219,7 +224,7 @@ def records_episodes(
         paths.extend(r["image_path"] for r in group)
         scores.extend(float(r["mos"]) for r in group)
     paths = check_paths(paths, crop_size)
-    path_table = tf.constant(paths)
+    crop_fn = crop_source(paths, crop_size, cache_mb)
     score_table = tf.constant(scores, tf.float32)
     start_table = tf.constant(starts, tf.int32)
     count_table = tf.constant(counts, tf.int32)
@@ -232,8 +237,7 @@ def records_episodes(
             [], key, 0, tf.gather(count_table, task), tf.int32
         )
         row = tf.gather(start_table, task) + offset
-        image = load_op(tf.gather(path_table, row))
-        crop = random_crop(image, crop_size, sub_seed(key, 1))
+        crop = crop_fn(row, sub_seed(key, 1))
         return to_uint8(crop), tf.gather(score_table, row)
 
     ds = tf.data.Dataset.counter().map(

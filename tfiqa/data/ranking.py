@@ -20,10 +20,12 @@ Reference: Liu, van de Weijer, Bagdanov, "RankIQA: Learning from Rankings
 for No-reference Image Quality Assessment", ICCV 2017.
 """
 
+import collections
 import os
 
 import numpy as np
 import tensorflow as tf
+from PIL import Image
 
 from tfiqa.data.image_io import load_image
 from tfiqa.data.pipeline import check_records
@@ -87,16 +89,94 @@ def load_op(path):
     return tf.ensure_shape(image, [None, None, 3])
 
 
+def crop_offsets(height, width, crop_size, seed):
+    """Stateless-random top-left corner of a square crop: (top, left)."""
+    top = tf.random.stateless_uniform([], seed, 0, height - crop_size + 1, tf.int32)
+    left = tf.random.stateless_uniform(
+        [], sub_seed(seed, 1), 0, width - crop_size + 1, tf.int32
+    )
+    return top, left
+
+
 def random_crop(image, crop_size, seed):
     """A square crop at a stateless-random position; float32 in [0, 1]."""
     shape = tf.shape(image)
-    top = tf.random.stateless_uniform([], seed, 0, shape[0] - crop_size + 1, tf.int32)
-    left = tf.random.stateless_uniform(
-        [], sub_seed(seed, 1), 0, shape[1] - crop_size + 1, tf.int32
-    )
+    top, left = crop_offsets(shape[0], shape[1], crop_size, seed)
     crop = image[top : top + crop_size, left : left + crop_size]
     crop = tf.ensure_shape(crop, [crop_size, crop_size, 3])
     return tf.cast(crop, tf.float32) / 255.0
+
+
+# Decoded image sets kept between calls (a stage builds one dataset per
+# epoch from the same files): {key: (flat, offsets, heights, widths)}.
+_DECODED = collections.OrderedDict()
+_DECODED_KEEP = 4
+DEFAULT_CACHE_MB = 256
+
+
+def _decoded_size(path):
+    """Bytes of the decoded RGB image, from the header only."""
+    with Image.open(path) as img:
+        w, h = img.size
+    return w * h * 3
+
+
+def _decode_all(paths):
+    """All images decoded into one flat uint8 array with row-major offsets,
+    memoised by (path, mtime, size) so later epochs skip decoding."""
+    key = tuple((p, os.stat(p).st_mtime_ns, os.stat(p).st_size) for p in paths)
+    if key in _DECODED:
+        _DECODED.move_to_end(key)
+        return _DECODED[key]
+    images = [load_image(p) for p in paths]
+    sizes = [im.size for im in images]
+    offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+    entry = (
+        np.concatenate([im.reshape(-1) for im in images]),
+        offsets,
+        np.array([im.shape[0] for im in images], np.int32),
+        np.array([im.shape[1] for im in images], np.int32),
+    )
+    _DECODED[key] = entry
+    while len(_DECODED) > _DECODED_KEEP:
+        _DECODED.popitem(last=False)
+    return entry
+
+
+def crop_source(paths, crop_size, cache_mb=DEFAULT_CACHE_MB):
+    """A graph function `(path_index, seed) -> float32 crop (c, c, 3)` in [0, 1].
+
+    When the decoded images fit in `cache_mb` MiB they are decoded once, here,
+    and kept in memory: a crop is then a slice of one tensor (only its rows
+    are copied) instead of a PNG/JPEG decode per crop. Otherwise every crop
+    decodes its file. Both give the same crop for the same (index, seed).
+    """
+    cache = cache_mb is not None and cache_mb > 0
+    if cache:
+        cache = sum(_decoded_size(p) for p in paths) <= cache_mb * 2**20
+    if not cache:
+        path_table = tf.constant(paths)
+
+        def from_file(path_index, seed):
+            image = load_op(tf.gather(path_table, path_index))
+            return random_crop(image, crop_size, seed)
+
+        return from_file
+
+    flat, offsets, heights, widths = (tf.constant(a) for a in _decode_all(paths))
+
+    def from_memory(path_index, seed):
+        height = tf.gather(heights, path_index)
+        width = tf.gather(widths, path_index)
+        top, left = crop_offsets(height, width, crop_size, seed)
+        row = tf.cast(width, tf.int64) * 3
+        start = tf.gather(offsets, path_index) + tf.cast(top, tf.int64) * row
+        rows = tf.slice(flat, [start], [crop_size * row])
+        rows = tf.reshape(rows, [crop_size, width, 3])  # (c, W, 3)
+        crop = tf.ensure_shape(rows[:, left : left + crop_size], [crop_size] * 2 + [3])
+        return tf.cast(crop, tf.float32) / 255.0
+
+    return from_memory
 
 
 def to_uint8(image):
@@ -163,6 +243,8 @@ def ranking_dataset(
     seed,
     levels=(1, 2, 3, 4, 5),
     include_pristine=True,
+    deterministic=True,
+    cache_mb=DEFAULT_CACHE_MB,
 ):
     """Endless dataset of ranking batches (see the module docstring).
 
@@ -174,6 +256,11 @@ def ranking_dataset(
         seed: int. Makes the stream reproducible.
         levels: ints in 1..5 included in every group.
         include_pristine: bool. Add the undistorted crop as level 0.
+        deterministic: bool. False lets groups arrive in the order they are
+            finished (faster under load); each group's content still depends
+            on the seed only, but which groups share a batch may vary.
+        cache_mb: int. Decode the images once and keep them in memory when
+            they fit in this many MiB (0 or None: decode every crop's file).
 
     Returns:
         tf.data.Dataset of (images uint8 (N, c, c, 3), {"group": int32 (N,),
@@ -196,7 +283,7 @@ def ranking_dataset(
     crop_size = int(crop_size)
     groups_per_batch = int(groups_per_batch)
     paths = check_paths(image_paths, crop_size)
-    path_table = tf.constant(paths)
+    crop_fn = crop_source(paths, crop_size, cache_mb)
     n_paths, n_types = len(paths), len(types)
     group_levels = ((0,) if include_pristine else ()) + levels
     per_group = len(group_levels)
@@ -208,8 +295,7 @@ def ranking_dataset(
         type_index = tf.random.stateless_uniform(
             [], sub_seed(key, 1), 0, n_types, tf.int32
         )
-        image = load_op(tf.gather(path_table, path_index))
-        crop = random_crop(image, crop_size, sub_seed(key, 2))
+        crop = crop_fn(path_index, sub_seed(key, 2))
         distorted = distort_levels(crop, type_index, sub_seed(key, 3), types, levels)
         if include_pristine:
             distorted = tf.concat([crop[None], distorted], axis=0)
@@ -222,7 +308,11 @@ def ranking_dataset(
         return images, {"group": group, "level": level}
 
     ds = tf.data.Dataset.counter()
-    ds = ds.map(make_group, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    ds = ds.map(
+        make_group,
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=bool(deterministic),
+    )
     ds = ds.batch(groups_per_batch, drop_remainder=True)
     ds = ds.map(flatten, num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE)
