@@ -247,3 +247,24 @@ def test_sigkill_then_resume_from_last_checkpoint(tmp_path):
     assert len(rank["history"]) == 6 - saved_epochs
     assert metrics["stages"]["finetune"]["epochs_done"] == 2
     assert (workdir / "model.keras").is_file()
+
+
+def test_repository_configs_load_and_quickstart_copy_matches():
+    import glob
+
+    from tfiqa.config import config_to_dict
+
+    configs = sorted(glob.glob(os.path.join(ROOT, "configs", "*.yaml")))
+    names = {os.path.basename(p) for p in configs}
+    assert {
+        "quickstart.yaml",
+        "rankiqa_vgg16_live.yaml",
+        "resnet18_multilevel.yaml",
+        "mobilenet_v3_mobile.yaml",
+        "shared_data_biq2021.yaml",
+    } <= names
+    for path in configs:
+        load_config(path)
+    copy = load_config(os.path.join(ROOT, "configs", "quickstart.yaml"))
+    embedded = load_config(builtin_config_path("quickstart"))
+    assert config_to_dict(copy) == config_to_dict(embedded)
