@@ -78,12 +78,42 @@ def link_images(records, folder, count):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data-dir", required=True, help="e.g. ../shared/data")
-    parser.add_argument("--model", help="A tfiqa .keras model.")
+    parser.add_argument(
+        "--model", action="append", help="A tfiqa .keras model (repeatable)."
+    )
     parser.add_argument("--splits", default="val,test")
     parser.add_argument("--calibration-count", type=int, default=100)
     parser.add_argument("--out", default=os.path.join(HERE, "out", "export_accuracy"))
     args = parser.parse_args()
+    rows, checks, models = [], [], []
+    for model_path in args.model or [find_model(None, args.data_dir)]:
+        model_rows, model_checks, about = evaluate_model(model_path, args)
+        rows += model_rows
+        checks += model_checks
+        models.append(about)
+    notes = (
+        "Models: "
+        + "; ".join(models)
+        + ". One centre crop of the model's input size per image (no resizing), "
+        "the same pixels for every row. int8 calibration: "
+        f"{args.calibration_count} training-split images (min/max ranges). "
+        "PLCC on raw scores, and after the 4-parameter logistic mapping. "
+        "'max |diff|' and 'SRCC vs float' compare with the Keras float model. "
+        "No GPU was lent to this session (CPU only; accuracy does not depend "
+        "on it).\n\n" + "\n".join(f"- {c}" for c in checks)
+    )
+    text = write_results(
+        "export_accuracy",
+        rows,
+        list(rows[0]),
+        "Export accuracy on biq2021-dev held-out splits",
+        notes=notes,
+    )
+    print(text)
 
+
+def evaluate_model(model_path, args):
+    """Rows for one model, target checks, and a line describing it."""
     import numpy as np
 
     from tfiqa.data.image_io import load_image
@@ -94,21 +124,23 @@ def main():
     from tfiqa.export.verify import keras_predict_fn, score_batches
     from tfiqa.metrics import MetricWarning, plcc, srcc
 
-    model_path = find_model(args.model, args.data_dir)
     model = load_keras_model(model_path)
+    backbone = model.backbone_name
     size = int(getattr(model, "input_crop_size", 224))
     parts, split_source = held_out_records(model_path, args.data_dir)
+    out = os.path.join(args.out, backbone)
     calibration = link_images(
-        parts["train"], os.path.join(args.out, "calibration"), args.calibration_count
+        parts["train"], os.path.join(out, "calibration"), args.calibration_count
     )
     manifest = export_model(
         model,
-        args.out,
+        out,
         quantize=list(VARIANTS),
         input_size=size,
         calibration_dir=calibration,
         calibration_count=args.calibration_count,
         model_path=model_path,
+        name=backbone,
     )
     backends = {"Keras float32": keras_predict_fn(model)}
     backends["SavedModel"] = saved_model_predict_fn(manifest["saved_model"])[0]
@@ -132,53 +164,48 @@ def main():
         for name, pred in scores.items():
             with warnings.catch_warnings():
                 warnings.simplefilter("error", MetricWarning)
-                row = {
-                    "split": f"{part} ({len(records)})",
-                    "model": name,
-                    "SRCC vs MOS": round(srcc(pred, mos), 4),
-                    "PLCC vs MOS": round(plcc(pred, mos), 4),
-                    "PLCC (logistic)": round(plcc(pred, mos, fit="logistic4"), 4),
-                    "SRCC vs float": round(srcc(pred, float_scores), 4),
-                    "max |diff|": float(f"{np.max(np.abs(pred - float_scores)):.4f}"),
-                    "size MB": round(sizes.get(name, float("nan")), 2),
-                }
-            rows.append(row)
+                diff = np.max(np.abs(pred - float_scores))
+                rows.append(
+                    {
+                        "backbone": backbone,
+                        "split": f"{part} ({len(records)})",
+                        "model": name,
+                        "SRCC vs MOS": round(srcc(pred, mos), 4),
+                        "PLCC vs MOS": round(plcc(pred, mos), 4),
+                        "PLCC (logistic)": round(plcc(pred, mos, fit="logistic4"), 4),
+                        "SRCC vs float": round(srcc(pred, float_scores), 4),
+                        "max |diff|": float(f"{diff:.4f}"),
+                        "size MB": round(sizes.get(name, float("nan")), 2),
+                    }
+                )
         float_srcc = srcc(float_scores, mos)
         for q in ("int8", "int8_io"):
             drop = float_srcc - srcc(scores[f"TFLite {q}"], mos)
             checks.append(
-                f"{part}: {q} SRCC {drop:+.4f} below float (target within 0.01: "
-                f"{'met' if abs(drop) <= 0.01 else 'missed'})"
+                f"{backbone} {part}: {q} SRCC {drop:+.4f} below float (target "
+                f"within 0.01: {'met' if abs(drop) <= 0.01 else 'missed'})"
             )
-    metrics_path = os.path.join(os.path.dirname(model_path), "metrics.json")
-    run_metrics = {}
-    if os.path.isfile(metrics_path):
-        with open(metrics_path) as f:
-            run_metrics = json.load(f)
     size_ratio = sizes["TFLite int8"] / sizes["TFLite none"]
     checks.append(
-        f"int8 file {size_ratio:.2f} of float32 (target <= 0.30: "
+        f"{backbone}: int8 file {size_ratio:.2f} of float32 (target <= 0.30: "
         f"{'met' if size_ratio <= 0.30 else 'missed'})"
     )
-    notes = (
-        f"Model: {os.path.relpath(model_path, ROOT)} ({model.backbone_name}, "
-        f"trained crop {size}); splits: {split_source}. One centre crop of "
-        f"{size}x{size} per image (no resizing), the same pixels for every row. "
-        f"int8 calibration: {args.calibration_count} training-split images. "
-        "PLCC is on raw scores; PLCC (logistic) after the 4-parameter logistic "
-        "mapping. No GPU was lent to this session (CPU only; accuracy does not "
-        f"depend on it). The run's own metrics.json: "
-        f"{json.dumps(run_metrics.get('finetune', run_metrics))[:300]}\n\n"
-        + "\n".join(f"- {c}" for c in checks)
+    test_srcc = ""
+    metrics_path = os.path.join(os.path.dirname(model_path), "metrics.json")
+    if os.path.isfile(metrics_path):
+        with open(metrics_path) as f:
+            test = json.load(f).get("test", {})
+        if "srcc" in test:
+            test_srcc = (
+                f", its run's test SRCC {test['srcc']:.3f} ({test.get('eval_mode')})"
+            )
+    if os.path.isabs(split_source):
+        split_source = os.path.relpath(split_source, ROOT)
+    about = (
+        f"{os.path.relpath(model_path, ROOT)} ({backbone}, crop {size}, splits "
+        f"{split_source}{test_srcc})"
     )
-    text = write_results(
-        "export_accuracy",
-        rows,
-        list(rows[0]),
-        "Export accuracy on biq2021-dev held-out splits",
-        notes=notes,
-    )
-    print(text)
+    return rows, checks, about
 
 
 if __name__ == "__main__":

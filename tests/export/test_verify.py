@@ -53,7 +53,7 @@ def test_compare_verdicts():
     good = compare(reference, reference + 0.01, tol)
     assert good["ok"] and good["srcc_checked"] and good["srcc"] == pytest.approx(1)
     assert good["max_abs_diff"] == pytest.approx(0.01)
-    assert not compare(reference, reference + 0.2, tol)["ok"]
+    assert not compare(reference, reference + 0.3, tol)["ok"]
     # Small differences that scramble the order fail once SRCC is meaningful.
     scrambled = compare(reference, reference[::-1], {**tol, "max_abs_diff": 1.0})
     assert not scrambled["ok"] and scrambled["srcc"] == pytest.approx(-1)

@@ -8,9 +8,13 @@ export disagrees beyond the tolerance of its format:
 |---|---|---|
 | SavedModel (`score_uint8` and `serving_default` bytes) | 1e-3 | 0.999 |
 | TFLite float32 (`none`) | 1e-3 | 0.999 |
-| TFLite `fp16` | 0.01 | 0.99 |
-| TFLite `dynamic` | 0.05 | 0.95 |
-| TFLite `int8`, `int8_io` | 0.08 | 0.90 |
+| TFLite `fp16` | 0.02 | 0.99 |
+| TFLite `dynamic` | 0.05 | 0.98 |
+| TFLite `int8`, `int8_io` | 0.2 | 0.95 |
+
+Full-integer int8 moves single scores by up to 0.15-0.2 on outlying images
+(min/max calibration) while keeping the ranking (SRCC ~0.97 with the float
+model on biq2021-dev, see benchmarks/README.md), so its check leans on SRCC.
 
 The score scale is the model's ([0, 1] for a sigmoid output). The SRCC
 threshold is only enforced with at least `MIN_IMAGES_FOR_SRCC` images whose
@@ -37,10 +41,10 @@ TOLERANCES = {
     "saved_model": {"max_abs_diff": 1e-3, "min_srcc": 0.999},
     "saved_model_bytes": {"max_abs_diff": 1e-3, "min_srcc": 0.999},
     "none": {"max_abs_diff": 1e-3, "min_srcc": 0.999},
-    "fp16": {"max_abs_diff": 0.01, "min_srcc": 0.99},
-    "dynamic": {"max_abs_diff": 0.05, "min_srcc": 0.95},
-    "int8": {"max_abs_diff": 0.08, "min_srcc": 0.90},
-    "int8_io": {"max_abs_diff": 0.08, "min_srcc": 0.90},
+    "fp16": {"max_abs_diff": 0.02, "min_srcc": 0.99},
+    "dynamic": {"max_abs_diff": 0.05, "min_srcc": 0.98},
+    "int8": {"max_abs_diff": 0.2, "min_srcc": 0.95},
+    "int8_io": {"max_abs_diff": 0.2, "min_srcc": 0.95},
 }
 MIN_IMAGES_FOR_SRCC = 8
 MIN_SPREAD_FOR_SRCC = 0.1
