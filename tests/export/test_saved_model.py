@@ -99,6 +99,9 @@ def test_image_bytes_decodes_jpeg_and_png(exported):
     decoded = tf.io.decode_jpeg(jpeg, channels=3).numpy()[4 : 4 + SIZE, 2 : 2 + SIZE]
     expected = keras_scores(model, np.stack([png_image, decoded]))
     np.testing.assert_allclose(scores, expected, atol=1e-5)
+    # BMP decodes to the same pixels as PNG.
+    bmp_scores = fn([encode(png_image, "BMP")])
+    np.testing.assert_allclose(bmp_scores, scores[:1], atol=1e-6)
     # Grayscale and small images are accepted (3 channels, zero-padded).
     small_gray = encode(make_image((20, 24), seed=3)[..., 0], "PNG")
     assert np.isfinite(fn([small_gray])).all()
