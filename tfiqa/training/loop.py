@@ -310,7 +310,7 @@ class DistributedLoop:
                     f"[{self.stage}] epoch {epoch + 1}/{epochs}: {shown} ({timing})",
                     flush=True,
                 )
-            if stop:
+            if stop and epoch + 1 < epochs:
                 stopped_early = True
                 break
         if self.writer is not None:
