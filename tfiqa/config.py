@@ -172,6 +172,10 @@ class TrainerConfig:
     # this many training batches ("precise BN"); 0 keeps the running
     # averages, which lag far behind in short runs (MobileNetV3: 0.999).
     precise_bn_batches: int = 10
+    # Weights to start from (a `.keras` model or `.weights.h5` of the same
+    # architecture, e.g. another run's checkpoints/rank/final.weights.h5);
+    # empty starts from `model.weights`.
+    init_from: str = ""
 
 
 @dataclasses.dataclass

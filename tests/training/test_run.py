@@ -268,3 +268,29 @@ def test_repository_configs_load_and_quickstart_copy_matches():
     copy = load_config(os.path.join(ROOT, "configs", "quickstart.yaml"))
     embedded = load_config(builtin_config_path("quickstart"))
     assert config_to_dict(copy) == config_to_dict(embedded)
+
+
+@pytest.mark.slow
+def test_init_from_loads_weights_and_rejects_other_architectures(tmp_path):
+    import numpy as np
+
+    from tfiqa.models import build_model
+    from tfiqa.training.run import load_initial_weights
+
+    config = load_config(write_config(tmp_path))
+    source = build_model(config.model)
+    source.save_weights(str(tmp_path / "a.weights.h5"))
+    source.save(str(tmp_path / "a.keras"))
+    images = np.random.default_rng(0).integers(0, 255, (2, 32, 32, 3)).astype("uint8")
+    expected = source.predict(images, verbose=0)
+    for name in ("a.weights.h5", "a.keras"):
+        target = build_model(config.model)
+        load_initial_weights(target, str(tmp_path / name))
+        np.testing.assert_allclose(
+            target.predict(images, verbose=0), expected, rtol=1e-5
+        )
+    other = load_config(write_config(tmp_path), ["model.levels=[P5]"])
+    with pytest.raises(ConfigError, match="init_from"):
+        load_initial_weights(build_model(other.model), str(tmp_path / "a.weights.h5"))
+    with pytest.raises(ConfigError, match="not found"):
+        load_initial_weights(source, str(tmp_path / "missing.keras"))

@@ -664,6 +664,8 @@ def run_experiment(config, workdir, verbose=None):
         keras.utils.set_random_seed(seed)
         with strategy.scope():
             model = build_model(config.model, input_crop_size=config.data.crop_size)
+            if config.trainer.init_from:
+                load_initial_weights(model, config.trainer.init_from)
         ctx = StageContext(
             config=config,
             workdir=workdir,
@@ -677,6 +679,31 @@ def run_experiment(config, workdir, verbose=None):
         return _run_stages(ctx, policy)
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
+
+
+def load_initial_weights(model, path):
+    """Loads `trainer.init_from` (a `.keras` model or `.weights.h5`) into `model`."""
+    if not os.path.isfile(path):
+        raise ConfigError(f"trainer.init_from: file not found. Received: {path}")
+    try:
+        if path.endswith(".weights.h5"):
+            model.load_weights(path)
+        elif path.endswith(".keras"):
+            import keras
+
+            source = keras.saving.load_model(path, compile=False)
+            model.set_weights(source.get_weights())
+        else:
+            raise ConfigError(
+                "trainer.init_from must be a .keras or .weights.h5 file. "
+                f"Received: {path}"
+            )
+    except ValueError as e:
+        raise ConfigError(
+            f"trainer.init_from: {path} does not fit this model's architecture "
+            f"({e}). Received: model.backbone={model.backbone_name}, "
+            f"levels={list(model.levels)}"
+        ) from None
 
 
 def _run_stages(ctx, policy):
