@@ -70,6 +70,13 @@ def model_summary(model):
     return summary
 
 
+def _without_history(value):
+    """Drops per-epoch "history" lists: final figures are what an app needs."""
+    if isinstance(value, dict):
+        return {k: _without_history(v) for k, v in value.items() if k != "history"}
+    return value
+
+
 def training_info(model_path):
     """Training data and validation metrics from the model's run directory.
 
@@ -83,7 +90,7 @@ def training_info(model_path):
     metrics_path = os.path.join(workdir, "metrics.json")
     if os.path.isfile(metrics_path):
         with open(metrics_path) as f:
-            info["metrics"] = json.load(f)
+            info["metrics"] = _without_history(json.load(f))
     config_path = os.path.join(workdir, "config.yaml")
     if os.path.isfile(config_path):
         with open(config_path) as f:
