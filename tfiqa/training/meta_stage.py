@@ -362,7 +362,11 @@ def run_meta_stage(config, model, strategy, workdir, verbose=None, tasks=None):
     )
     val = {}
     for logs in reversed(result["history"]):
-        val = {k[4:]: v for k, v in logs.items() if k.startswith("val_")}
+        val = {
+            k[4:]: v
+            for k, v in logs.items()
+            if k.startswith("val_") and k != "val_time"
+        }
         if val:
             break
     if not val:  # resumed after the last epoch: validate the restored model

@@ -1,0 +1,172 @@
+"""Leave-one-distortion-out: scoring, table, config checks, the CLI sweep."""
+
+import csv
+import os
+import types
+
+import keras
+import numpy as np
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from tfiqa.cli import cli
+from tfiqa.config import load_config
+from tfiqa.errors import ConfigError
+from tfiqa.metrics import srcc
+from tfiqa.protocols.lodo import (
+    check_priors,
+    format_table,
+    prior_config,
+    score_prior,
+    sweep_types,
+)
+
+
+def brightness_scorer(seed=0):
+    """uint8 (B, 16, 16, 3) -> (B,) scores."""
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((16, 16, 3))
+    x = keras.layers.Rescaling(1 / 255.0)(inputs)
+    x = keras.layers.Conv2D(4, 3, activation="tanh")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    x = keras.layers.Dense(1, activation="sigmoid")(x)
+    return keras.Model(inputs, keras.layers.Reshape(())(x))
+
+
+def held_out_data(seed=0, n=12):
+    rng = np.random.default_rng(seed)
+
+    def draw(count):
+        images = rng.integers(0, 256, (count, 16, 16, 3)).astype(np.uint8)
+        labels = (images.mean((1, 2, 3)) / 255.0).astype(np.float32)
+        return images, labels
+
+    test_images, test_labels = draw(n)
+    return types.SimpleNamespace(
+        test_images=test_images,
+        test_labels=test_labels,
+        support={4: [draw(4), draw(4)]},
+    )
+
+
+def test_score_prior_zero_and_k_shot_leave_the_prior_alone():
+    model = brightness_scorer()
+    data = held_out_data()
+    before = [v.numpy().copy() for v in model.variables]
+    scores = score_prior(model, data, [0, 4], steps=3, inner_learning_rate=1.0)
+    expected = srcc(model(data.test_images).numpy(), data.test_labels)
+    assert scores[0] == pytest.approx(expected)
+    assert np.isfinite(scores[4]) and scores[4] != scores[0]
+    for v, b in zip(model.variables, before, strict=True):
+        np.testing.assert_array_equal(v.numpy(), b)
+
+
+def test_format_table_has_a_row_per_type_and_a_mean():
+    rows = [
+        {"type": t, "prior": p, "k": k, "srcc": s}
+        for t, base in (("jpeg", 0.5), ("darken", 0.1))
+        for p, shift in (("meta", 0.2), ("scratch", 0.0))
+        for k, s in ((0, base + shift), (10, base + shift + 0.1))
+    ]
+    rows[0]["srcc"] = float("nan")
+    table = format_table(rows, ["meta", "scratch"], [0, 10])
+    lines = table.strip().splitlines()
+    assert lines[0] == (
+        "| held-out type | meta k=0 | meta k=10 | scratch k=0 | scratch k=10 |"
+    )
+    assert lines[2].startswith("| jpeg | nan | 0.800 | 0.500 | 0.600 |")
+    # NaN cells are left out of the mean.
+    assert lines[-1] == "| **mean** | 0.300 | 0.600 | 0.300 | 0.400 |"
+
+
+def test_config_checks():
+    with pytest.raises(ConfigError, match="priors"):
+        check_priors(["meta", "maml"])
+    config = load_config(None, ["meta.types=[jpeg, darken]"])
+    assert sweep_types(config) == (["jpeg", "darken"], ["jpeg", "darken"])
+    with pytest.raises(ConfigError, match="lodo_types"):
+        sweep_types(load_config(None, ["meta.types=[jpeg]", "meta.lodo_types=[blur]"]))
+    with pytest.raises(ConfigError, match="at least two"):
+        sweep_types(load_config(None, ["meta.types=[jpeg]"]))
+    with pytest.raises(ConfigError, match="synthetic"):
+        sweep_types(load_config(None, ["meta.task_source=tid2013"]))
+
+
+def test_prior_config_removes_the_held_out_type_everywhere():
+    config = load_config(None, ["ranking.types=[jpeg, darken, white_noise]"])
+    cfg = prior_config(config, ["jpeg", "darken"], "jpeg", "rank+meta", "/p")
+    assert cfg.trainer.stages == ["rank", "meta"]
+    assert cfg.meta.types == ["jpeg", "darken"] and cfg.meta.holdout == ["jpeg"]
+    assert cfg.ranking.types == ["darken", "white_noise"]
+    assert cfg.data.pristine_dir == "/p"
+    assert config.meta.holdout == []  # the original is untouched
+
+
+TINY = {
+    "model": {
+        "backbone": "mobilenet_v3_small",
+        "weights": "none",
+        "levels": ["P5"],
+        "head_units": [8],
+    },
+    "data": {"crop_size": 32, "pristine_count": 6, "pristine_size": 48},
+    "meta": {
+        "types": ["white_noise", "darken"],
+        "label": "level",
+        "support_size": 4,
+        "query_size": 2,
+        "meta_batch_size": 1,
+        "epochs": 1,
+        "steps_per_epoch": 2,
+        "val_steps": 1,
+        "adapt": "head",
+        "inner_learning_rate": 0.05,
+        "bn_recalibration_batches": 1,
+        "lodo_types": ["darken"],
+        "lodo_shots": [0, 3],
+        "lodo_test_size": 8,
+    },
+    "trainer": {"verbose": -1},
+}
+
+
+@pytest.mark.slow
+def test_lodo_command_writes_the_table_and_resumes(tmp_path):
+    config = tmp_path / "lodo.yaml"
+    config.write_text(yaml.safe_dump(TINY))
+    workdir = tmp_path / "sweep"
+    args = ["lodo", "--config", str(config), "--workdir", str(workdir)]
+    args += ["--priors", "meta,scratch", "--repeats", "2"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert "| held-out type | meta k=0 | meta k=3 | scratch k=0 | scratch k=3 |" in (
+        result.output
+    )
+    with open(workdir / "lodo.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["type"], r["prior"], r["k"]) for r in rows] == [
+        ("darken", "meta", "0"),
+        ("darken", "meta", "3"),
+        ("darken", "scratch", "0"),
+        ("darken", "scratch", "3"),
+    ]
+    assert all(r["n_test"] == "8" for r in rows)
+    # The meta prior never saw the held-out type.
+    with open(workdir / "darken" / "meta" / "config.yaml") as f:
+        saved = yaml.safe_load(f)
+    assert saved["meta"]["holdout"] == ["darken"]
+    assert os.path.isfile(workdir / "darken" / "meta" / "model.keras")
+    # Running again resumes: same table, no retraining.
+    again = CliRunner().invoke(cli, args)
+    assert again.exit_code == 0, again.output
+    with open(workdir / "lodo.csv") as f:
+        assert list(csv.DictReader(f)) == rows
+
+
+def test_lodo_command_reports_bad_priors(tmp_path):
+    result = CliRunner().invoke(
+        cli, ["lodo", "--workdir", str(tmp_path), "--priors", "maml"]
+    )
+    assert result.exit_code == 2
+    assert "maml" in result.output
