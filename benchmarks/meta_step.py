@@ -186,9 +186,9 @@ def main():
     from benchmarks.common import write_results
 
     columns = ["backbone", "mode", "step_s", "vs_plain", "first_steps_s"]
-    columns += ["peak_rss_mb", "gpu_peak_mb"] if "gpu_peak_mb" in rows[0] else [
-        "peak_rss_mb"
-    ]
+    columns += (
+        ["peak_rss_mb", "gpu_peak_mb"] if "gpu_peak_mb" in rows[0] else ["peak_rss_mb"]
+    )
     notes = (
         f"crop {args.crop}x{args.crop}, T={args.tasks} tasks x (S={args.support} "
         f"support + Q={args.query} query), inner_steps={args.inner_steps}, "
