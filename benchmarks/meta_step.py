@@ -116,6 +116,7 @@ def child(args):
         "params": int(sum(np.prod(v.shape) for v in model.trainable_variables)),
         "peak_rss_mb": peak_rss,
         "rss_before_mb": baseline,
+        "step_rss_mb": peak_rss - baseline,
     }
     if gpu:
         out["gpu_peak_mb"] = (
@@ -133,7 +134,9 @@ def main():
     parser.add_argument("--query", type=int, default=4)
     parser.add_argument("--tasks", type=int, default=2)
     parser.add_argument("--inner-steps", type=int, default=1)
-    parser.add_argument("--adapt", default="all", choices=["all", "head"])
+    parser.add_argument(
+        "--adapt", default="all,head", help="Comma list: inner loop adapts all/head."
+    )
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--name", default="meta_step")
@@ -146,32 +149,37 @@ def main():
         return
 
     rows = []
+    jobs = []
     for backbone in args.backbones.split(","):
         for mode in args.modes.split(","):
-            cmd = [
-                sys.executable,
-                os.path.abspath(__file__),
-                "--child",
-                f"--backbone={backbone}",
-                f"--mode={mode}",
-                f"--crop={args.crop}",
-                f"--support={args.support}",
-                f"--query={args.query}",
-                f"--tasks={args.tasks}",
-                f"--inner-steps={args.inner_steps}",
-                f"--adapt={args.adapt}",
-                f"--steps={args.steps}",
-                f"--warmup={args.warmup}",
-            ]
-            proc = subprocess.run(cmd, capture_output=True, text=True)
-            line = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
-            if proc.returncode or not line:
-                print(proc.stderr[-3000:], file=sys.stderr)
-                rows.append({"backbone": backbone, "mode": mode, "error": "failed"})
-                continue
-            row = json.loads(line[0][len("RESULT ") :])
-            print(row, flush=True)
-            rows.append(row)
+            adapts = ["-"] if mode == "plain" else args.adapt.split(",")
+            jobs += [(backbone, mode, adapt) for adapt in adapts]
+    for backbone, mode, adapt in jobs:
+        cmd = [
+            sys.executable,
+            os.path.abspath(__file__),
+            "--child",
+            f"--backbone={backbone}",
+            f"--mode={mode}",
+            f"--crop={args.crop}",
+            f"--support={args.support}",
+            f"--query={args.query}",
+            f"--tasks={args.tasks}",
+            f"--inner-steps={args.inner_steps}",
+            f"--adapt={adapt if adapt != '-' else 'all'}",
+            f"--steps={args.steps}",
+            f"--warmup={args.warmup}",
+        ]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        line = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
+        if proc.returncode or not line:
+            print(proc.stderr[-3000:], file=sys.stderr)
+            rows.append({"backbone": backbone, "mode": mode, "error": "failed"})
+            continue
+        row = json.loads(line[0][len("RESULT ") :])
+        row["adapt"] = adapt
+        print(row, flush=True)
+        rows.append(row)
     for row in rows:
         plain = next(
             (
@@ -185,17 +193,22 @@ def main():
             row["vs_plain"] = row["step_s"] / plain["step_s"]
     from benchmarks.common import write_results
 
-    columns = ["backbone", "mode", "step_s", "vs_plain", "first_steps_s"]
+    columns = ["backbone", "mode", "adapt", "step_s", "vs_plain", "first_steps_s"]
     columns += (
-        ["peak_rss_mb", "gpu_peak_mb"] if "gpu_peak_mb" in rows[0] else ["peak_rss_mb"]
+        ["step_rss_mb", "peak_rss_mb", "gpu_peak_mb"]
+        if "gpu_peak_mb" in rows[0]
+        else ["step_rss_mb", "peak_rss_mb"]
     )
     notes = (
         f"crop {args.crop}x{args.crop}, T={args.tasks} tasks x (S={args.support} "
         f"support + Q={args.query} query), inner_steps={args.inner_steps}, "
-        f"adapt={args.adapt}; plain = one MSE step on T*(S+Q) images; "
+        "adapt = weights updated in the inner loop (all, or the head only); "
+        "plain = one MSE step on T*(S+Q) images; "
         f"mean of {args.steps} steps after {args.warmup} warm-up step(s) "
         "(first_steps_s includes tracing). Each row is a fresh process; "
-        "peak_rss_mb is that process's peak resident memory."
+        "peak_rss_mb is that process's peak resident memory, step_rss_mb the "
+        "growth of resident memory from the built model to that peak (tracing, "
+        "graph optimisation and the step's tensors)."
     )
     print(
         write_results(
