@@ -145,3 +145,56 @@ def test_meta_stage_config_errors(tmp_path):
         )
     with pytest.raises(ConfigError, match="meta.label"):
         run_meta_stage(meta_config("meta.label=mos"), tiny_scorer(), strategy, tmp_path)
+
+
+TWO_REPLICA_STAGE = """
+import os, sys
+sys.path.insert(0, {tests!r})
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(
+    cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+import numpy as np
+from test_meta_stage import meta_config, tiny_scorer
+from tfiqa.training.meta_stage import run_meta_stage
+from tfiqa.training.strategy import get_strategy
+
+config = meta_config("meta.label=level", "meta.epochs=1", "trainer.strategy=mirrored")
+strategy = get_strategy(config.trainer)
+assert strategy.num_replicas_in_sync == 2
+with strategy.scope():
+    model = tiny_scorer()
+result = run_meta_stage(config, model, strategy, {workdir!r})
+assert result["fit"]["replicas"] == 2 and np.isfinite(result["loss"])
+for v in model.non_trainable_variables:
+    copies = [c.numpy() for c in v.value.values]
+    np.testing.assert_array_equal(copies[0], copies[1])
+print("STAGE OK")
+"""
+
+
+@pytest.mark.slow
+def test_meta_stage_on_two_replicas(tmp_path):
+    import subprocess
+    import sys
+
+    script = tmp_path / "stage.py"
+    script.write_text(
+        TWO_REPLICA_STAGE.format(
+            tests=os.path.dirname(os.path.abspath(__file__)),
+            workdir=str(tmp_path / "run"),
+        )
+    )
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
+    proc = subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=root,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert "STAGE OK" in proc.stdout
