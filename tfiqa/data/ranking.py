@@ -26,6 +26,7 @@ import os
 import numpy as np
 import tensorflow as tf
 from PIL import Image
+from tensorflow.core.framework import attr_value_pb2
 
 from tfiqa.data.image_io import load_image
 from tfiqa.data.pipeline import check_records
@@ -183,6 +184,24 @@ def to_uint8(image):
     return tf.cast(tf.round(tf.clip_by_value(image, 0.0, 1.0) * 255.0), tf.uint8)
 
 
+def lazy_switch_case(index, branch_fns):
+    """`tf.switch_case` whose branches are instantiated when first taken.
+
+    By default TensorFlow lowers a `Case` op into the enclosing function, so
+    every branch (here: every distortion type at every level) is built into
+    one graph each time a tf.data iterator starts, several seconds per type
+    on two cores. Left as a function call, a branch costs nothing until a
+    batch first needs it.
+    """
+    out = tf.switch_case(index, branch_fns)
+    op = out.op
+    while op.type == "Identity":
+        op = op.inputs[0].op
+    if op.type in ("Case", "StatelessCase"):
+        op._set_attr("_lower_using_switch_merge", attr_value_pb2.AttrValue(b=False))
+    return out
+
+
 def distort_one(image, type_index, level, seed, types):
     """Applies `types[type_index]` at a tensor `level` (1..5) to float (H, W, 3).
 
@@ -219,7 +238,34 @@ def distort_levels(image, type_index, seed, types, levels):
 
         return run
 
-    return tf.switch_case(type_index, [type_branch(n) for n in types])
+    return lazy_switch_case(type_index, [type_branch(n) for n in types])
+
+
+# Traced `distort_levels` functions, shared by every dataset built with the
+# same types, levels and crop size (a stage builds one per epoch): tracing
+# all the types takes tens of seconds on two cores, and is done once.
+_LEVEL_FNS = {}
+
+
+def levels_function(types, levels, crop_size):
+    """A tf.function `(crop float (c, c, 3), type_index, seed) -> (L, c, c, 3)`
+    running `distort_levels`, traced once per (types, levels, crop_size)."""
+    key = (tuple(types), tuple(levels), int(crop_size))
+    if key not in _LEVEL_FNS:
+        shape = [int(crop_size), int(crop_size), 3]
+
+        @tf.function(
+            input_signature=[
+                tf.TensorSpec(shape, tf.float32),
+                tf.TensorSpec([], tf.int32),
+                tf.TensorSpec([2], tf.int32),
+            ]
+        )
+        def run(crop, type_index, seed):
+            return distort_levels(crop, type_index, seed, key[0], key[1])
+
+        _LEVEL_FNS[key] = run
+    return _LEVEL_FNS[key]
 
 
 def _check_levels(levels):
@@ -284,6 +330,7 @@ def ranking_dataset(
     groups_per_batch = int(groups_per_batch)
     paths = check_paths(image_paths, crop_size)
     crop_fn = crop_source(paths, crop_size, cache_mb)
+    distort_fn = levels_function(types, levels, crop_size)
     n_paths, n_types = len(paths), len(types)
     group_levels = ((0,) if include_pristine else ()) + levels
     per_group = len(group_levels)
@@ -296,7 +343,8 @@ def ranking_dataset(
             [], sub_seed(key, 1), 0, n_types, tf.int32
         )
         crop = crop_fn(path_index, sub_seed(key, 2))
-        distorted = distort_levels(crop, type_index, sub_seed(key, 3), types, levels)
+        distorted = distort_fn(crop, type_index, sub_seed(key, 3))
+        distorted = tf.ensure_shape(distorted, [len(levels), crop_size, crop_size, 3])
         if include_pristine:
             distorted = tf.concat([crop[None], distorted], axis=0)
         return to_uint8(distorted)  # (per_group, c, c, 3)
