@@ -440,7 +440,7 @@ def run_finetune_stage(ctx, stage_index):
     def on_epoch_end(epoch, logs):
         if val_ds is None:
             return False
-        metrics = {k[4:]: v for k, v in logs.items() if k.startswith("val_")}
+        metrics = _val_metrics(logs)
         if trainer.is_better(metrics):
             trainer.best = {"epoch": epoch + 1, **metrics}
             os.makedirs(stage_dir, exist_ok=True)
@@ -551,9 +551,16 @@ def _is_number(value):
     )
 
 
+def _val_metrics(logs):
+    """The validation metrics of one epoch's logs, without the "val_" prefix."""
+    return {
+        k[4:]: v for k, v in logs.items() if k.startswith("val_") and k != "val_time"
+    }
+
+
 def _last_val(history):
     for logs in reversed(history):
-        val = {k[4:]: v for k, v in logs.items() if k.startswith("val_")}
+        val = _val_metrics(logs)
         if val:
             return val
     return {}
