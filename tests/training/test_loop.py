@@ -124,3 +124,34 @@ def test_mixed_precision_optimizer_is_loss_scaled():
     optimizer = make_optimizer(1e-3, mixed_precision=True)
     assert isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
     assert isinstance(make_optimizer(1e-3, weight_decay=1e-4), keras.optimizers.AdamW)
+
+
+def test_loop_under_mixed_float16_policy(tmp_path):
+    import keras
+
+    from tfiqa.training.strategy import set_mixed_precision
+
+    previous = keras.mixed_precision.global_policy().name
+    try:
+        assert set_mixed_precision(True) == "mixed_float16"
+        x, y = helpers.regression_data()
+        model = helpers.tiny_regressor()
+        assert model.layers[1].compute_dtype == "float16"
+        before = model.get_weights()[0].copy()
+        optimizer = make_optimizer(0.01, mixed_precision=True)
+        loop = DistributedLoop(
+            tf.distribute.get_strategy(),
+            model,
+            helpers.mse_terms_fn(model),
+            [(optimizer, model.trainable_variables)],
+            stage="finetune",
+            verbose=-1,
+        )
+        result = loop.fit(
+            lambda e: helpers.regression_dataset(x, y, 16), 1, 3, resume=False
+        )
+        assert math.isfinite(result["history"][0]["loss"])
+        assert model.get_weights()[0].dtype == np.float32  # float32 masters
+        assert not np.allclose(before, model.get_weights()[0])
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
