@@ -69,6 +69,43 @@ def train(workdir, overrides, data_dir, log):
     return metrics
 
 
+def per_type_pair_accuracy(rank_dir, crop, batches=2, seed=5):
+    """Pair accuracy of the ranker per distortion type on its validation sources.
+
+    Cached in `<rank_dir>/per_type.json`. A type below 0.5 is ranked
+    backwards: the model scores its more distorted copies higher.
+    """
+    cache = os.path.join(rank_dir, "per_type.json")
+    if os.path.isfile(cache):
+        with open(cache) as f:
+            return json.load(f)
+    import keras
+
+    import tfiqa.models  # noqa: F401  (registers IQAModel for loading)
+    from tfiqa.data.ranking import ranking_dataset
+    from tfiqa.data.splits import load_splits
+    from tfiqa.training.callbacks import predict
+    from tfiqa.training.losses import ranking_hinge_terms
+
+    with open(os.path.join(rank_dir, "metrics.json")) as f:
+        types = json.load(f)["stages"]["rank"]["types"]
+    model = keras.saving.load_model(
+        os.path.join(rank_dir, "model.keras"), compile=False
+    )
+    val = load_splits(os.path.join(rank_dir, "splits", "pristine.json"))[0]["val"]
+    result = {}
+    for name in types:
+        correct = pairs = 0.0
+        for images, labels in ranking_dataset(val, [name], crop, 4, seed).take(batches):
+            scores = predict(model, images.numpy())
+            _, n, c = ranking_hinge_terms(scores, labels["group"], labels["level"], 0.0)
+            correct, pairs = correct + float(c), pairs + float(n)
+        result[name] = correct / pairs
+    with open(cache, "w") as f:
+        json.dump(result, f, indent=2)
+    return result
+
+
 def zero_shot_srcc(model_path, data_dir, splits_file, split, crop):
     """SRCC on a split's validation images of a model never shown MOS.
 
@@ -117,6 +154,12 @@ def main():
     parser.add_argument("--rank-lr", type=float, default=1e-3)
     parser.add_argument("--rank-margin", type=float, default=0.05)
     parser.add_argument("--rank-val-steps", type=int, default=10)
+    parser.add_argument(
+        "--rank-types", default="", help="Comma list (default: all fast KADID types)"
+    )
+    parser.add_argument(
+        "--tag", default="", help="Prefix of the run folders (compare variants)"
+    )
     parser.add_argument("--notes", default="")
     args = parser.parse_args()
     data_dir = os.path.abspath(args.data_dir)
@@ -151,15 +194,21 @@ def main():
         f"ranking.val_steps={args.rank_val_steps}",
         "trainer.stages=[rank]",
     ]
+    if args.rank_types:
+        rank.append(f"ranking.types=[{args.rank_types}]")
+    prefix = f"{args.tag}_" if args.tag else ""
     rows, runs = [], []
     for head in args.heads.split(","):
         levels = "[" + ",".join(HEADS[head]) + "]"
         model = [f"model.levels={levels}"]
         log(f"[{head}] rank pretraining")
-        rank_dir = os.path.join(out, f"{head}_rank")
+        rank_dir = os.path.join(out, f"{prefix}{head}_rank")
         rank_metrics = train(rank_dir, common + model + rank, data_dir, log)
         rank_stage = rank_metrics["stages"]["rank"]
         rank_weights = os.path.join(rank_dir, "checkpoints", "rank", "final.weights.h5")
+        per_type = per_type_pair_accuracy(rank_dir, args.crop)
+        backwards = sorted((v, k) for k, v in per_type.items() if v < 0.5)
+        log(f"  ranked backwards: {', '.join(f'{k} {v:.2f}' for v, k in backwards)}")
         results = {"scratch": [], "rank": []}
         zero_shot = []
         for split in range(args.splits):
@@ -168,7 +217,10 @@ def main():
                 extra = [f"data.split_index={split}"]
                 if init == "rank":
                     extra.append(f"trainer.init_from={rank_weights}")
-                workdir = os.path.join(out, f"{head}_{init}_split{split}")
+                name = f"{head}_{init}_split{split}"
+                if init == "rank":
+                    name = prefix + name
+                workdir = os.path.join(out, name)
                 metrics = train(
                     workdir, common + model + finetune + extra, data_dir, log
                 )
@@ -221,6 +273,9 @@ def main():
                     "rank_zero_shot_srcc": statistics.median(zero_shot)
                     if init == "rank"
                     else "",
+                    "rank_backwards_types": ", ".join(k for _, k in backwards)
+                    if init == "rank"
+                    else "",
                 }
             )
 
@@ -234,7 +289,7 @@ def main():
         "own validation split; no test split is used. " + args.notes
     )
     text = write_results(
-        "accuracy",
+        f"accuracy{'_' + args.tag if args.tag else ''}",
         rows,
         [
             "head",
@@ -248,11 +303,12 @@ def main():
             "rank_val_srcc",
             "rank_s",
             "rank_zero_shot_srcc",
+            "rank_backwards_types",
         ],
         "Ranking pretraining ablation on BIQ2021-dev (validation, median of splits)",
         notes=notes,
     )
-    with open(os.path.join(out, "runs.json"), "w") as f:
+    with open(os.path.join(out, f"{prefix}runs.json"), "w") as f:
         json.dump({"budget": budget, "runs": runs}, f, indent=2)
     print(text)
 
