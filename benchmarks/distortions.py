@@ -203,12 +203,13 @@ def main():
             )
             loads.append(_uptime_load())
         ds = ranking_dataset(paths, None, quick_crop, groups_per_batch=groups, seed=2)
-        live = train_rate(quick.model, ds, per_batch, args.steps * 3, quick_crop)
+        steps = quick.ranking.steps_per_epoch
+        live = train_rate(quick.model, ds, per_batch, steps, quick_crop)
         add(
             "quickstart model fed by ranking_dataset",
             quick_crop,
             live,
-            "train step + live pipeline",
+            f"one quickstart epoch ({steps} steps) incl. iterator start",
         )
         loads.append(_uptime_load())
 
