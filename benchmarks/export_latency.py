@@ -94,6 +94,60 @@ def count_flops(model, size):
     return info.total_float_ops
 
 
+def xnnpack_partitions(path=None, content=None):
+    """How many pieces the XNNPACK delegate cut the graph into (1: all of it)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=path, model_content=content, num_threads=1)
+    interpreter.allocate_tensors()
+    return sum(op["op_name"] == "DELEGATE" for op in interpreter._get_ops_details())
+
+
+def probe_int8_delegation():
+    """Single-op int8 models: is each op kind run by XNNPACK?
+
+    A probe is conv -> op -> conv; one delegate partition means XNNPACK ran
+    the op, two mean the op fell back to the built-in int8 kernel between two
+    delegated pieces.
+    """
+    import numpy as np
+    import tensorflow as tf
+
+    shape = (1, 28, 28, 16)
+    kernel = tf.constant(
+        np.random.default_rng(0).normal(size=(1, 1, 16, 16)), "float32"
+    )
+
+    def conv(x):
+        return tf.nn.conv2d(x, kernel, 1, "SAME")
+
+    probes = {
+        "HARD_SWISH": lambda x: conv(conv(x) * tf.nn.relu6(conv(x) + 3.0) / 6.0),
+        "MEAN (global pool)": lambda x: conv(
+            tf.reduce_mean(conv(x), axis=[1, 2], keepdims=True)
+        ),
+        "MUL (broadcast, SE)": lambda x: conv(
+            conv(x) * tf.reduce_mean(conv(x), axis=[1, 2], keepdims=True)
+        ),
+        "CONCATENATION": lambda x: conv(tf.concat([conv(x), x], axis=-1)),
+        "LOGISTIC": lambda x: conv(tf.sigmoid(conv(x))),
+    }
+    rng = np.random.default_rng(0)
+    rows = {}
+    for name, fn in probes.items():
+        f = tf.function(fn, input_signature=[tf.TensorSpec(shape, tf.float32)])
+        converter = tf.lite.TFLiteConverter.from_concrete_functions(
+            [f.get_concrete_function()], f
+        )
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = lambda: (
+            [rng.uniform(-3, 3, shape).astype("float32")] for _ in range(8)
+        )
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        rows[name] = xnnpack_partitions(content=converter.convert())
+    return rows
+
+
 def int8_op_report(path):
     """Op types of a TFLite file and the ops that compute in float."""
     from ai_edge_litert.interpreter import Interpreter
@@ -111,7 +165,11 @@ def int8_op_report(path):
         dtypes = {t["dtype"].__name__ for t in inputs}
         if "float32" in dtypes:
             float_ops[name] += 1
-    return {"ops": dict(counts), "float_ops": dict(float_ops)}
+    return {
+        "ops": dict(counts),
+        "float_ops": dict(float_ops),
+        "partitions": xnnpack_partitions(path),
+    }
 
 
 def _counts(counter):
@@ -137,7 +195,9 @@ def export_backbone(backbone, size, out_dir, calibration_dir):
     paths = {"keras": keras_path, "saved_model": manifest["saved_model"]}
     paths.update(manifest["tflite"])
     flops = count_flops(model, size)
-    ops = {q: int8_op_report(manifest["tflite"][q]) for q in ("int8", "int8_io")}
+    ops = {
+        q: int8_op_report(manifest["tflite"][q]) for q in ("none", "int8", "int8_io")
+    }
     return paths, flops, ops
 
 
@@ -306,6 +366,7 @@ def main():
                     "file": q,
                     "ops": _counts(report["ops"]),
                     "float ops": _counts(report["float_ops"]) or "none",
+                    "XNNPACK partitions": report["partitions"],
                 }
             )
         size_ratio = sizes["int8"] / sizes["none"]
@@ -341,14 +402,21 @@ def main():
         notes=notes,
     )
     print(text)
+    probe = probe_int8_delegation()
     text = write_results(
         "export_int8_ops",
         op_rows,
-        ["model", "file", "ops", "float ops"],
-        "Ops in the full-integer TFLite files",
+        ["model", "file", "ops", "float ops", "XNNPACK partitions"],
+        "Ops in the float32 and full-integer TFLite files",
         notes=(
             "'float ops' are ops with a float32 input (QUANTIZE/DEQUANTIZE at "
-            "the boundaries excluded): where integer kernels were not used."
+            "the boundaries excluded): where the converter kept float kernels. "
+            "'XNNPACK partitions' is how many pieces the default XNNPACK "
+            "delegate took (1 = the whole graph); every extra piece is an op "
+            "left to TFLite's built-in int8 kernels. Single-op int8 probes "
+            "(conv -> op -> conv; 2 partitions = the op is not delegated): "
+            + ", ".join(f"{k} {v}" for k, v in probe.items())
+            + "."
         ),
     )
     print(text)
