@@ -23,6 +23,7 @@ import dataclasses
 
 import tensorflow as tf
 
+from tfiqa.distortion_names import KADID10K_TYPES, LIVE_TYPES
 from tfiqa.errors import ConfigError
 from tfiqa.registry import Registry
 
@@ -32,36 +33,7 @@ MEASURES = ("msssim", "psnr")
 DISTORTIONS = Registry("distortion")
 
 # Named sets, in the order of their source database.
-DISTORTION_SETS = {
-    "kadid": (
-        "gaussian_blur",
-        "lens_blur",
-        "motion_blur",
-        "color_diffusion",
-        "color_shift",
-        "color_quantization",
-        "color_saturation_1",
-        "color_saturation_2",
-        "jpeg2000",
-        "jpeg",
-        "white_noise",
-        "white_noise_color_component",
-        "impulse_noise",
-        "multiplicative_noise",
-        "denoise",
-        "brighten",
-        "darken",
-        "mean_shift",
-        "jitter",
-        "non_eccentricity_patch",
-        "pixelate",
-        "quantization",
-        "color_block",
-        "high_sharpen",
-        "contrast_change",
-    ),
-    "live": ("live_gaussian_blur", "live_white_noise", "live_jpeg", "live_jpeg2000"),
-}
+DISTORTION_SETS = {"kadid": KADID10K_TYPES, "live": LIVE_TYPES}
 
 
 @dataclasses.dataclass(frozen=True)

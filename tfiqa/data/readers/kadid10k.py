@@ -23,35 +23,9 @@ from tfiqa.data.readers.base import (
     to_float,
 )
 from tfiqa.data.readers.registry import READERS
+from tfiqa.distortion_names import KADID10K_TYPES
 from tfiqa.errors import DataError
 
-KADID_TYPES = (
-    "gaussian_blur",
-    "lens_blur",
-    "motion_blur",
-    "color_diffusion",
-    "color_shift",
-    "color_quantization",
-    "color_saturation_hsv",
-    "color_saturation_lab",
-    "jpeg2000",
-    "jpeg",
-    "white_noise",
-    "white_noise_color",
-    "impulse_noise",
-    "multiplicative_noise",
-    "denoise",
-    "brighten",
-    "darken",
-    "mean_shift",
-    "jitter",
-    "non_eccentricity_patch",
-    "pixelate",
-    "quantization",
-    "color_block",
-    "high_sharpen",
-    "contrast_change",
-)
 _NAME = re.compile(r"^(I\d+)_(\d+)_(\d+)\.\w+$", re.IGNORECASE)
 
 
@@ -77,7 +51,7 @@ def read_kadid10k(data_dir, file="dmos.csv", image_dir="images", skip_bad=False)
                 f"I<ref>_<type>_<level>.png. Received: {name!r}"
             )
         kind, level = int(match.group(2)), int(match.group(3))
-        if not 1 <= kind <= len(KADID_TYPES):
+        if not 1 <= kind <= len(KADID10K_TYPES):
             raise DataError(
                 f"{path}, row {i}: distortion type must be 01..25. Received: {name!r}"
             )
@@ -88,7 +62,7 @@ def read_kadid10k(data_dir, file="dmos.csv", image_dir="images", skip_bad=False)
                 scale_score(mos_raw, (1.0, 5.0)),
                 mos_raw,
                 os.path.splitext(str(row["ref_img"]).strip())[0],
-                KADID_TYPES[kind - 1],
+                KADID10K_TYPES[kind - 1],
                 level,
             )
         )
