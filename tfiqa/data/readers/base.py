@@ -191,3 +191,27 @@ def load_mat(path, key):
             f"Received variables: {', '.join(present)}"
         )
     return data[key]
+
+
+def authentic_records(path, table, name_column, score_column, score_range, image_dir):
+    """Records of an authentic dataset: one row per image, its own reference.
+
+    Args:
+        path: str. The score file, for error messages.
+        table: pandas.DataFrame with `name_column` and `score_column`.
+        score_range: (low, high) of the native higher-is-better score.
+        image_dir: str. Folder that the names are relative to.
+    """
+    records = []
+    for i, row in enumerate(table.to_dict("records"), start=2):
+        name = str(row[name_column]).strip()
+        mos_raw = to_float(row[score_column], path, i)
+        records.append(
+            make_record(
+                os.path.join(image_dir, name),
+                scale_score(mos_raw, score_range),
+                mos_raw,
+                name,
+            )
+        )
+    return records

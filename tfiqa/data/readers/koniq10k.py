@@ -15,12 +15,10 @@ valid database for deep learning of blind image quality assessment", IEEE TIP
 import os
 
 from tfiqa.data.readers.base import (
+    authentic_records,
     check_images,
-    make_record,
     read_table,
     require_file,
-    scale_score,
-    to_float,
 )
 from tfiqa.data.readers.registry import READERS
 
@@ -43,16 +41,7 @@ def read_koniq10k(
     """
     path = require_file(os.path.join(data_dir, file), "KonIQ-10k score file")
     table = read_table(path, ["image_name", "MOS"], dtype={"image_name": str})
-    records = []
-    for i, row in enumerate(table.to_dict("records"), start=2):
-        name = str(row["image_name"]).strip()
-        mos_raw = to_float(row["MOS"], path, i)
-        records.append(
-            make_record(
-                os.path.join(data_dir, image_dir, name),
-                scale_score(mos_raw, (1.0, 5.0)),
-                mos_raw,
-                name,
-            )
-        )
+    records = authentic_records(
+        path, table, "image_name", "MOS", (1.0, 5.0), os.path.join(data_dir, image_dir)
+    )
     return check_images(records, path, skip_bad)

@@ -18,12 +18,10 @@ assessment of smartphone photography", CVPR 2020.
 import os
 
 from tfiqa.data.readers.base import (
+    authentic_records,
     check_images,
-    make_record,
     read_table,
     require_file,
-    scale_score,
-    to_float,
 )
 from tfiqa.data.readers.registry import READERS
 
@@ -45,16 +43,8 @@ def read_spaq(
     """
     path = require_file(os.path.join(data_dir, file), "SPAQ score file")
     table = read_table(path, ["Image name", "MOS"], dtype={"Image name": str})
-    records = []
-    for i, row in enumerate(table.to_dict("records"), start=2):
-        name = str(row["Image name"]).strip()
-        mos_raw = to_float(row["MOS"], path, i)
-        records.append(
-            make_record(
-                os.path.join(data_dir, image_dir, name),
-                scale_score(mos_raw, (0.0, 100.0)),
-                mos_raw,
-                name,
-            )
-        )
+    image_root = os.path.join(data_dir, image_dir)
+    records = authentic_records(
+        path, table, "Image name", "MOS", (0.0, 100.0), image_root
+    )
     return check_images(records, path, skip_bad)
