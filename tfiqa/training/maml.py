@@ -60,6 +60,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfiqa.errors import ConfigError
+from tfiqa.training.callbacks import batchnorm_layers
 
 ORDERS = ("first", "second")
 BATCHNORM_MODES = ("batch", "moving")
@@ -358,15 +359,6 @@ class MAMLStep:
         adapted = self.forward(fast, non_trainable, query_x)
         zero_shot = self.forward(params, non_trainable, query_x)
         return tf.stop_gradient(adapted), tf.stop_gradient(zero_shot)
-
-
-def batchnorm_layers(model):
-    """All BatchNormalization layers of `model`, nested models included."""
-    return [
-        layer
-        for layer in model._flatten_layers(include_self=False, recursive=True)
-        if isinstance(layer, keras.layers.BatchNormalization)
-    ]
 
 
 class BatchNormSlots:

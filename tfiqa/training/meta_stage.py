@@ -242,12 +242,10 @@ def records_tasks(config, seed):
 def pristine_split(config, strategy, workdir, model=None):
     """The pristine train/val split shared with the `rank` stage."""
     from tfiqa.training.run import StageContext, prepare_pristine
-    from tfiqa.training.strategy import is_chief, worker_id
+    from tfiqa.training.strategy import is_chief, worker_write_root
 
     chief = is_chief(strategy)
-    write_root = (
-        workdir if chief else os.path.join(workdir, "workers", worker_id(strategy))
-    )
+    write_root = worker_write_root(strategy, workdir)
     ctx = StageContext(
         config=config,
         workdir=workdir,

@@ -650,7 +650,7 @@ def run_experiment(config, workdir, verbose=None):
         get_strategy,
         is_chief,
         set_mixed_precision,
-        worker_id,
+        worker_write_root,
     )
 
     _check_config(config)
@@ -659,9 +659,7 @@ def run_experiment(config, workdir, verbose=None):
     seed = int(config.trainer.seed)
     strategy = get_strategy(config.trainer)
     chief = is_chief(strategy)
-    write_root = (
-        workdir if chief else os.path.join(workdir, "workers", worker_id(strategy))
-    )
+    write_root = worker_write_root(strategy, workdir)
     os.makedirs(write_root, exist_ok=True)
     if chief:
         save_config(config, os.path.join(workdir, "config.yaml"))

@@ -92,3 +92,11 @@ def set_mixed_precision(enabled):
     policy = "mixed_float16" if enabled else "float32"
     keras.mixed_precision.set_global_policy(policy)
     return policy
+
+
+def worker_write_root(strategy, workdir):
+    """Where this worker writes: the workdir on the chief, a scratch folder
+    elsewhere, so that workers never overwrite the chief's files."""
+    if is_chief(strategy):
+        return workdir
+    return os.path.join(workdir, "workers", worker_id(strategy))
