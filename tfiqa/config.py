@@ -155,6 +155,18 @@ class FinetuneConfig:
     patience: int = 5
     # 0 means one pass over the training split per epoch.
     steps_per_epoch: int = 0
+    # Transfer learning (tfiqa.training.transfer). Backbone layers up to this
+    # level stay frozen: "none", "all" (only the head trains) or "P2".."P5".
+    freeze_backbone: str = "none"
+    # The first epochs train the head alone, the whole backbone frozen.
+    warmup_epochs: int = 0
+    # While the whole backbone is frozen, train the head on the cached pooled
+    # features of this many fixed crops per training image (computed once,
+    # no backbone pass per step); 0 computes features from random crops.
+    cache_views: int = 0
+    # Folder of cached features (empty: <workdir>/cache/features); runs
+    # whose backbone weights are the same can share one.
+    cache_dir: str = ""
 
 
 @dataclasses.dataclass
@@ -218,6 +230,19 @@ class ExperimentConfig:
         if self.data.batch_size < 1:
             raise ConfigError(
                 f"data.batch_size must be positive. Received: {self.data.batch_size}"
+            )
+        finetune = self.finetune
+        freeze_choices = ("none", "all", "P2", "P3", "P4", "P5")
+        if finetune.freeze_backbone not in freeze_choices:
+            raise ConfigError(
+                f"finetune.freeze_backbone must be one of {list(freeze_choices)}. "
+                f"Received: {finetune.freeze_backbone!r}"
+            )
+        if finetune.warmup_epochs < 0 or finetune.cache_views < 0:
+            raise ConfigError(
+                "finetune.warmup_epochs and finetune.cache_views must be >= 0. "
+                f"Received: warmup_epochs={finetune.warmup_epochs}, "
+                f"cache_views={finetune.cache_views}"
             )
         if self.meta.order not in ("first", "second"):
             raise ConfigError(

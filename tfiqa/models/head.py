@@ -165,12 +165,21 @@ class MultiLevelHead(keras.layers.Layer):
         self.score.build(shape)
         self.built = True
 
-    def call(self, features, training=None):
+    def pool(self, features):
+        """The pooled, concatenated levels (batch, width): the MLP's input.
+
+        With a frozen backbone this vector is all the head needs, so
+        `tfiqa.training.transfer` caches it and trains the MLP on it alone.
+        """
         pooled = [
             pool(features[level])
             for pool, level in zip(self.pools, self.levels, strict=True)
         ]
-        x = pooled[0] if len(pooled) == 1 else keras.ops.concatenate(pooled, axis=-1)
+        return pooled[0] if len(pooled) == 1 else keras.ops.concatenate(pooled, -1)
+
+    def regress(self, pooled, training=None):
+        """The MLP on pooled features: (batch, width) -> scores (batch, 1)."""
+        x = pooled
         for layer in self.hidden:
             if isinstance(
                 layer, (keras.layers.Dropout, keras.layers.BatchNormalization)
@@ -182,6 +191,9 @@ class MultiLevelHead(keras.layers.Layer):
         if self.output_activation == "sigmoid":
             x = keras.ops.sigmoid(x)
         return x
+
+    def call(self, features, training=None):
+        return self.regress(self.pool(features), training=training)
 
     def compute_output_shape(self, input_shape):
         first = next(iter(input_shape.values()))

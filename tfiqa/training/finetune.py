@@ -66,7 +66,11 @@ class FinetuneTrainer:
 
     def compute_terms(self, batch, training):
         images, mos = batch
-        predictions = self.model(images, training=training)  # (B,)
+        return self.terms(self.model(images, training=training), mos)
+
+    def terms(self, predictions, mos):
+        """The loss terms of predicted scores (B,) or (B, 1) against MOS (B,)."""
+        predictions = tf.reshape(predictions, [-1])
         terms_fn = mse_terms if self.loss == "mse" else _mae_terms
         terms = {self.loss: terms_fn(predictions, mos)}
         if self.rank_weight > 0:

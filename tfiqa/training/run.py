@@ -29,6 +29,11 @@ import numpy as np
 from tfiqa.config import save_config
 from tfiqa.errors import ConfigError, DataError
 from tfiqa.files import atomic_path, write_json_atomic, write_text_atomic
+from tfiqa.training.stage_utils import dataset_seed as _dataset_seed
+from tfiqa.training.stage_utils import fit_summary as _fit_summary
+from tfiqa.training.stage_utils import is_number as _is_number
+from tfiqa.training.stage_utils import last_val as _last_val
+from tfiqa.training.stage_utils import recalibrate_bn, save_weights_atomic
 
 logger = logging.getLogger("tfiqa.training")
 
@@ -60,19 +65,6 @@ class StageContext:
     def log(self, message):
         if self.chief and self.verbose >= 0:
             print(message, flush=True)
-
-
-def save_weights_atomic(model, path):
-    """`model.save_weights` to a temporary `.weights.h5` renamed over `path`."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    tmp = os.path.join(folder, f".tmp-{os.getpid()}-{os.path.basename(path)}")
-    try:
-        model.save_weights(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 # -- data preparation ------------------------------------------------------
@@ -255,30 +247,6 @@ def prepare_mos_data(ctx):
 # -- stages ----------------------------------------------------------------
 
 
-def _dataset_seed(ctx, stage, epoch):
-    return int(ctx.seed) * 100_003 + {"rank": 1, "finetune": 2}[stage] * 10_007 + epoch
-
-
-def recalibrate_bn(ctx, dataset):
-    """Precise BN before validation: moving statistics from training batches.
-
-    Training-mode steps use batch statistics, so this changes only what
-    inference sees; it runs on every worker with the same data.
-
-    Args:
-        dataset: iterable of (images, labels) training batches.
-    """
-    count = int(ctx.config.trainer.precise_bn_batches)
-    if count <= 0:
-        return 0
-    if ctx.precise_bn is None:
-        from tfiqa.training.callbacks import PreciseBatchNorm
-
-        ctx.precise_bn = PreciseBatchNorm(ctx.model)
-    batches = (batch[0] for _, batch in zip(range(count), dataset, strict=False))
-    return ctx.precise_bn.recalibrate(batches)
-
-
 def run_rank_stage(ctx, stage_index):
     """Ranking pretraining; returns the stage's result dict."""
     from tfiqa.data.ranking import ranking_dataset
@@ -367,162 +335,9 @@ def run_rank_stage(ctx, stage_index):
 
 
 def run_finetune_stage(ctx, stage_index):
-    """MOS regression with model selection on validation; returns its result."""
-    from tfiqa.data.pipeline import check_records, mos_dataset
-    from tfiqa.training.finetune import FinetuneTrainer
-    from tfiqa.training.loop import DistributedLoop, make_optimizer
+    from tfiqa.training.finetune_stage import run_finetune_stage
 
-    config = ctx.config
-    cfg = config.finetune
-    data = config.data
-    crop, batch = data.crop_size, data.batch_size
-    parts = ctx.mos_splits
-    train = check_records(parts["train"], crop, data.skip_bad)
-    val = check_records(parts["val"], crop, data.skip_bad) if parts["val"] else []
-    test = check_records(parts["test"], crop, data.skip_bad) if parts["test"] else []
-    drop = len(train) >= batch
-    steps = cfg.steps_per_epoch or max(1, len(train) // batch if drop else 1)
-
-    def dataset_fn(epoch):
-        return mos_dataset(
-            train,
-            crop,
-            batch,
-            training=True,
-            seed=_dataset_seed(ctx, "finetune", epoch),
-            skip_bad=data.skip_bad,
-            check=False,
-            drop_remainder=drop,
-        ).repeat()
-
-    trainer = FinetuneTrainer(ctx.model, cfg.loss, cfg.rank_weight, cfg.patience)
-    model = ctx.model
-    backbone = list(model.backbone_variables)
-    backbone_ids = {id(v) for v in backbone}
-    head = [v for v in model.trainable_variables if id(v) not in backbone_ids]
-    with ctx.strategy.scope():
-        groups = [
-            (
-                make_optimizer(
-                    cfg.learning_rate,
-                    config.trainer.weight_decay,
-                    config.trainer.mixed_precision,
-                    name="backbone_optimizer",
-                ),
-                backbone,
-            ),
-            (
-                make_optimizer(
-                    cfg.head_learning_rate,
-                    config.trainer.weight_decay,
-                    config.trainer.mixed_precision,
-                    name="head_optimizer",
-                ),
-                head,
-            ),
-        ]
-    groups = [(opt, variables) for opt, variables in groups if variables]
-    stage_dir = ctx.stage_dir("finetune")
-    best_weights = os.path.join(stage_dir, "best.weights.h5")
-    best_json = os.path.join(stage_dir, "best.json")
-    if os.path.isfile(best_json) and os.path.isfile(best_weights):
-        with open(best_json) as f:
-            trainer.best = json.load(f)
-
-    val_ds = None
-    if val:
-        val_ds = mos_dataset(val, crop, batch, training=False, check=False)
-
-    def validate(epoch):
-        recalibrate_bn(ctx, dataset_fn(epoch + 1_000_000))
-        return trainer.evaluate(val_ds, fit=False)
-
-    def on_epoch_end(epoch, logs):
-        if val_ds is None:
-            return False
-        metrics = _val_metrics(logs)
-        if trainer.is_better(metrics):
-            trainer.best = {"epoch": epoch + 1, **metrics}
-            os.makedirs(stage_dir, exist_ok=True)
-            save_weights_atomic(model, best_weights)
-            write_json_atomic(best_json, trainer.best)
-        logs["best_epoch"] = trainer.best["epoch"] if trainer.best else 0
-        return trainer.should_stop(epoch)
-
-    loop = DistributedLoop(
-        ctx.strategy,
-        model,
-        trainer.compute_terms,
-        groups,
-        stage="finetune",
-        stage_index=stage_index,
-        checkpoint_dir=ctx.stage_dir("finetune", chief_copy=True),
-        log_dir=os.path.join(ctx.workdir, "logs", "finetune"),
-        verbose=ctx.verbose,
-        loss_weights=trainer.loss_weights,
-    )
-    result = loop.fit(
-        dataset_fn,
-        cfg.epochs,
-        steps,
-        validate=validate if val_ds is not None else None,
-        on_epoch_end=on_epoch_end,
-    )
-    selected = "last epoch"
-    if trainer.best is not None and os.path.isfile(best_weights):
-        model.load_weights(best_weights)
-        selected = f"best validation SRCC (epoch {trainer.best['epoch']})"
-    elif val_ds is None:
-        recalibrate_bn(ctx, dataset_fn(cfg.epochs + 1_000_000))
-    summary = {
-        **_fit_summary(result, cfg.epochs),
-        "steps_per_epoch": steps,
-        "selected": selected,
-        "best_epoch": trainer.best["epoch"] if trainer.best else None,
-        # The selected model on the whole validation split, with the
-        # logistic mapping for PLCC/RMSE (per-epoch PLCC is raw).
-        "val": trainer.evaluate(val_ds) if val_ds is not None else {},
-        "split_sizes": {"train": len(train), "val": len(val), "test": len(test)},
-    }
-    if test:
-        summary["test"] = evaluate_test(ctx, trainer, test)
-    return summary
-
-
-def evaluate_test(ctx, trainer, records):
-    """Scores the test split once, with the selected model and `data.eval_mode`."""
-    from tfiqa.data.pipeline import eval_crops_dataset, eval_image_dataset
-
-    data = ctx.config.data
-    if data.eval_mode == "full":
-        by_path = {r["image_path"]: r["mos"] for r in records}
-        images = eval_image_dataset([r["image_path"] for r in records])
-        dataset = (
-            (image[None], np.float32([by_path[path.numpy().decode()]]))
-            for image, path in images
-        )
-        predictions, targets = [], []
-        for image, mos in dataset:
-            predictions.append(trainer.predict(image))
-            targets.append(mos)
-        from tfiqa.metrics import evaluate_predictions
-
-        metrics = evaluate_predictions(
-            np.concatenate(predictions), np.concatenate(targets)
-        )
-        metrics = {k: float(metrics[k]) for k in ("srcc", "plcc", "krcc", "rmse")}
-    elif data.eval_mode == "crops":
-        dataset = eval_crops_dataset(
-            records, data.crop_size, data.eval_crops, check=False
-        )
-        metrics = trainer.evaluate(dataset, multi_crop=True)
-    else:
-        raise ConfigError(
-            f"data.eval_mode must be 'crops' or 'full'. Received: {data.eval_mode!r}"
-        )
-    metrics["eval_mode"] = data.eval_mode
-    metrics["n"] = len(records)
-    return metrics
+    return run_finetune_stage(ctx, stage_index)
 
 
 def run_meta(ctx, stage_index):
@@ -543,44 +358,6 @@ STAGE_RUNNERS = {
     "meta": run_meta,
     "finetune": run_finetune_stage,
 }
-
-
-def _is_number(value):
-    return isinstance(value, (int, float, np.floating, np.integer)) and not isinstance(
-        value, bool
-    )
-
-
-def _val_metrics(logs):
-    """The validation metrics of one epoch's logs, without the "val_" prefix."""
-    return {
-        k[4:]: v for k, v in logs.items() if k.startswith("val_") and k != "val_time"
-    }
-
-
-def _last_val(history):
-    for logs in reversed(history):
-        val = _val_metrics(logs)
-        if val:
-            return val
-    return {}
-
-
-def _fit_summary(result, epochs):
-    history = [
-        {k: v for k, v in h.items() if k != "checkpoint" and _is_number(v)}
-        for h in result["history"]
-    ]
-    done = result["initial_epoch"] + len(result["history"])
-    return {
-        "epochs": epochs,
-        "epochs_done": done,
-        "initial_epoch": result["initial_epoch"],
-        "resumed_from": result["resumed_from"],
-        "stopped_early": result["stopped_early"],
-        "time_s": float(sum(h.get("time", 0.0) for h in result["history"])),
-        "history": history,
-    }
 
 
 # -- the run ---------------------------------------------------------------

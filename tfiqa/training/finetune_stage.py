@@ -1,0 +1,362 @@
+"""The `finetune` stage: MOS regression in up to two phases.
+
+1. Head warm-up (`finetune.warmup_epochs`, or every epoch with
+   `finetune.freeze_backbone: all`): the backbone is frozen and only the head
+   trains, on random crops or, with `finetune.cache_views`, on cached pooled
+   features of fixed crops (see `tfiqa.training.transfer`).
+2. Fine-tuning: the backbone trains too at `finetune.learning_rate`, except
+   the layers up to `finetune.freeze_backbone`.
+
+Both phases share model selection: the epoch with the best validation SRCC
+(centre crop per image) is kept, across phases. Each phase checkpoints every
+epoch and resumes on its own.
+"""
+
+import json
+import os
+
+import numpy as np
+
+from tfiqa.files import write_json_atomic
+from tfiqa.training.stage_utils import (
+    dataset_seed,
+    fit_summary,
+    recalibrate_bn,
+    save_weights_atomic,
+    val_metrics,
+)
+
+
+class _Selection:
+    """Best-validation-SRCC model selection, persisted for resumes."""
+
+    def __init__(self, ctx, trainer):
+        self.model = ctx.model
+        self.trainer = trainer
+        folder = ctx.stage_dir("finetune")
+        self.weights = os.path.join(folder, "best.weights.h5")
+        self.json = os.path.join(folder, "best.json")
+        if os.path.isfile(self.json) and os.path.isfile(self.weights):
+            with open(self.json) as f:
+                trainer.best = json.load(f)
+
+    def on_epoch_end(self, epoch, logs, phase_start):
+        """Keeps the epoch if it is the best; True stops the phase early."""
+        trainer = self.trainer
+        metrics = val_metrics(logs)
+        if trainer.is_better(metrics):
+            trainer.best = {"epoch": epoch + 1, **metrics}
+            save_weights_atomic(self.model, self.weights)
+            write_json_atomic(self.json, trainer.best)
+        logs["best_epoch"] = trainer.best["epoch"] if trainer.best else 0
+        # Patience counts within the phase: unfreezing deserves its chance.
+        since = (epoch + 1) - max(logs["best_epoch"], phase_start)
+        return trainer.patience > 0 and since >= trainer.patience
+
+    def restore_best(self):
+        if self.trainer.best is not None and os.path.isfile(self.weights):
+            self.model.load_weights(self.weights)
+            return f"best validation SRCC (epoch {self.trainer.best['epoch']})"
+        return None
+
+
+def _optimizers(ctx, groups):
+    from tfiqa.training.loop import make_optimizer
+
+    trainer_cfg = ctx.config.trainer
+    with ctx.strategy.scope():
+        return [
+            (
+                make_optimizer(
+                    rate,
+                    trainer_cfg.weight_decay,
+                    trainer_cfg.mixed_precision,
+                    name=f"{name}_optimizer",
+                ),
+                variables,
+            )
+            for name, rate, variables in groups
+            if variables
+        ]
+
+
+def _loop(ctx, compute_terms, groups, phase, stage_index, loss_weights):
+    from tfiqa.training.loop import DistributedLoop
+
+    folder = ctx.stage_dir("finetune", chief_copy=True)
+    return DistributedLoop(
+        ctx.strategy,
+        ctx.model,
+        compute_terms,
+        _optimizers(ctx, groups),
+        stage="finetune" if phase == "finetune" else f"finetune:{phase}",
+        stage_index=stage_index,
+        checkpoint_dir=folder if phase == "finetune" else os.path.join(folder, phase),
+        log_dir=os.path.join(ctx.workdir, "logs", "finetune"),
+        verbose=ctx.verbose,
+        loss_weights=loss_weights,
+    )
+
+
+def _head_groups(ctx):
+    return [("head", ctx.config.finetune.head_learning_rate, ctx.model.head_variables)]
+
+
+def _cached_warmup(ctx, trainer, selection, data, epochs, stage_index):
+    """Head-only epochs on cached pooled features of fixed crops."""
+    from tfiqa.training.transfer import (
+        cached_head_dataset,
+        head_scores,
+        precise_head_batchnorm,
+    )
+
+    cfg, model = ctx.config.finetune, ctx.model
+    train, val, batch, steps, drop = data
+    cache = feature_cache(ctx)
+    ctx.log(f"[finetune] caching pooled features of {len(train)} training images")
+    train_x = cache.features([r["image_path"] for r in train], cfg.cache_views)
+    train_y = [r["mos"] for r in train]
+    val_x = cached_views(ctx, cache, val, 1) if val else None
+
+    def compute_terms(batch_, training):
+        pooled, mos = batch_
+        scores = model.head.regress(pooled, training=training)
+        return trainer.terms(scores, mos)
+
+    def dataset_fn(epoch):
+        seed = dataset_seed(ctx, "finetune", epoch)
+        return cached_head_dataset(train_x, train_y, batch, seed, drop).repeat()
+
+    def validate(epoch):
+        from tfiqa.metrics import plcc, srcc
+
+        precise_head_batchnorm(model, train_x[:, 0])
+        scores = head_scores(model, val_x)
+        targets = np.asarray([r["mos"] for r in val], np.float32)
+        return {
+            "srcc": float(srcc(scores, targets)),
+            "plcc": float(plcc(scores, targets)),
+        }
+
+    loop = _loop(
+        ctx,
+        compute_terms,
+        _head_groups(ctx),
+        "warmup",
+        stage_index,
+        trainer.loss_weights,
+    )
+    return loop.fit(
+        dataset_fn,
+        epochs,
+        steps,
+        validate=validate if val else None,
+        on_epoch_end=lambda e, logs: bool(val) and selection.on_epoch_end(e, logs, 0),
+    )
+
+
+def feature_cache(ctx):
+    """The stage's `PooledFeatureCache` (folder: `finetune.cache_dir`)."""
+    from tfiqa.training.transfer import PooledFeatureCache
+
+    cfg = ctx.config.finetune
+    folder = (
+        ctx.config.resolve_path(cfg.cache_dir)
+        if cfg.cache_dir
+        else os.path.join(ctx.workdir, "cache", "features")
+    )
+    return PooledFeatureCache(ctx.model, folder, ctx.config.data.crop_size)
+
+
+def cached_views(ctx, cache, records, crops):
+    """Cached features (N, crops, width) of `crops` evaluation crops per image.
+
+    The centre crop (crops=1) is the first of the training views when those
+    include it (1 or 5 views), so it costs no backbone pass of its own.
+    """
+    from tfiqa.data.crops import crop_positions
+
+    paths = [r["image_path"] for r in records]
+    views = ctx.config.finetune.cache_views
+    if crops == 1 and views and crop_positions(views)[0] == (0.5, 0.5):
+        return cache.features(paths, views)[:, :1]
+    return cache.features(paths, crops)
+
+
+def _image_phase(ctx, trainer, selection, data, phase, epochs, start, stage_index):
+    """Epochs on random crops; `phase` is "warmup" (head only) or "finetune"."""
+    from tfiqa.data.pipeline import mos_dataset
+
+    cfg, conf = ctx.config.finetune, ctx.config.data
+    train, val, batch, steps, drop = data
+
+    def dataset_fn(epoch):
+        return mos_dataset(
+            train,
+            conf.crop_size,
+            batch,
+            training=True,
+            seed=dataset_seed(ctx, "finetune", epoch),
+            skip_bad=conf.skip_bad,
+            check=False,
+            drop_remainder=drop,
+        ).repeat()
+
+    val_ds = None
+    if val:
+        val_ds = mos_dataset(val, conf.crop_size, batch, training=False, check=False)
+
+    def validate(epoch):
+        recalibrate_bn(ctx, dataset_fn(epoch + 1_000_000))
+        return trainer.evaluate(val_ds, fit=False)
+
+    groups = _head_groups(ctx)
+    if phase == "finetune":
+        groups.insert(0, ("backbone", cfg.learning_rate, ctx.model.backbone_variables))
+    loop = _loop(
+        ctx, trainer.compute_terms, groups, phase, stage_index, trainer.loss_weights
+    )
+    if start and loop.restore() is None:
+        loop.epoch.assign(start)  # epochs count on from the warm-up
+    result = loop.fit(
+        dataset_fn,
+        epochs,
+        steps,
+        validate=validate if val_ds is not None else None,
+        on_epoch_end=lambda e, logs: (
+            val_ds is not None and selection.on_epoch_end(e, logs, start)
+        ),
+    )
+    result["dataset_fn"] = dataset_fn
+    return result
+
+
+def run_finetune_stage(ctx, stage_index):
+    """MOS regression with model selection on validation; returns its result."""
+    from tfiqa.data.pipeline import check_records
+    from tfiqa.training.finetune import FinetuneTrainer
+    from tfiqa.training.transfer import freeze_backbone
+
+    config = ctx.config
+    cfg, conf = config.finetune, config.data
+    parts = ctx.mos_splits
+    train = check_records(parts["train"], conf.crop_size, conf.skip_bad)
+    val = (
+        check_records(parts["val"], conf.crop_size, conf.skip_bad)
+        if parts["val"]
+        else []
+    )
+    test = (
+        check_records(parts["test"], conf.crop_size, conf.skip_bad)
+        if parts["test"]
+        else []
+    )
+    batch = conf.batch_size
+    drop = len(train) >= batch
+    steps = cfg.steps_per_epoch or max(1, len(train) // batch if drop else 1)
+    data = (train, val, batch, steps, drop)
+    trainer = FinetuneTrainer(ctx.model, cfg.loss, cfg.rank_weight, cfg.patience)
+    selection = _Selection(ctx, trainer)
+
+    frozen_all = cfg.freeze_backbone == "all"
+    warmup = cfg.epochs if frozen_all else min(cfg.warmup_epochs, cfg.epochs)
+    phases = {}
+    if warmup:
+        freeze_backbone(ctx.model, "all")
+        ctx.precise_bn = None  # the trainable set changed
+        if cfg.cache_views:
+            phases["warmup"] = _cached_warmup(
+                ctx, trainer, selection, data, warmup, stage_index
+            )
+        else:
+            phases["warmup"] = _image_phase(
+                ctx, trainer, selection, data, "warmup", warmup, 0, stage_index
+            )
+    if cfg.epochs > warmup:
+        freeze_backbone(ctx.model, cfg.freeze_backbone)
+        ctx.precise_bn = None
+        phases["finetune"] = _image_phase(
+            ctx, trainer, selection, data, "finetune", cfg.epochs, warmup, stage_index
+        )
+    last = phases.get("finetune") or phases["warmup"]
+    selected = selection.restore_best() or "last epoch"
+    if selected == "last epoch" and "dataset_fn" in last:
+        recalibrate_bn(ctx, last["dataset_fn"](cfg.epochs + 1_000_000))
+    freeze_backbone(ctx.model, "none")  # the saved model is a plain model
+    summary = fit_summary(_merge(phases), cfg.epochs)
+    summary.update(
+        {
+            "steps_per_epoch": steps,
+            "selected": selected,
+            "best_epoch": trainer.best["epoch"] if trainer.best else None,
+            "phases": {name: len(r["history"]) for name, r in phases.items()},
+            "split_sizes": {"train": len(train), "val": len(val), "test": len(test)},
+        }
+    )
+    # The selected model on the whole validation split, with the logistic
+    # mapping for PLCC/RMSE (per-epoch PLCC is raw).
+    summary["val"] = _evaluate(ctx, trainer, val, crops=1) if val else {}
+    if test:
+        summary["test"] = evaluate_test(ctx, trainer, test)
+    return summary
+
+
+def _merge(phases):
+    results = list(phases.values())
+    return {
+        "history": [logs for r in results for logs in r["history"]],
+        "initial_epoch": results[0]["initial_epoch"],
+        "resumed_from": next(
+            (r["resumed_from"] for r in results if r["resumed_from"]), None
+        ),
+        "stopped_early": any(r["stopped_early"] for r in results),
+    }
+
+
+def _evaluate(ctx, trainer, records, crops):
+    """Metrics of `crops` deterministic crops per image, averaged per image.
+
+    With the backbone frozen for the whole stage and a feature cache, the
+    cached features give the same scores without a backbone pass.
+    """
+    from tfiqa.data.pipeline import eval_crops_dataset
+    from tfiqa.metrics import evaluate_predictions
+
+    cfg = ctx.config.finetune
+    if cfg.freeze_backbone == "all" and cfg.cache_views:
+        from tfiqa.training.transfer import head_scores
+
+        pooled = cached_views(ctx, feature_cache(ctx), records, crops)
+        predictions = head_scores(ctx.model, pooled)
+        targets = np.asarray([r["mos"] for r in records], np.float32)
+        metrics = evaluate_predictions(predictions, targets)
+        metrics = {
+            k: float(metrics[k]) for k in ("srcc", "plcc", "krcc", "rmse", "plcc_raw")
+        }
+        metrics["scored_from"] = "feature cache"
+        return metrics
+    dataset = eval_crops_dataset(records, ctx.config.data.crop_size, crops, check=False)
+    return trainer.evaluate(dataset, multi_crop=True)
+
+
+def evaluate_test(ctx, trainer, records):
+    """Scores the test split once, with the selected model and `data.eval_mode`."""
+    from tfiqa.data.pipeline import eval_image_dataset
+    from tfiqa.metrics import evaluate_predictions
+
+    data = ctx.config.data
+    if data.eval_mode == "full":
+        by_path = {r["image_path"]: r["mos"] for r in records}
+        predictions, targets = [], []
+        for image, path in eval_image_dataset([r["image_path"] for r in records]):
+            predictions.append(trainer.predict(image[None]))
+            targets.append(np.float32([by_path[path.numpy().decode()]]))
+        metrics = evaluate_predictions(
+            np.concatenate(predictions), np.concatenate(targets)
+        )
+        metrics = {k: float(metrics[k]) for k in ("srcc", "plcc", "krcc", "rmse")}
+    else:
+        metrics = _evaluate(ctx, trainer, records, data.eval_crops)
+    metrics["eval_mode"] = data.eval_mode
+    metrics["n"] = len(records)
+    return metrics
