@@ -9,7 +9,12 @@ weights, averaged over the meta-batch (`tfiqa.training.maml.MAMLStep`).
 Under a distribution strategy the tasks of a meta-batch are split across
 replicas: each replica computes the meta-gradients of its tasks, scaled by
 1 / (global number of tasks), and the optimizers sum them over replicas, so
-the update is the meta-batch mean however the tasks are split.
+the update is the mean of the per-task meta-gradients. Each task's gradient
+depends only on that task with `batchnorm: moving`, so then the update is
+the same however the tasks are split. With `batchnorm: batch` it is not:
+each replica normalises with the statistics of its own tasks' images (the
+moving averages receive the cross-replica mean), so the update depends on
+the number of replicas, as with ordinary per-replica BatchNorm.
 
 What is trained, checkpointed, validated and handed on is the meta-parameters
 theta (the scoring model's weights, plus the learned inner learning rates with
