@@ -142,7 +142,6 @@ class MetaConfig:
     lodo_shots: list = dataclasses.field(default_factory=lambda: [0, 10, 50])
     lodo_types: list = dataclasses.field(default_factory=list)
     lodo_test_size: int = 100
-    lodo_adapt_steps: int = 0
 
 
 @dataclasses.dataclass

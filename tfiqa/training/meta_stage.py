@@ -310,6 +310,7 @@ def run_meta_stage(config, model, strategy, workdir, verbose=None, tasks=None):
         types are held out), plus "fit" (epochs, history, resume info) and
         "tasks_info" (types and sources).
     """
+    from tfiqa.training.adaptation import adaptation_spec, save_adaptation
     from tfiqa.training.meta_trainer import MetaLoop
     from tfiqa.training.strategy import is_chief
 
@@ -376,6 +377,9 @@ def run_meta_stage(config, model, strategy, workdir, verbose=None, tasks=None):
         {k: v for k, v in h.items() if isinstance(v, (int, float))}
         for h in result["history"]
     ]
+    if chief:
+        # The recipe (and Meta-SGD rates) k-shot evaluations must reuse.
+        save_adaptation(workdir, trainer.maml, adaptation_spec(meta))
     return {
         **val,
         "fit": {

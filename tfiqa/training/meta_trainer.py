@@ -87,20 +87,6 @@ class MetaTrainer:
         adapt="all",
         batchnorm="batch",
     ):
-        from tfiqa.errors import ConfigError
-
-        if adapt not in ADAPT:
-            raise ConfigError(
-                f"meta.adapt must be one of {list(ADAPT)}. Received: {adapt!r}"
-            )
-        adapt_variables = None
-        if adapt == "head":
-            if not hasattr(model, "head_variables"):
-                raise ConfigError(
-                    "meta.adapt='head' needs a model with `head_variables` "
-                    f"(an IQAModel). Received: {type(model).__name__}"
-                )
-            adapt_variables = list(model.head_variables)
         self.model = model
         self.maml = MAMLStep(
             model,
@@ -108,7 +94,7 @@ class MetaTrainer:
             inner_learning_rate=inner_learning_rate,
             order=order,
             learn_inner_lr=learn_inner_lr,
-            adapt_variables=adapt_variables,
+            adapt_variables=adapt_variables(model, adapt),
             batchnorm=batchnorm,
         )
         self.state = MetaState(model, self.maml.inner_lrs)
@@ -223,6 +209,24 @@ class MetaTrainer:
         return recalibrate_batchnorm(self.model, image_batches)
 
 
+def adapt_variables(model, adapt):
+    """The variables the inner loop adapts for `meta.adapt` (None = all)."""
+    from tfiqa.errors import ConfigError
+
+    if adapt not in ADAPT:
+        raise ConfigError(
+            f"meta.adapt must be one of {list(ADAPT)}. Received: {adapt!r}"
+        )
+    if adapt == "all":
+        return None
+    if not hasattr(model, "head_variables"):
+        raise ConfigError(
+            "meta.adapt='head' needs a model with `head_variables` "
+            f"(an IQAModel). Received: {type(model).__name__}"
+        )
+    return list(model.head_variables)
+
+
 def _nanmean(values):
     values = np.asarray(values, np.float64)
     values = values[np.isfinite(values)]
@@ -315,6 +319,7 @@ __all__ = [
     "MetaLoop",
     "MetaState",
     "MetaTrainer",
+    "adapt_variables",
     "apply_gradient_groups",
     "make_meta_optimizer_groups",
 ]
