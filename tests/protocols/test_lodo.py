@@ -127,7 +127,11 @@ def test_k_shot_adaptation_is_the_one_the_meta_prior_was_trained_with(tmp_path):
     )
     model = build_model(config.model, input_crop_size=32)
     trainer = MetaTrainer(
-        model, inner_steps=2, inner_learning_rate=0.05, learn_inner_lr=True, adapt="head"
+        model,
+        inner_steps=2,
+        inner_learning_rate=0.05,
+        learn_inner_lr=True,
+        adapt="head",
     )
     rng = np.random.default_rng(0)
     learned = [rng.uniform(0.01, 0.2, v.shape) for v in trainer.inner_lrs]

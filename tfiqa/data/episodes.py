@@ -114,9 +114,7 @@ def _source_index(index, per_task, support_size, n_sources, seed):
 
 def _warn_single_source(what, count):
     if count < 2:
-        logger.warning(
-            "%s has a single source: its support and query share it.", what
-        )
+        logger.warning("%s has a single source: its support and query share it.", what)
 
 
 def _episode_batches(ds, support_size, query_size, meta_batch_size):

@@ -41,12 +41,14 @@ def save_adaptation(workdir, step, spec):
     """
     spec = {
         **spec,
-        "variables": [step.model.trainable_variables[i].path for i in step.adapt_indices],
+        "variables": [
+            step.model.trainable_variables[i].path for i in step.adapt_indices
+        ],
     }
     if step.inner_lrs:
-        with atomic_path(os.path.join(workdir, RATES_FILE)) as tmp:
-            with open(tmp, "wb") as f:
-                np.savez(f, *[np.asarray(v) for v in step.inner_lrs])
+        path = os.path.join(workdir, RATES_FILE)
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:
+            np.savez(f, *[np.asarray(v) for v in step.inner_lrs])
         spec["rates_file"] = RATES_FILE
     write_json_atomic(os.path.join(workdir, SPEC_FILE), spec)
     return spec

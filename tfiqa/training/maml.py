@@ -42,9 +42,10 @@ the step a pure function of theta for given statistics - what the nested
 tapes differentiate and the finite-difference test checks - while still
 letting a network trained from scratch normalise correctly.
 `recalibrate_batchnorm` ("precise BN": the mean of training-mode batch
-statistics, with Dropout off, over several batches) refreshes the moving statistics for the
-current meta-parameters; `MetaTrainer` runs it before meta-training and at
-the end of every epoch, before validation and checkpointing.
+statistics, with Dropout off, over several batches) refreshes the moving
+statistics for the current meta-parameters; `MetaTrainer` runs it before
+meta-training and at the end of every epoch, before validation and
+checkpointing.
 
 Reference:
     Finn, Abbeel, Levine. Model-Agnostic Meta-Learning for Fast Adaptation
