@@ -20,8 +20,8 @@ from its last epoch checkpoint.
 
 Content the fine-tuning stage validates or tests on is kept out of the
 earlier stages: with a pseudo-MOS set synthesised from the pristine images,
-its validation and test sources are removed from the pristine training
-sources (and its test sources from the pristine validation sources); meta
+its validation sources move from the pristine training sources to the
+pristine validation sources and its test sources leave both; meta
 tasks read from the fine-tuning dataset's own folder drop those references.
 Types in `meta.holdout` are held out of every stage (ranking, meta tasks and
 fine-tuning training/validation records; the test split keeps them). At the

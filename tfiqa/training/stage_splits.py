@@ -42,16 +42,23 @@ def reserved_ids(ctx):
 
 
 def keep_out_of_priors(ctx):
-    """Removes the fine-tuning val/test sources from the pristine split
-    when the fine-tuning set was synthesised from the same images."""
+    """Keeps the fine-tuning val/test sources out of the priors' pristine
+    split when the fine-tuning set was synthesised from the same images:
+    its validation sources move to the priors' validation part, its test
+    sources leave both parts."""
     reserved = reserved_ids(ctx)
     if not ctx.pristine or not reserved:
         return
     if source_key(ctx.pristine_dir) != reserved["source"]:
         return
+    # Sources the fine-tuning stage validates on may validate the priors
+    # too; its test sources serve no prior at all.
+    finetune_val = reserved["ids"] - reserved["test"]
+    train = ctx.pristine["train"]
     split = {
-        "train": drop_ids(ctx.pristine["train"], reserved["ids"]),
-        "val": drop_ids(ctx.pristine["val"], reserved["test"]),
+        "train": drop_ids(train, reserved["ids"]),
+        "val": drop_ids(ctx.pristine["val"], reserved["test"])
+        + [p for p in train if source_id(p) in finetune_val],
     }
     for part, paths in split.items():
         if not paths:
