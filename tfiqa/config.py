@@ -90,6 +90,9 @@ class RankingConfig:
     types: list = dataclasses.field(default_factory=list)
     groups_per_batch: int = 4
     margin: float = 0.05
+    # > 0: rank the head's logits (a linear output) with this margin in
+    # logit units instead of the sigmoid scores with `margin`.
+    logit_margin: float = 0.0
     epochs: int = 10
     steps_per_epoch: int = 200
     val_steps: int = 20
@@ -154,6 +157,10 @@ class FinetuneConfig:
     patience: int = 5
     # 0 means one pass over the training split per epoch.
     steps_per_epoch: int = 0
+    # Re-initialise the score layer (the head's last Dense) when the stage
+    # starts, as RankIQA does: a prior's score layer may sit deep in the
+    # sigmoid's saturation after ranking.
+    reinit_score: bool = False
 
 
 @dataclasses.dataclass

@@ -165,7 +165,8 @@ class MultiLevelHead(keras.layers.Layer):
         self.score.build(shape)
         self.built = True
 
-    def call(self, features, training=None):
+    def call(self, features, training=None, logits=False):
+        """(batch, 1) scores; with `logits=True`, before `output_activation`."""
         pooled = [
             pool(features[level])
             for pool, level in zip(self.pools, self.levels, strict=True)
@@ -179,7 +180,7 @@ class MultiLevelHead(keras.layers.Layer):
             else:
                 x = layer(x)
         x = keras.ops.cast(self.score(x), "float32")
-        if self.output_activation == "sigmoid":
+        if self.output_activation == "sigmoid" and not logits:
             x = keras.ops.sigmoid(x)
         return x
 

@@ -363,7 +363,7 @@ def run_rank_stage(ctx, stage_index):
         (images.numpy(), {k: v.numpy() for k, v in labels.items()})
         for images, labels in val_ds.take(max(1, cfg.val_steps))
     ]
-    trainer = RankingTrainer(ctx.model, margin=cfg.margin)
+    trainer = RankingTrainer(ctx.model, cfg.margin, cfg.logit_margin)
 
     # Training batches for BatchNorm statistics, drawn once (the ranking
     # pipeline distorts on the fly, which costs more than the forward passes).
@@ -415,7 +415,7 @@ def run_rank_stage(ctx, stage_index):
 def run_finetune_stage(ctx, stage_index):
     """MOS regression with model selection on validation; returns its result."""
     from tfiqa.data.pipeline import check_records, mos_dataset
-    from tfiqa.training.finetune import FinetuneTrainer
+    from tfiqa.training.finetune import FinetuneTrainer, reinit_score_layer
     from tfiqa.training.loop import DistributedLoop, make_optimizer
 
     config = ctx.config
@@ -443,6 +443,8 @@ def run_finetune_stage(ctx, stage_index):
 
     trainer = FinetuneTrainer(ctx.model, cfg.loss, cfg.rank_weight, cfg.patience)
     model = ctx.model
+    if cfg.reinit_score:  # a resumed run restores its checkpoint after this
+        reinit_score_layer(model, ctx.seed)
     backbone = list(model.backbone_variables)
     backbone_ids = {id(v) for v in backbone}
     head = [v for v in model.trainable_variables if id(v) not in backbone_ids]
