@@ -107,6 +107,26 @@ def test_prior_config_removes_the_held_out_type_everywhere():
     assert config.meta.holdout == []  # the original is untouched
 
 
+def test_multitask_prior_sees_the_same_images_without_the_inner_loop(tmp_path):
+    config = load_config(
+        None,
+        [
+            "meta.support_size=8",
+            "meta.query_size=4",
+            "meta.inner_steps=2",
+            "meta.learn_inner_lr=true",
+        ],
+    )
+    cfg = prior_config(config, ["jpeg", "darken"], "jpeg", "multitask", "/p")
+    assert cfg.trainer.stages == ["meta"] and cfg.meta.holdout == ["jpeg"]
+    assert (cfg.meta.support_size, cfg.meta.query_size) == (1, 11)
+    assert cfg.meta.inner_steps == 0 and not cfg.meta.learn_inner_lr
+    # Scored with the meta-training adaptation, not its own zero steps.
+    model = brightness_scorer()
+    step = prior_adaptation(config, "multitask", str(tmp_path), model)
+    assert step.inner_steps == 2 and not step.inner_lrs
+
+
 def test_k_shot_adaptation_is_the_one_the_meta_prior_was_trained_with(tmp_path):
     from tfiqa.models import build_model
     from tfiqa.training.adaptation import adaptation_spec, save_adaptation

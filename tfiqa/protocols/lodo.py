@@ -6,6 +6,10 @@ For each swept type h:
 1. Train each prior on every task type but h (h is in `meta.holdout` for
    the meta prior and removed from `ranking.types` for the ranking prior):
    - "meta": the `meta` stage; "rank": the `rank` stage; "rank+meta": both;
+   - "multitask": the fair baseline for the bi-level step: the `meta` stage
+     on the same tasks and episodes without the inner loop
+     (`meta.inner_steps: 0`, no Meta-SGD), each task's S + Q images all but
+     one in the query loss (support size 1), so the same images are seen;
    - "scratch": random weights (BatchNorm statistics estimated on the
      training types' images, so that the network computes something).
    Each prior is a `run_experiment` in `<workdir>/<h>/<prior>/`, so a sweep
@@ -45,8 +49,15 @@ from tfiqa.errors import ConfigError
 from tfiqa.files import write_json_atomic, write_text_atomic
 from tfiqa.training.adaptation import describe
 
-PRIORS = ("meta", "rank", "rank+meta", "scratch")
-STAGES = {"meta": ["meta"], "rank": ["rank"], "rank+meta": ["rank", "meta"]}
+PRIORS = ("meta", "multitask", "rank", "rank+meta", "scratch")
+STAGES = {
+    "meta": ["meta"],
+    "multitask": ["meta"],
+    "rank": ["rank"],
+    "rank+meta": ["rank", "meta"],
+}
+# Priors whose own meta stage defines their k-shot adaptation.
+ADAPTED_AS_TRAINED = ("meta", "rank+meta")
 
 
 def check_priors(priors):
@@ -93,6 +104,12 @@ def prior_config(config, types, held_out, prior, pristine_dir):
     ranking_types = list(cfg.ranking.types) or list(types)
     cfg.ranking.types = [t for t in ranking_types if t != held_out]
     cfg.data.pristine_dir = pristine_dir
+    if prior == "multitask":
+        meta = cfg.meta
+        meta.query_size = int(meta.support_size) + int(meta.query_size) - 1
+        meta.support_size = 1
+        meta.inner_steps = 0
+        meta.learn_inner_lr = False
     return cfg
 
 
@@ -203,14 +220,15 @@ def _scratch_model(config, pristine, types, seed):
 
 def prior_adaptation(config, prior, run_dir, model):
     """The k-shot `MAMLStep` for one prior: the recipe its meta stage saved,
-    or, without a meta stage, the config's recipe with its scalar rate."""
+    or, for the others (the multi-task prior included), the config's
+    meta-training recipe with its scalar rate."""
     from tfiqa.training.adaptation import (
         adaptation_spec,
         adaptation_step,
         load_adaptation,
     )
 
-    if "meta" in STAGES.get(prior, []):
+    if prior in ADAPTED_AS_TRAINED:
         spec, rates = load_adaptation(run_dir)
     else:
         spec, rates = adaptation_spec(config.meta), None
