@@ -271,11 +271,8 @@ def prepare_mos_data(ctx):
     held_out = set(config.meta.holdout)
     for part in ("train", "val"):
         parts[part] = [r for r in parts[part] if r.get("distortion") not in held_out]
-    ctx.mos_dir = (
-        ctx.pristine_dir
-        if data.dataset == "distorted" and not (data.dataset_dir)
-        else folder
-    )
+    synthesised = data.dataset == "distorted" and not data.dataset_dir
+    ctx.mos_dir = ctx.pristine_dir if synthesised else folder
     if not parts["train"]:
         raise DataError(
             f"The training split is empty. Received: {len(records)} records, "

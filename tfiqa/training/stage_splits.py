@@ -69,6 +69,13 @@ def keep_out_of_priors(ctx):
                 f"{len(ctx.pristine[part])} {part} images"
             )
     ctx.pristine = split
+    if ctx.chief:  # pristine.json shows the split the priors really use
+        from tfiqa.data.splits import load_splits_meta, save_splits
+
+        path = os.path.join(ctx.workdir, "splits", "pristine.json")
+        meta = load_splits_meta(path) if os.path.isfile(path) else {}
+        meta["kept_out"] = "fine-tuning validation and test sources"
+        save_splits(path, split, meta=meta)
 
 
 def write_data_splits(ctx, stages):
