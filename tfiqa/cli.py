@@ -380,7 +380,7 @@ def distort(
     "--priors",
     default="meta,rank,scratch",
     show_default=True,
-    help="Comma list of meta, rank, rank+meta, scratch.",
+    help="Comma list of meta, multitask, rank, rank+meta, scratch.",
 )
 @click.option(
     "--shots",

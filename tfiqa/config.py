@@ -90,6 +90,9 @@ class RankingConfig:
     types: list = dataclasses.field(default_factory=list)
     groups_per_batch: int = 4
     margin: float = 0.05
+    # > 0: rank the head's logits (a linear output) with this margin in
+    # logit units instead of the sigmoid scores with `margin`.
+    logit_margin: float = 0.0
     epochs: int = 10
     steps_per_epoch: int = 200
     val_steps: int = 20
@@ -142,7 +145,6 @@ class MetaConfig:
     lodo_shots: list = dataclasses.field(default_factory=lambda: [0, 10, 50])
     lodo_types: list = dataclasses.field(default_factory=list)
     lodo_test_size: int = 100
-    lodo_adapt_steps: int = 0
 
 
 @dataclasses.dataclass
@@ -167,6 +169,10 @@ class FinetuneConfig:
     # Folder of cached features (empty: <workdir>/cache/features); runs
     # whose backbone weights are the same can share one.
     cache_dir: str = ""
+    # Re-initialise the score layer (the head's last Dense) when the stage
+    # starts, as RankIQA does: a prior's score layer may sit deep in the
+    # sigmoid's saturation after ranking.
+    reinit_score: bool = False
 
 
 @dataclasses.dataclass

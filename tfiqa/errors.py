@@ -28,3 +28,7 @@ class ImageError(DataError):
 
 class TrainingError(TfiqaError):
     """Training cannot continue (for example the loss became NaN)."""
+
+
+class LeakError(TfiqaError):
+    """A run's test content was seen by one of its training stages."""

@@ -2,7 +2,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfiqa.data.episodes import _task_of, records_episodes, task_episodes
+from tfiqa.data.episodes import (
+    _source_index,
+    _task_of,
+    records_episodes,
+    task_episodes,
+)
 from tfiqa.errors import ConfigError, DataError
 
 
@@ -141,3 +146,48 @@ def test_in_memory_cache_matches_decoding(image_folder):
         return next(iter(ds))["support_images"].numpy()
 
     np.testing.assert_array_equal(images(64), images(0))
+
+
+def test_support_and_query_sources_are_disjoint_in_every_task():
+    per_task, support = 7, 4
+    for n_sources in (2, 3, 10):
+        for task in range(20):
+            sources = [
+                int(
+                    _source_index(
+                        tf.constant(task * per_task + k, tf.int64),
+                        per_task,
+                        support,
+                        n_sources,
+                        seed=5,
+                    )
+                )
+                for k in range(per_task)
+            ]
+            assert all(0 <= s < n_sources for s in sources)
+            assert not set(sources[:support]) & set(sources[support:])
+
+
+def test_records_episodes_never_share_a_reference_between_support_and_query(
+    tmp_path,
+):
+    from PIL import Image
+
+    records = []
+    for i in range(8):
+        path = str(tmp_path / f"flat_{i}.png")
+        # A flat image whose value names its reference (two images per ref).
+        Image.fromarray(np.full((20, 20, 3), 20 * (i // 2), np.uint8)).save(path)
+        records.append(
+            {"image_path": path, "mos": i / 8, "distortion": "d", "ref_id": i // 2}
+        )
+    ds = records_episodes(records, 16, 3, 2, 1, seed=1)
+    for episode in ds.take(10):
+        support = set(np.unique(episode["support_images"].numpy()))
+        query = set(np.unique(episode["query_images"].numpy()))
+        assert support and query and not support & query
+    # One reference only: support and query are still different images.
+    one_ref = [{**r, "ref_id": "same"} for r in records]
+    for episode in records_episodes(one_ref, 16, 3, 2, 1, seed=1).take(10):
+        support = set(episode["support_labels"].numpy().ravel())
+        assert not support & set(episode["query_labels"].numpy().ravel())

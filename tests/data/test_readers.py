@@ -1,4 +1,5 @@
 import logging
+import os
 
 import numpy as np
 import pytest
@@ -64,6 +65,7 @@ def test_csv_score_range_direction_and_ref_column(tmp_path):
         ref_column="src",
         score_range=[1, 5],
         higher_is_better=False,
+        group_duplicates=False,  # the three files hold the same picture
     )
     assert [r["mos"] for r in records] == pytest.approx([1.0, 0.0, 0.75])
     assert [r["mos_raw"] for r in records] == [1.0, 5.0, 2.0]
@@ -424,7 +426,10 @@ def test_biq2021_official_csvs(tmp_path):
     )
     for name in ("ss03 (3753).jpg", "ss03 (6190).jpg", "ss01 (151).jpg"):
         _tiny(tmp_path / "Images" / name, fmt="JPEG")
-    train = read_dataset("biq2021", str(tmp_path), split="train")
+    # The three files hold the same picture: keep one reference per file.
+    train = read_dataset(
+        "biq2021", str(tmp_path), split="train", group_duplicates=False
+    )
     test = read_dataset("biq2021", str(tmp_path), split="test")
     both = read_dataset("biq2021", str(tmp_path))
     assert [r["ref_id"] for r in train] == ["ss03 (3753).jpg", "ss03 (6190).jpg"]
@@ -464,3 +469,66 @@ def test_distorted(tmp_path):
     (tmp_path / "distortions.csv").write_text("image,ref,distortion,level\nx,a,b,9\n")
     with pytest.raises(DataError, match="level"):
         read_dataset("distorted", str(tmp_path))
+
+
+def photo(seed, size=96):
+    """A distinct smooth random photo-like RGB image (size, size, 3)."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    small = rng.integers(0, 256, (6, 6, 3)).astype(np.uint8)
+    return np.asarray(
+        Image.fromarray(small).resize((size, size), Image.Resampling.BICUBIC)
+    )
+
+
+def write_near_duplicates(folder):
+    """Six photos, two of them also saved re-encoded and slightly resized."""
+    from PIL import Image
+
+    names = []
+    for i in range(6):
+        Image.fromarray(photo(i)).save(folder / f"p{i}.png")
+        names.append(f"p{i}.png")
+    Image.fromarray(photo(0)).save(folder / "p0_copy.jpg", quality=70)
+    Image.fromarray(photo(1)).resize((90, 90)).save(folder / "p1_small.jpg")
+    names += ["p0_copy.jpg", "p1_small.jpg"]
+    rows = "\n".join(f"{n},{0.1 * k:.1f}" for k, n in enumerate(names))
+    (folder / "mos.csv").write_text("image,mos\n" + rows + "\n")
+
+
+def test_near_duplicate_photos_share_a_reference_and_a_split(tmp_path):
+    from tfiqa.data.splits import make_splits
+
+    write_near_duplicates(tmp_path)
+    records = read_dataset("csv", str(tmp_path))
+    ref = {os.path.basename(r["image_path"]): r["ref_id"] for r in records}
+    assert ref["p0_copy.jpg"] == ref["p0.png"] == "p0.png"
+    assert ref["p1_small.jpg"] == ref["p1.png"]
+    assert len(set(ref.values())) == 6  # the other photos stay apart
+    for split in make_splits(records, n=10, val_ratio=0.3, test_ratio=0.3, seed=0):
+        part = {
+            os.path.basename(p): name
+            for name in ("train", "val", "test")
+            for p in split[name]
+        }
+        assert part["p0.png"] == part["p0_copy.jpg"]
+        assert part["p1.png"] == part["p1_small.jpg"]
+    # Opt-out: one reference per file.
+    apart = read_dataset("csv", str(tmp_path), group_duplicates=False)
+    assert len({r["ref_id"] for r in apart}) == 8
+
+
+def test_biq2021_groups_near_duplicates(tmp_path):
+    from PIL import Image
+
+    (tmp_path / "Images").mkdir()
+    Image.fromarray(photo(7)).save(tmp_path / "Images" / "ss03 (1299).jpg")
+    Image.fromarray(photo(7)).save(tmp_path / "Images" / "ss03 (4011).jpg", quality=60)
+    Image.fromarray(photo(8)).save(tmp_path / "Images" / "ss01 (1).jpg")
+    (tmp_path / "Train.csv").write_text("Image Name,MOS\nss03 (1299).jpg,0.5\n")
+    (tmp_path / "Test.csv").write_text(
+        "Image Name,MOS\nss03 (4011).jpg,0.6\nss01 (1).jpg,0.2\n"
+    )
+    refs = [r["ref_id"] for r in read_dataset("biq2021", str(tmp_path))]
+    assert refs == ["ss03 (1299).jpg", "ss03 (1299).jpg", "ss01 (1).jpg"]

@@ -1,6 +1,7 @@
 """Leave-one-distortion-out: scoring, table, config checks, the CLI sweep."""
 
 import csv
+import json
 import os
 import types
 
@@ -17,10 +18,12 @@ from tfiqa.metrics import srcc
 from tfiqa.protocols.lodo import (
     check_priors,
     format_table,
+    prior_adaptation,
     prior_config,
     score_prior,
     sweep_types,
 )
+from tfiqa.training.maml import MAMLStep
 
 
 def brightness_scorer(seed=0):
@@ -54,7 +57,8 @@ def test_score_prior_zero_and_k_shot_leave_the_prior_alone():
     model = brightness_scorer()
     data = held_out_data()
     before = [v.numpy().copy() for v in model.variables]
-    scores = score_prior(model, data, [0, 4], steps=3, inner_learning_rate=1.0)
+    step = MAMLStep(model, inner_steps=3, inner_learning_rate=1.0)
+    scores = score_prior(model, data, [0, 4], step)
     expected = srcc(model(data.test_images).numpy(), data.test_labels)
     assert scores[0] == pytest.approx(expected)
     assert np.isfinite(scores[4]) and scores[4] != scores[0]
@@ -101,6 +105,73 @@ def test_prior_config_removes_the_held_out_type_everywhere():
     assert cfg.ranking.types == ["darken", "white_noise"]
     assert cfg.data.pristine_dir == "/p"
     assert config.meta.holdout == []  # the original is untouched
+
+
+def test_multitask_prior_sees_the_same_images_without_the_inner_loop(tmp_path):
+    config = load_config(
+        None,
+        [
+            "meta.support_size=8",
+            "meta.query_size=4",
+            "meta.inner_steps=2",
+            "meta.learn_inner_lr=true",
+        ],
+    )
+    cfg = prior_config(config, ["jpeg", "darken"], "jpeg", "multitask", "/p")
+    assert cfg.trainer.stages == ["meta"] and cfg.meta.holdout == ["jpeg"]
+    assert (cfg.meta.support_size, cfg.meta.query_size) == (1, 11)
+    assert cfg.meta.inner_steps == 0 and not cfg.meta.learn_inner_lr
+    # Scored with the meta-training adaptation, not its own zero steps.
+    model = brightness_scorer()
+    step = prior_adaptation(config, "multitask", str(tmp_path), model)
+    assert step.inner_steps == 2 and not step.inner_lrs
+
+
+def test_k_shot_adaptation_is_the_one_the_meta_prior_was_trained_with(tmp_path):
+    from tfiqa.models import build_model
+    from tfiqa.training.adaptation import adaptation_spec, save_adaptation
+    from tfiqa.training.meta_trainer import MetaTrainer
+
+    config = load_config(
+        None,
+        [
+            "model.backbone=mobilenet_v3_small",
+            "model.weights=none",
+            "model.levels=[P5]",
+            "model.head_units=[8]",
+            "meta.adapt=head",
+            "meta.inner_steps=2",
+            "meta.inner_learning_rate=0.05",
+            "meta.learn_inner_lr=true",
+        ],
+    )
+    model = build_model(config.model, input_crop_size=32)
+    trainer = MetaTrainer(
+        model,
+        inner_steps=2,
+        inner_learning_rate=0.05,
+        learn_inner_lr=True,
+        adapt="head",
+    )
+    rng = np.random.default_rng(0)
+    learned = [rng.uniform(0.01, 0.2, v.shape) for v in trainer.inner_lrs]
+    for variable, value in zip(trainer.inner_lrs, learned, strict=True):
+        variable.assign(value)
+    save_adaptation(str(tmp_path), trainer.maml, adaptation_spec(config.meta))
+    model.save(tmp_path / "model.keras")
+    prior = keras.saving.load_model(tmp_path / "model.keras")
+
+    step = prior_adaptation(config, "meta", str(tmp_path), prior)
+    paths = [prior.trainable_variables[i].path for i in step.adapt_indices]
+    assert paths == [v.path for v in prior.head_variables]
+    assert len(paths) < len(prior.trainable_variables)
+    assert step.inner_steps == 2
+    for variable, value in zip(step.inner_lrs, learned, strict=True):
+        np.testing.assert_allclose(variable.numpy(), value, rtol=1e-6)
+    # A prior without a meta stage: same variables and steps, scalar rate.
+    plain = prior_adaptation(config, "rank", str(tmp_path / "none"), prior)
+    assert plain.adapt_indices == step.adapt_indices and not plain.inner_lrs
+    assert (plain.inner_steps, plain.inner_learning_rate) == (2, 0.05)
 
 
 TINY = {
@@ -152,6 +223,11 @@ def test_lodo_command_writes_the_table_and_resumes(tmp_path):
         ("darken", "scratch", "3"),
     ]
     assert all(r["n_test"] == "8" for r in rows)
+    with open(workdir / "lodo.json") as f:
+        adaptation = json.load(f)["adaptation"]
+    head = {a["prior"]: a["variables"] for a in adaptation}
+    assert head["meta"] == head["scratch"] < 10  # the head only (meta.adapt)
+    assert {a["steps"] for a in adaptation} == {1}
     # The meta prior never saw the held-out type.
     with open(workdir / "darken" / "meta" / "config.yaml") as f:
         saved = yaml.safe_load(f)

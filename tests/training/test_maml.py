@@ -316,3 +316,46 @@ def test_bad_arguments():
     other = tiny_model(seed=1)
     with pytest.raises(ValueError, match="adapt_variables"):
         MAMLStep(model, adapt_variables=other.trainable_variables[:1])
+
+
+def dropout_before_batchnorm_model():
+    """uint8 images -> Dense -> Dropout(0.5) -> BatchNorm -> score."""
+    keras.utils.set_random_seed(3)
+    inputs = keras.Input((4, 4, 3))
+    x = keras.layers.Flatten()(keras.layers.Rescaling(1 / 255.0)(inputs))
+    x = keras.layers.Dense(6, activation="relu", name="hidden")(x)
+    x = keras.layers.Dropout(0.5)(x)
+    x = keras.layers.BatchNormalization(name="bn")(x)
+    return keras.Model(inputs, keras.layers.Dense(1)(x))
+
+
+@pytest.mark.parametrize("method", ["maml", "precise_bn", "meta_batch"])
+def test_batchnorm_statistics_are_measured_with_dropout_off(method):
+    from tfiqa.training.callbacks import PreciseBatchNorm
+
+    model = dropout_before_batchnorm_model()
+    rng = np.random.default_rng(0)
+    batches = [rng.integers(0, 256, (32, 4, 4, 3)).astype(np.uint8) for _ in range(2)]
+    hidden = keras.Model(model.input, model.get_layer("hidden").output)
+    features = [hidden(b.astype(np.float32)).numpy() for b in batches]
+    bn = model.get_layer("bn")
+    if method == "maml":
+        recalibrate_batchnorm(model, [b.astype(np.float32) for b in batches])
+        mean, variance = bn.moving_mean.numpy(), bn.moving_variance.numpy()
+    elif method == "precise_bn":
+        PreciseBatchNorm(model).recalibrate(batches)
+        mean, variance = bn.moving_mean.numpy(), bn.moving_variance.numpy()
+    else:
+        step = MAMLStep(model)
+        images = np.concatenate(batches).astype(np.float32)
+        _, stats = step.meta_batch_statistics(images[None, :32], images[None, 32:])
+        mean, variance = stats[0].numpy(), stats[1].numpy()
+        features = [np.concatenate(features)]
+    # Dropout (rate 0.5, scaled by 2) would shift the variance far off.
+    np.testing.assert_allclose(
+        mean, np.mean([f.mean(0) for f in features], 0), rtol=1e-4, atol=1e-5
+    )
+    np.testing.assert_allclose(
+        variance, np.mean([f.var(0) for f in features], 0), rtol=1e-3, atol=1e-5
+    )
+    assert model.layers[4].rate == 0.5  # restored

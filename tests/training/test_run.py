@@ -168,7 +168,12 @@ def test_run_experiment_writes_workdir(tmp_path):
         assert list((workdir / "logs" / stage).glob("events.out.tfevents*"))
     assert (workdir / "splits" / "splits.json").is_file()
     assert (workdir / "splits" / "pristine.json").is_file()
+    for stage in ("rank", "finetune"):
+        split = json.loads((workdir / "splits" / f"{stage}.json").read_text())
+        assert split["train"] and split["val"] and "seed" in split
     saved = json.loads((workdir / "metrics.json").read_text())
+    assert saved["leak_check"]["passed"] and saved["leak_check"]["test_ids"] > 0
+    assert {"meta_episodes", "rank_data", "splits"} <= set(saved["seeds"])
     rank, finetune = saved["stages"]["rank"], saved["stages"]["finetune"]
     assert rank["epochs_done"] == 2 and len(rank["history"]) == 2
     assert {"pair_accuracy", "srcc", "loss"} <= set(rank["val"])

@@ -1,3 +1,4 @@
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -111,3 +112,57 @@ def test_precise_batchnorm_sets_mean_of_batch_statistics():
     # Inference now normalises like training did: outputs are close.
     train_out = model(batches[0], training=True).numpy()
     assert np.all(np.isfinite(train_out))
+
+
+def tiny_iqa_model(**overrides):
+    from tfiqa.config import load_config
+    from tfiqa.models import build_model
+
+    config = load_config(
+        None,
+        [
+            "model.backbone=mobilenet_v3_small",
+            "model.weights=none",
+            "model.levels=[P5]",
+            "model.head_units=[8]",
+        ],
+    )
+    keras.utils.set_random_seed(0)
+    return build_model(config.model, input_crop_size=32)
+
+
+def test_ranking_on_logits_uses_the_margin_in_logit_units():
+    from tfiqa.training.losses import ranking_hinge_terms
+
+    model = tiny_iqa_model()
+    images = np.random.default_rng(1).integers(0, 255, (6, 32, 32, 3)).astype("uint8")
+    labels = {"group": np.zeros(6, np.int32), "level": np.arange(6, dtype=np.int32)}
+    p = np.clip(predict(model, images).astype(np.float64), 1e-7, 1 - 1e-7)
+    logits = np.log(p / (1 - p))
+    trainer = RankingTrainer(model, margin=0.05, logit_margin=2.0)
+    hinge, _ = trainer.compute_terms((images, labels), training=False)["loss"]
+    expected, _, _ = ranking_hinge_terms(logits, labels["group"], labels["level"], 2.0)
+    np.testing.assert_allclose(float(hinge), float(expected), rtol=1e-3)
+    np.testing.assert_allclose(trainer.predict(images), logits, rtol=1e-3, atol=1e-4)
+    on_scores, _ = RankingTrainer(model, margin=0.05).compute_terms(
+        (images, labels), training=False
+    )["loss"]
+    assert float(on_scores) != pytest.approx(float(hinge), rel=1e-2)
+    with pytest.raises(ConfigError, match="logit_margin"):
+        RankingTrainer(tiny_image_model(), logit_margin=1.0)
+
+
+def test_reinit_score_layer_draws_new_score_weights_only():
+    from tfiqa.training.finetune import reinit_score_layer
+
+    model = tiny_iqa_model()
+    model.head.score.bias.assign([3.0])  # a saturated prior
+    before = [v.numpy().copy() for v in model.trainable_variables]
+    layer = reinit_score_layer(model, seed=1)
+    kernel = layer.kernel.numpy()
+    assert not np.allclose(kernel, before[-2]) and layer.bias.numpy()[0] == 0.0
+    score_ids = {id(layer.kernel), id(layer.bias)}
+    for v, b in zip(model.trainable_variables, before, strict=True):
+        if id(v) not in score_ids:
+            np.testing.assert_array_equal(v.numpy(), b)
+    np.testing.assert_array_equal(reinit_score_layer(model, 1).kernel.numpy(), kernel)

@@ -22,12 +22,22 @@ Within one element the T tasks are distinct types when there are at least T
 types (otherwise drawn with replacement). Everything is drawn from
 stateless RNGs keyed by (seed, element index).
 
+Support and query never share source content: each task splits its sources
+(pristine images, or the reference contents `ref_id` of its records) into
+a support part and a disjoint query part, in proportion S : Q (at least one
+source each), and draws every crop from its own part. A task whose records
+all come from one reference splits its images instead (disjoint by image,
+not by content). A task with a single source (one pristine image, one
+record) cannot be split: support and query then share it, with a warning.
+
 Reference: Zhu, Li, Wang, Wang, Wu, "MetaIQA: Deep Meta-learning for
 No-Reference Image Quality Assessment", CVPR 2020.
 """
 
 import collections
+import logging
 
+import numpy as np
 import tensorflow as tf
 
 from tfiqa.data.ranking import (
@@ -44,6 +54,8 @@ from tfiqa.distortions.measures import level_label, pseudo_mos
 from tfiqa.errors import ConfigError, DataError
 
 LABELS = ("pseudo_mos", "level")
+
+logger = logging.getLogger("tfiqa.data")
 
 
 def _key(seed, index):
@@ -75,6 +87,34 @@ def _task_of(sample_index, samples_per_task, meta_batch_size, n_tasks, seed):
     return tf.random.stateless_uniform(
         [], sub_seed(key, slot + 1), 0, n_tasks, tf.int32
     )
+
+
+def _source_index(index, per_task, support_size, n_sources, seed):
+    """Local index in [0, n_sources) of the source of one sample.
+
+    Each task (`index // per_task`) draws a random rotation of the sources;
+    the first `round(n * S / (S + Q))` (at least 1, at most n - 1) sources
+    of the rotation serve its support samples, the others its query
+    samples, so support and query sources are disjoint when n >= 2.
+    """
+    n = tf.cast(n_sources, tf.int32)
+    task_key = sub_seed(_key(seed, index // per_task), 11)
+    sample_key = sub_seed(_key(seed, index), 13)
+    fraction = support_size / per_task
+    n_support = tf.cast(tf.round(tf.cast(n, tf.float32) * fraction), tf.int32)
+    n_support = tf.clip_by_value(n_support, 1, tf.maximum(n - 1, 1))
+    is_query = tf.cast(index % per_task, tf.int32) >= support_size
+    first = tf.where(is_query, n_support, 0)
+    size = tf.maximum(tf.where(is_query, n - n_support, n_support), 1)
+    u = tf.random.stateless_uniform([], sample_key)
+    j = first + tf.minimum(tf.cast(u * tf.cast(size, tf.float32), tf.int32), size - 1)
+    rotation = tf.random.stateless_uniform([], task_key, 0, n, tf.int32)
+    return (rotation + j) % n
+
+
+def _warn_single_source(what, count):
+    if count < 2:
+        logger.warning("%s has a single source: its support and query share it.", what)
 
 
 def _episode_batches(ds, support_size, query_size, meta_batch_size):
@@ -135,6 +175,10 @@ def task_episodes(
     )
     crop_size = int(crop_size)
     paths = check_paths(image_paths, crop_size)
+    # A seeded order, so that each task's support sources (a window of it)
+    # are not neighbours in file-name order.
+    paths = [paths[i] for i in np.random.default_rng(seed).permutation(len(paths))]
+    _warn_single_source("The image list", len(paths))
     crop_fn = crop_source(paths, crop_size, cache_mb)
     level_table = tf.constant(levels, tf.int32)
     per_task = support_size + query_size
@@ -142,7 +186,7 @@ def task_episodes(
     def make_sample(index):
         type_index = _task_of(index, per_task, meta_batch_size, len(types), seed)
         key = sub_seed(_key(seed, index), 7)
-        path_index = tf.random.stateless_uniform([], key, 0, len(paths), tf.int32)
+        path_index = _source_index(index, per_task, support_size, len(paths), seed)
         level = tf.gather(
             level_table,
             tf.random.stateless_uniform([], sub_seed(key, 1), 0, len(levels), tf.int32),
@@ -217,26 +261,27 @@ def records_episodes(
     )
     crop_size = int(crop_size)
     groups = group_by_distortion(records, distortions)
-    paths, scores, starts, counts = [], [], [], []
-    for group in groups.values():
-        starts.append(len(paths))
-        counts.append(len(group))
-        paths.extend(r["image_path"] for r in group)
-        scores.extend(float(r["mos"]) for r in group)
-    paths = check_paths(paths, crop_size)
+    tables = _source_tables(groups, seed)
+    paths = check_paths(tables["paths"], crop_size)
     crop_fn = crop_source(paths, crop_size, cache_mb)
-    score_table = tf.constant(scores, tf.float32)
-    start_table = tf.constant(starts, tf.int32)
-    count_table = tf.constant(counts, tf.int32)
+    score_table = tf.constant(tables["scores"], tf.float32)
+    first_source = tf.constant(tables["first_source"], tf.int32)
+    n_sources = tf.constant(tables["n_sources"], tf.int32)
+    row_start = tf.constant(tables["row_start"], tf.int32)
+    row_count = tf.constant(tables["row_count"], tf.int32)
     per_task = support_size + query_size
 
     def make_sample(index):
         task = _task_of(index, per_task, meta_batch_size, len(groups), seed)
         key = sub_seed(_key(seed, index), 7)
-        offset = tf.random.stateless_uniform(
-            [], key, 0, tf.gather(count_table, task), tf.int32
+        local = _source_index(
+            index, per_task, support_size, tf.gather(n_sources, task), seed
         )
-        row = tf.gather(start_table, task) + offset
+        source = tf.gather(first_source, task) + local
+        offset = tf.random.stateless_uniform(
+            [], key, 0, tf.gather(row_count, source), tf.int32
+        )
+        row = tf.gather(row_start, source) + offset
         crop = crop_fn(row, sub_seed(key, 1))
         return to_uint8(crop), tf.gather(score_table, row)
 
@@ -244,3 +289,27 @@ def records_episodes(
         make_sample, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
     )
     return _episode_batches(ds, support_size, query_size, meta_batch_size)
+
+
+def _source_tables(groups, seed):
+    """Rows ordered by task, then source (`ref_id`, or the image when a task
+    has a single reference), with each task's sources in a seeded order."""
+    rng = np.random.default_rng(seed)
+    tables = {k: [] for k in ("paths", "scores", "row_start", "row_count")}
+    tables.update(first_source=[], n_sources=[])
+    for name, group in groups.items():
+        by_ref = collections.defaultdict(list)
+        for record in group:
+            by_ref[record.get("ref_id", record["image_path"])].append(record)
+        sources = list(by_ref.values())
+        if len(sources) < 2:
+            sources = [[record] for record in group]  # split by image
+        _warn_single_source(f"Task {name!r}", len(sources))
+        tables["first_source"].append(len(tables["row_start"]))
+        tables["n_sources"].append(len(sources))
+        for k in rng.permutation(len(sources)):
+            tables["row_start"].append(len(tables["paths"]))
+            tables["row_count"].append(len(sources[k]))
+            tables["paths"].extend(r["image_path"] for r in sources[k])
+            tables["scores"].extend(float(r["mos"]) for r in sources[k])
+    return tables

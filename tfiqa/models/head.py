@@ -177,8 +177,9 @@ class MultiLevelHead(keras.layers.Layer):
         ]
         return pooled[0] if len(pooled) == 1 else keras.ops.concatenate(pooled, -1)
 
-    def regress(self, pooled, training=None):
-        """The MLP on pooled features: (batch, width) -> scores (batch, 1)."""
+    def regress(self, pooled, training=None, logits=False):
+        """The MLP on pooled features: (batch, width) -> scores (batch, 1);
+        with `logits=True`, before `output_activation`."""
         x = pooled
         for layer in self.hidden:
             if isinstance(
@@ -188,12 +189,13 @@ class MultiLevelHead(keras.layers.Layer):
             else:
                 x = layer(x)
         x = keras.ops.cast(self.score(x), "float32")
-        if self.output_activation == "sigmoid":
+        if self.output_activation == "sigmoid" and not logits:
             x = keras.ops.sigmoid(x)
         return x
 
-    def call(self, features, training=None):
-        return self.regress(self.pool(features), training=training)
+    def call(self, features, training=None, logits=False):
+        """(batch, 1) scores; with `logits=True`, before `output_activation`."""
+        return self.regress(self.pool(features), training=training, logits=logits)
 
     def compute_output_shape(self, input_shape):
         first = next(iter(input_shape.values()))

@@ -112,9 +112,17 @@ class IQAModel(keras.Model):
         """Trainable variables of the head."""
         return self.head.trainable_variables
 
-    def features(self, images):
+    def features(self, images, training=None):
         """The backbone's feature maps {"P2": ..., "P5": ...} for `images`."""
-        return self.backbone(keras.ops.cast(images, "float32"))
+        return self.backbone(keras.ops.cast(images, "float32"), training=training)
+
+    def score_logits(self, images, training=None):
+        """(batch,) scores before the output activation (the sigmoid's logit;
+        the score itself for a linear output)."""
+        features = self.features(images, training=training)
+        levels = {level: features[level] for level in self.head.levels}
+        logits = self.head(levels, training=training, logits=True)  # (b, 1)
+        return keras.ops.reshape(logits, (-1,))
 
     def get_config(self):
         return {

@@ -6,6 +6,10 @@ For each swept type h:
 1. Train each prior on every task type but h (h is in `meta.holdout` for
    the meta prior and removed from `ranking.types` for the ranking prior):
    - "meta": the `meta` stage; "rank": the `rank` stage; "rank+meta": both;
+   - "multitask": the fair baseline for the bi-level step: the `meta` stage
+     on the same tasks and episodes without the inner loop
+     (`meta.inner_steps: 0`, no Meta-SGD), each task's S + Q images all but
+     one in the query loss (support size 1), so the same images are seen;
    - "scratch": random weights (BatchNorm statistics estimated on the
      training types' images, so that the network computes something).
    Each prior is a `run_experiment` in `<workdir>/<h>/<prior>/`, so a sweep
@@ -14,16 +18,20 @@ For each swept type h:
    prior was trained on), with
    - k = 0: the prior as it is;
    - k > 0: after adapting it to k labelled examples of h drawn from the
-     *training* sources: `steps` SGD steps on their MSE at the inner
-     learning rate (`meta.lodo_adapt_steps`, 0 = `meta.inner_steps`, and
-     `meta.inner_learning_rate`) - the procedure the meta prior was trained
-     to adapt with, applied identically to every prior. BatchNorm uses the
-     moving statistics (a deployed model's), and the adaptation works on
-     fast weights: the prior itself is never modified. The SRCC is averaged
-     over `repeats` draws of the k examples.
-3. Write `lodo.csv` (one row per type, prior and k) and `lodo.md` (a table
+     *training* sources with exactly the adaptation the meta prior was
+     meta-trained with: the same variables (`meta.adapt`), the same
+     `meta.inner_steps` SGD steps on their MSE, at `meta.inner_learning_rate`
+     or, for a prior meta-trained with Meta-SGD, its learned per-parameter
+     rates (read back from the prior's `adaptation.json`, see
+     `tfiqa.training.adaptation`). Priors without a meta stage get the same
+     variables, steps and scalar rate. BatchNorm uses the moving statistics
+     (a deployed model's), and the adaptation works on fast weights: the
+     prior itself is never modified. The SRCC is averaged over `repeats`
+     draws of the k examples.
+3. Write `lodo.csv` (one row per type, prior and k), `lodo.md` (a table
    with one row per held-out type and a column per prior and k, plus the
-   mean) into the work directory.
+   mean) and `lodo.json` (the rows and, per type and prior, the adaptation
+   that was applied) into the work directory.
 
 Reference: the leave-one-distortion-out experiment of Zhu et al., MetaIQA,
 CVPR 2020 (Table 2).
@@ -39,9 +47,17 @@ import numpy as np
 
 from tfiqa.errors import ConfigError
 from tfiqa.files import write_json_atomic, write_text_atomic
+from tfiqa.training.adaptation import describe
 
-PRIORS = ("meta", "rank", "rank+meta", "scratch")
-STAGES = {"meta": ["meta"], "rank": ["rank"], "rank+meta": ["rank", "meta"]}
+PRIORS = ("meta", "multitask", "rank", "rank+meta", "scratch")
+STAGES = {
+    "meta": ["meta"],
+    "multitask": ["meta"],
+    "rank": ["rank"],
+    "rank+meta": ["rank", "meta"],
+}
+# Priors whose own meta stage defines their k-shot adaptation.
+ADAPTED_AS_TRAINED = ("meta", "rank+meta")
 
 
 def check_priors(priors):
@@ -88,6 +104,12 @@ def prior_config(config, types, held_out, prior, pristine_dir):
     ranking_types = list(cfg.ranking.types) or list(types)
     cfg.ranking.types = [t for t in ranking_types if t != held_out]
     cfg.data.pristine_dir = pristine_dir
+    if prior == "multitask":
+        meta = cfg.meta
+        meta.query_size = int(meta.support_size) + int(meta.query_size) - 1
+        meta.support_size = 1
+        meta.inner_steps = 0
+        meta.learn_inner_lr = False
     return cfg
 
 
@@ -132,16 +154,20 @@ class HeldOutType:
             ]
 
 
-def score_prior(model, data, shots, steps, inner_learning_rate):
-    """{k: SRCC on the held-out test images} for one prior."""
+def score_prior(model, data, shots, step):
+    """{k: SRCC on the held-out test images} for one prior.
+
+    Args:
+        model: the prior's scoring model.
+        data: `HeldOutType` (test images, k-shot support draws).
+        shots: list of k.
+        step: `MAMLStep` on `model` that adapts to the k examples (see
+            `prior_adaptation`).
+    """
     import tensorflow as tf
 
     from tfiqa.metrics import MetricWarning, srcc
-    from tfiqa.training.maml import MAMLStep
 
-    step = MAMLStep(
-        model, inner_steps=steps, inner_learning_rate=inner_learning_rate, order="first"
-    )
     adapt_predict = tf.function(step.adapt_and_predict, reduce_retracing=True)
     predict = tf.function(
         lambda x: tf.reshape(model(x, training=False), [-1]), reduce_retracing=True
@@ -190,6 +216,23 @@ def _scratch_model(config, pristine, types, seed):
         batches.append(images.reshape(-1, *images.shape[2:]))
     recalibrate_batchnorm(model, batches)
     return model
+
+
+def prior_adaptation(config, prior, run_dir, model):
+    """The k-shot `MAMLStep` for one prior: the recipe its meta stage saved,
+    or, for the others (the multi-task prior included), the config's
+    meta-training recipe with its scalar rate."""
+    from tfiqa.training.adaptation import (
+        adaptation_spec,
+        adaptation_step,
+        load_adaptation,
+    )
+
+    if prior in ADAPTED_AS_TRAINED:
+        spec, rates = load_adaptation(run_dir)
+    else:
+        spec, rates = adaptation_spec(config.meta), None
+    return adaptation_step(model, spec, rates)
 
 
 def train_prior(config, types, held_out, prior, pristine, pristine_dir, workdir):
@@ -278,9 +321,8 @@ def run_lodo(config, workdir, priors=("meta", "rank", "scratch"), repeats=3):
     pristine_dir = config.resolve_path(config.data.pristine_dir) or os.path.join(
         workdir, "data", "pristine"
     )
-    steps = int(config.meta.lodo_adapt_steps) or int(config.meta.inner_steps)
     seed = int(config.trainer.seed)
-    rows = []
+    rows, adaptations = [], []
     for index, held_out in enumerate(swept):
         data = HeldOutType(
             config, pristine, held_out, shots, int(repeats), seed * 1_009 + index
@@ -289,9 +331,11 @@ def run_lodo(config, workdir, priors=("meta", "rank", "scratch"), repeats=3):
             model, _ = train_prior(
                 config, types, held_out, prior, pristine, pristine_dir, workdir
             )
-            scores = score_prior(
-                model, data, shots, steps, config.meta.inner_learning_rate
+            step = prior_adaptation(
+                config, prior, os.path.join(workdir, held_out, prior), model
             )
+            scores = score_prior(model, data, shots, step)
+            adaptations.append({"type": held_out, "prior": prior, **describe(step)})
             for k in shots:
                 rows.append(
                     {
@@ -307,11 +351,27 @@ def run_lodo(config, workdir, priors=("meta", "rank", "scratch"), repeats=3):
                 + ", ".join(f"k={k}: {scores[k]:.3f}" for k in shots),
                 flush=True,
             )
-        write_outputs(workdir, rows, priors, shots, config, steps, repeats)
+        write_outputs(workdir, rows, priors, shots, config, adaptations, repeats)
     return rows
 
 
-def write_outputs(workdir, rows, priors, shots, config, steps, repeats):
+def _adaptation_note(adaptations):
+    seen = {}
+    for a in adaptations:
+        rate = (
+            f"learned Meta-SGD rates (mean {a['learned_rate_mean']:.3g})"
+            if a["learned_rates"]
+            else f"lr {a['learning_rate']}"
+        )
+        seen.setdefault(
+            a["prior"],
+            f"{a['prior']}: {a['steps']} SGD step(s) on {a['variables']} "
+            f"variables ({a['parameters']} parameters), {rate}",
+        )
+    return "; ".join(seen.values())
+
+
+def write_outputs(workdir, rows, priors, shots, config, adaptations, repeats):
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=["type", "prior", "k", "srcc", "n_test"])
     writer.writeheader()
@@ -319,9 +379,9 @@ def write_outputs(workdir, rows, priors, shots, config, steps, repeats):
     write_text_atomic(os.path.join(workdir, "lodo.csv"), buffer.getvalue())
     note = (
         f"SRCC on {config.meta.lodo_test_size} test crops of each held-out type "
-        f"(validation sources, label {config.meta.label}); k > 0: after {steps} "
-        f"SGD step(s) at lr {config.meta.inner_learning_rate} on k labelled "
-        f"crops from training sources, mean of {repeats} draws.\n"
+        f"(validation sources, label {config.meta.label}); k > 0: adapted to "
+        f"k labelled crops from training sources, mean of {repeats} draws, "
+        f"with the meta prior's adaptation ({_adaptation_note(adaptations)}).\n"
     )
     write_text_atomic(
         os.path.join(workdir, "lodo.md"),
@@ -336,8 +396,7 @@ def write_outputs(workdir, rows, priors, shots, config, steps, repeats):
             "rows": rows,
             "priors": list(priors),
             "shots": list(shots),
-            "adapt_steps": steps,
-            "inner_learning_rate": config.meta.inner_learning_rate,
+            "adaptation": adaptations,
             "repeats": repeats,
         },
     )

@@ -8,9 +8,15 @@ trained. Re-estimating the averages from a few training batches before each
 validation ("precise BN") fixes that without touching any trainable weight;
 the training steps themselves never read the averages.
 
+The statistics pass runs the model in training mode with Dropout switched
+off (`dropout_off`): Dropout is off at inference, so statistics measured on
+dropped-out activations would not match what a BatchNorm layer after a
+Dropout sees when the model scores.
+
 Reference: Wu & Johnson, "Rethinking 'Batch' in BatchNorm", 2021.
 """
 
+import contextlib
 import weakref
 
 import keras
@@ -53,6 +59,31 @@ def batchnorm_layers(model):
         for layer in model._flatten_layers(include_self=False, recursive=True)
         if isinstance(layer, keras.layers.BatchNormalization)
     ]
+
+
+@contextlib.contextmanager
+def dropout_off(model):
+    """Training-mode calls inside this context apply no Dropout.
+
+    Keras has one `training` flag for every layer; the Dropout layers
+    (`Dropout`, its spatial variants, `GaussianDropout`) skip themselves
+    when their `rate` is 0, so the rates are zeroed and then restored. A
+    `tf.function` traced inside the context keeps the Dropout-free graph.
+    """
+    kinds = (keras.layers.Dropout, keras.layers.GaussianDropout)
+    layers = [
+        layer
+        for layer in model._flatten_layers(include_self=False, recursive=True)
+        if isinstance(layer, kinds) and layer.rate
+    ]
+    rates = [layer.rate for layer in layers]
+    try:
+        for layer in layers:
+            layer.rate = 0.0
+        yield
+    finally:
+        for layer, rate in zip(layers, rates, strict=True):
+            layer.rate = rate
 
 
 class PreciseBatchNorm:
@@ -117,7 +148,8 @@ class PreciseBatchNorm:
         statistics, slots, non_trainable = self._fn
         sums, count = None, 0
         for images in batches:
-            stats = statistics(tf.cast(images, tf.uint8))
+            with dropout_off(self.model):
+                stats = statistics(tf.cast(images, tf.uint8))
             sums = (
                 stats
                 if sums is None

@@ -28,6 +28,25 @@ def _mae_terms(predictions, targets):
     return absolute, tf.cast(tf.size(targets), tf.float32)
 
 
+def reinit_score_layer(model, seed):
+    """Draws new weights for the score layer (`model.head.score`) from its
+    own initialisers, seeded; every other weight is kept."""
+
+    layer = model.head.score
+    for variable, initializer in (
+        (layer.kernel, layer.kernel_initializer),
+        (layer.bias, layer.bias_initializer),
+    ):
+        if variable is None:
+            continue
+        config = initializer.get_config()
+        if "seed" in config:
+            config["seed"] = int(seed)
+        fresh = type(initializer).from_config(config)
+        variable.assign(fresh(variable.shape, variable.dtype))
+    return layer
+
+
 class FinetuneTrainer:
     """Loss terms, scoring and model selection of the fine-tuning stage.
 

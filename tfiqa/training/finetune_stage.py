@@ -234,7 +234,7 @@ def _image_phase(ctx, trainer, selection, data, phase, epochs, start, stage_inde
 def run_finetune_stage(ctx, stage_index):
     """MOS regression with model selection on validation; returns its result."""
     from tfiqa.data.pipeline import check_records
-    from tfiqa.training.finetune import FinetuneTrainer
+    from tfiqa.training.finetune import FinetuneTrainer, reinit_score_layer
     from tfiqa.training.transfer import freeze_backbone
 
     config = ctx.config
@@ -256,6 +256,8 @@ def run_finetune_stage(ctx, stage_index):
     steps = cfg.steps_per_epoch or max(1, len(train) // batch if drop else 1)
     data = (train, val, batch, steps, drop)
     trainer = FinetuneTrainer(ctx.model, cfg.loss, cfg.rank_weight, cfg.patience)
+    if cfg.reinit_score:  # a resumed run restores its checkpoint after this
+        reinit_score_layer(ctx.model, ctx.seed)
     selection = _Selection(ctx, trainer)
 
     frozen_all = cfg.freeze_backbone == "all"

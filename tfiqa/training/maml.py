@@ -42,9 +42,10 @@ the step a pure function of theta for given statistics - what the nested
 tapes differentiate and the finite-difference test checks - while still
 letting a network trained from scratch normalise correctly.
 `recalibrate_batchnorm` ("precise BN": the mean of training-mode batch
-statistics over several batches) refreshes the moving statistics for the
-current meta-parameters; `MetaTrainer` runs it before meta-training and at
-the end of every epoch, before validation and checkpointing.
+statistics, with Dropout off, over several batches) refreshes the moving
+statistics for the current meta-parameters; `MetaTrainer` runs it before
+meta-training and at the end of every epoch, before validation and
+checkpointing.
 
 Reference:
     Finn, Abbeel, Levine. Model-Agnostic Meta-Learning for Fast Adaptation
@@ -60,7 +61,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfiqa.errors import ConfigError
-from tfiqa.training.callbacks import batchnorm_layers
+from tfiqa.training.callbacks import batchnorm_layers, dropout_off
 
 ORDERS = ("first", "second")
 BATCHNORM_MODES = ("batch", "moving")
@@ -391,7 +392,8 @@ class BatchNormSlots:
         for mean_i, var_i, _ in self.slots:
             zeroed[mean_i] = tf.zeros_like(non_trainable[mean_i])
             zeroed[var_i] = tf.zeros_like(non_trainable[var_i])
-        _, new = model.stateless_call(params, zeroed, images, training=True)
+        with dropout_off(model):  # statistics of what inference will see
+            _, new = model.stateless_call(params, zeroed, images, training=True)
         values = list(non_trainable)
         stats = []
         for mean_i, var_i, momentum in self.slots:

@@ -64,9 +64,22 @@ class MetaTasks:
         types, holdout_types: lists of distortion type names.
         calibration: list of image batches for BatchNorm recalibration.
         info: dict describing the sources (for metrics.json).
+        split: {"source", "train", "val"} reference ids of tasks read from
+            a dataset; None for synthetic tasks (the pristine split).
     """
 
-    def __init__(self, train_fn, val, holdout, types, holdout_types, calibration, info):
+    def __init__(
+        self,
+        train_fn,
+        val,
+        holdout,
+        types,
+        holdout_types,
+        calibration,
+        info,
+        split=None,
+    ):
+        self.split = split
         self.train_fn = train_fn
         self.val = val
         self.holdout = holdout
@@ -166,11 +179,16 @@ def synthetic_tasks(config, pristine, seed):
     )
 
 
-def records_tasks(config, seed):
-    """Tasks from a dataset with real MOS and distortion labels."""
+def records_tasks(config, seed, reserved=None):
+    """Tasks from a dataset with real MOS and distortion labels.
+
+    `reserved` ({"source", "ids"} from the run's fine-tuning split): when the
+    tasks come from that same folder, those references are left out.
+    """
     from tfiqa.data.episodes import records_episodes
     from tfiqa.data.readers import read_dataset
     from tfiqa.data.splits import split_records
+    from tfiqa.protocols.audit import source_key
 
     meta = config.meta
     folder = config.resolve_path(meta.task_dir)
@@ -181,6 +199,10 @@ def records_tasks(config, seed):
         )
     records = read_dataset(meta.task_source, folder, **dict(meta.task_reader_options))
     records = [r for r in records if r.get("distortion")]
+    excluded = 0
+    if reserved and source_key(folder) == reserved["source"]:
+        kept = [r for r in records if str(r["ref_id"]) not in reserved["ids"]]
+        excluded, records = len(records) - len(kept), kept
     if not records:
         raise DataError(
             f"meta: {meta.task_source} records in {folder} carry no distortion "
@@ -227,6 +249,13 @@ def records_tasks(config, seed):
     info = {
         "source": meta.task_source,
         "records": {"train": len(parts["train"]), "val": len(parts["val"])},
+        "excluded_finetune_records": excluded,
+        "split_seed": seed,
+    }
+    split = {
+        "source": folder,
+        "train": sorted({str(r["ref_id"]) for r in parts["train"]}),
+        "val": sorted({str(r["ref_id"]) for r in parts["val"]}),
     }
     return MetaTasks(
         train_fn,
@@ -236,6 +265,7 @@ def records_tasks(config, seed):
         holdout,
         _calibration_batches(train_fn, int(meta.bn_recalibration_batches)),
         info,
+        split,
     )
 
 
@@ -259,11 +289,18 @@ def pristine_split(config, strategy, workdir, model=None):
     return prepare_pristine(ctx)
 
 
-def build_tasks(config, strategy, workdir):
+def build_tasks(config, strategy, workdir, pristine=None, reserved=None):
+    """`MetaTasks` from the config.
+
+    Args:
+        pristine: the run's pristine split (default: made from the config).
+        reserved: fine-tuning content to leave out (see `records_tasks`).
+    """
     seed = int(config.trainer.seed)
     if config.meta.task_source == SYNTHETIC:
-        return synthetic_tasks(config, pristine_split(config, strategy, workdir), seed)
-    return records_tasks(config, seed)
+        pristine = pristine or pristine_split(config, strategy, workdir)
+        return synthetic_tasks(config, pristine, seed)
+    return records_tasks(config, seed, reserved)
 
 
 def build_trainer(config, model, strategy):
@@ -310,6 +347,7 @@ def run_meta_stage(config, model, strategy, workdir, verbose=None, tasks=None):
         types are held out), plus "fit" (epochs, history, resume info) and
         "tasks_info" (types and sources).
     """
+    from tfiqa.training.adaptation import adaptation_spec, save_adaptation
     from tfiqa.training.meta_trainer import MetaLoop
     from tfiqa.training.strategy import is_chief
 
@@ -376,6 +414,9 @@ def run_meta_stage(config, model, strategy, workdir, verbose=None, tasks=None):
         {k: v for k, v in h.items() if isinstance(v, (int, float))}
         for h in result["history"]
     ]
+    if chief:
+        # The recipe (and Meta-SGD rates) k-shot evaluations must reuse.
+        save_adaptation(workdir, trainer.maml, adaptation_spec(meta))
     return {
         **val,
         "fit": {

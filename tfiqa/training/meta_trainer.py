@@ -9,7 +9,12 @@ weights, averaged over the meta-batch (`tfiqa.training.maml.MAMLStep`).
 Under a distribution strategy the tasks of a meta-batch are split across
 replicas: each replica computes the meta-gradients of its tasks, scaled by
 1 / (global number of tasks), and the optimizers sum them over replicas, so
-the update is the meta-batch mean however the tasks are split.
+the update is the mean of the per-task meta-gradients. Each task's gradient
+depends only on that task with `batchnorm: moving`, so then the update is
+the same however the tasks are split. With `batchnorm: batch` it is not:
+each replica normalises with the statistics of its own tasks' images (the
+moving averages receive the cross-replica mean), so the update depends on
+the number of replicas, as with ordinary per-replica BatchNorm.
 
 What is trained, checkpointed, validated and handed on is the meta-parameters
 theta (the scoring model's weights, plus the learned inner learning rates with
@@ -82,20 +87,6 @@ class MetaTrainer:
         adapt="all",
         batchnorm="batch",
     ):
-        from tfiqa.errors import ConfigError
-
-        if adapt not in ADAPT:
-            raise ConfigError(
-                f"meta.adapt must be one of {list(ADAPT)}. Received: {adapt!r}"
-            )
-        adapt_variables = None
-        if adapt == "head":
-            if not hasattr(model, "head_variables"):
-                raise ConfigError(
-                    "meta.adapt='head' needs a model with `head_variables` "
-                    f"(an IQAModel). Received: {type(model).__name__}"
-                )
-            adapt_variables = list(model.head_variables)
         self.model = model
         self.maml = MAMLStep(
             model,
@@ -103,7 +94,7 @@ class MetaTrainer:
             inner_learning_rate=inner_learning_rate,
             order=order,
             learn_inner_lr=learn_inner_lr,
-            adapt_variables=adapt_variables,
+            adapt_variables=adapt_variables(model, adapt),
             batchnorm=batchnorm,
         )
         self.state = MetaState(model, self.maml.inner_lrs)
@@ -218,6 +209,24 @@ class MetaTrainer:
         return recalibrate_batchnorm(self.model, image_batches)
 
 
+def adapt_variables(model, adapt):
+    """The variables the inner loop adapts for `meta.adapt` (None = all)."""
+    from tfiqa.errors import ConfigError
+
+    if adapt not in ADAPT:
+        raise ConfigError(
+            f"meta.adapt must be one of {list(ADAPT)}. Received: {adapt!r}"
+        )
+    if adapt == "all":
+        return None
+    if not hasattr(model, "head_variables"):
+        raise ConfigError(
+            "meta.adapt='head' needs a model with `head_variables` "
+            f"(an IQAModel). Received: {type(model).__name__}"
+        )
+    return list(model.head_variables)
+
+
 def _nanmean(values):
     values = np.asarray(values, np.float64)
     values = values[np.isfinite(values)]
@@ -310,6 +319,7 @@ __all__ = [
     "MetaLoop",
     "MetaState",
     "MetaTrainer",
+    "adapt_variables",
     "apply_gradient_groups",
     "make_meta_optimizer_groups",
 ]

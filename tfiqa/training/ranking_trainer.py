@@ -11,7 +11,9 @@ Image Quality Assessment", ICCV 2017.
 """
 
 import numpy as np
+import tensorflow as tf
 
+from tfiqa.errors import ConfigError
 from tfiqa.training.callbacks import predict
 from tfiqa.training.losses import ranking_hinge_terms
 
@@ -28,6 +30,10 @@ class RankingTrainer:
         model: keras.Model mapping uint8 images (N, c, c, 3) to scores (N,).
         margin: float. Hinge margin in score units (0.05 suits sigmoid
             scores in [0, 1]; RankIQA used 10 on unbounded scores).
+        logit_margin: float. When > 0, rank the scores before the output
+            sigmoid (`model.score_logits`, an `IQAModel`) with this margin
+            in logit units instead: a linear output during ranking, so the
+            hinge never pushes the sigmoid into saturation.
 
     Example:
     ```python
@@ -36,21 +42,40 @@ class RankingTrainer:
     ```
     """
 
-    def __init__(self, model, margin=0.05):
+    def __init__(self, model, margin=0.05, logit_margin=0.0):
         self.model = model
-        self.margin = float(margin)
+        self.on_logits = float(logit_margin) > 0
+        if self.on_logits and not hasattr(model, "score_logits"):
+            raise ConfigError(
+                "ranking.logit_margin needs an IQAModel (score_logits). "
+                f"Received: {type(model).__name__}"
+            )
+        self.margin = float(logit_margin) if self.on_logits else float(margin)
+        self._logits_fn = None
+
+    def scores(self, images, training):
+        """What the hinge ranks: (N,) scores, or logits with `logit_margin`."""
+        if self.on_logits:
+            return self.model.score_logits(images, training=training)
+        return self.model(images, training=training)
 
     def compute_terms(self, batch, training):
         images, labels = batch
-        scores = self.model(images, training=training)  # (N,)
+        scores = self.scores(images, training)  # (N,)
         hinge_sum, pairs, correct = ranking_hinge_terms(
             scores, labels["group"], labels["level"], self.margin
         )
         return {"loss": (hinge_sum, pairs), "pair_accuracy": (correct, pairs)}
 
     def predict(self, images):
-        """Scores (N,) numpy of a uint8 batch, inference mode."""
-        return predict(self.model, images)
+        """Ranked values (N,) numpy of a uint8 batch, inference mode."""
+        if not self.on_logits:
+            return predict(self.model, images)
+        if self._logits_fn is None:
+            self._logits_fn = tf.function(
+                lambda x: self.scores(x, False), reduce_retracing=True
+            )
+        return self._logits_fn(tf.convert_to_tensor(images)).numpy()
 
     def evaluate(self, batches):
         """Validation metrics on a list of (images, labels) numpy batches.

@@ -9,12 +9,23 @@ checkpoints/<stage>/  epoch checkpoints (model, optimizers, counters),
                       final.weights.h5 + done.json once the stage is done,
                       best.weights.h5 + best.json (finetune model selection)
 logs/<stage>/         TensorBoard event files
-splits/               splits.json (MOS data), pristine.json (ranking sources)
+splits/               splits.json (MOS data), pristine.json (ranking sources),
+                      <stage>.json: the ids each stage trained, validated
+                      and tested on (see `tfiqa.protocols.audit`)
 data/                 generated images (quickstart) when no folder is given
 ```
 Running again with the same work directory resumes: finished stages are
 skipped (their final weights are loaded) and the current stage restarts
 from its last epoch checkpoint.
+
+Content the fine-tuning stage validates or tests on is kept out of the
+earlier stages: with a pseudo-MOS set synthesised from the pristine images,
+its validation sources move from the pristine training sources to the
+pristine validation sources and its test sources leave both; meta
+tasks read from the fine-tuning dataset's own folder drop those references.
+Types in `meta.holdout` are held out of every stage (ranking, meta tasks and
+fine-tuning training/validation records; the test split keeps them). At the
+end the run checks its `splits/<stage>.json` files for leaks.
 """
 
 import dataclasses
@@ -27,8 +38,16 @@ import time
 import numpy as np
 
 from tfiqa.config import save_config
-from tfiqa.errors import ConfigError, DataError
+from tfiqa.errors import ConfigError, DataError, LeakError
 from tfiqa.files import atomic_path, write_json_atomic, write_text_atomic
+from tfiqa.protocols.audit import source_id
+from tfiqa.training.stage_splits import (
+    check_run,
+    keep_out_of_priors,
+    reserved_ids,
+    write_data_splits,
+    write_meta_split,
+)
 from tfiqa.training.stage_utils import dataset_seed as _dataset_seed
 from tfiqa.training.stage_utils import fit_summary as _fit_summary
 from tfiqa.training.stage_utils import is_number as _is_number
@@ -56,6 +75,9 @@ class StageContext:
     seed: int
     pristine: dict = dataclasses.field(default_factory=dict)
     mos_splits: dict = dataclasses.field(default_factory=dict)
+    # Folders the pristine images and the fine-tuning records come from.
+    pristine_dir: str = ""
+    mos_dir: str = ""
     precise_bn: object = None
 
     def stage_dir(self, stage, chief_copy=False):
@@ -128,6 +150,7 @@ def prepare_pristine(ctx):
         )
     paths = list_images(folder)
     split = _split_pristine(config, paths, ctx.seed)
+    ctx.pristine_dir = folder
     if ctx.chief:
         from tfiqa.data.splits import save_splits
 
@@ -178,7 +201,7 @@ def synthesize_mos_set(pristine_paths, folder, types, levels, seed):
     os.makedirs(os.path.join(folder, "images"), exist_ok=True)
     rows = ["image,ref,distortion,level,pseudo_mos"]
     for i, path in enumerate(pristine_paths):
-        ref = os.path.splitext(os.path.basename(path))[0]
+        ref = source_id(path)
         image = _center_square(load_image(path), MAX_SYNTHETIC_SIDE)
         reference = image.astype(np.float32) / 255.0
         name = f"images/{ref}.png"
@@ -236,6 +259,12 @@ def prepare_mos_data(ctx):
     parts = splits_for_config(
         records, data, seed=ctx.seed, workdir=ctx.workdir if ctx.chief else None
     )
+    # Held-out types are not trained or validated on; the test keeps them.
+    held_out = set(config.meta.holdout)
+    for part in ("train", "val"):
+        parts[part] = [r for r in parts[part] if r.get("distortion") not in held_out]
+    synthesised = data.dataset == "distorted" and not data.dataset_dir
+    ctx.mos_dir = ctx.pristine_dir if synthesised else folder
     if not parts["train"]:
         raise DataError(
             f"The training split is empty. Received: {len(records)} records, "
@@ -247,16 +276,30 @@ def prepare_mos_data(ctx):
 # -- stages ----------------------------------------------------------------
 
 
+def rank_types(config):
+    """The ranking stage's distortion types, without `meta.holdout`."""
+    from tfiqa.distortions import resolve_types
+
+    cfg = config.ranking
+    types = resolve_types(cfg.distortion_set, cfg.types or None)
+    kept = [t for t in types if t not in set(config.meta.holdout)]
+    if not kept:
+        raise ConfigError(
+            "ranking: no distortion types are left after meta.holdout. "
+            f"Received: types={types}, holdout={config.meta.holdout}"
+        )
+    return kept
+
+
 def run_rank_stage(ctx, stage_index):
     """Ranking pretraining; returns the stage's result dict."""
     from tfiqa.data.ranking import ranking_dataset
-    from tfiqa.distortions import resolve_types
     from tfiqa.training.loop import DistributedLoop, make_optimizer
     from tfiqa.training.ranking_trainer import RankingTrainer
 
     config = ctx.config
     cfg = config.ranking
-    types = resolve_types(cfg.distortion_set, cfg.types or None)
+    types = rank_types(config)
     replicas = ctx.strategy.num_replicas_in_sync
     if cfg.groups_per_batch % replicas:
         logger.warning(
@@ -285,7 +328,7 @@ def run_rank_stage(ctx, stage_index):
         (images.numpy(), {k: v.numpy() for k, v in labels.items()})
         for images, labels in val_ds.take(max(1, cfg.val_steps))
     ]
-    trainer = RankingTrainer(ctx.model, margin=cfg.margin)
+    trainer = RankingTrainer(ctx.model, cfg.margin, cfg.logit_margin)
 
     # Training batches for BatchNorm statistics, drawn once (the ranking
     # pipeline distorts on the fly, which costs more than the forward passes).
@@ -341,10 +384,16 @@ def run_finetune_stage(ctx, stage_index):
 
 
 def run_meta(ctx, stage_index):
-    from tfiqa.training.meta_stage import run_meta_stage
+    from tfiqa.training.meta_stage import build_tasks, run_meta_stage
 
     start = time.time()
-    metrics = run_meta_stage(ctx.config, ctx.model, ctx.strategy, ctx.workdir)
+    tasks = build_tasks(
+        ctx.config, ctx.strategy, ctx.workdir, ctx.pristine, reserved_ids(ctx)
+    )
+    write_meta_split(ctx, tasks)
+    metrics = run_meta_stage(
+        ctx.config, ctx.model, ctx.strategy, ctx.workdir, tasks=tasks
+    )
     return {
         "epochs": ctx.config.meta.epochs,
         "time_s": time.time() - start,
@@ -488,30 +537,56 @@ def load_initial_weights(model, path):
         ) from None
 
 
+def prepare_data(ctx, stages):
+    """Pristine and fine-tuning splits, fine-tuning content kept out of the
+    earlier stages, and `splits/rank.json` / `splits/finetune.json`."""
+    config = ctx.config
+    synthetic_mos = config.data.dataset == "distorted" and not config.data.dataset_dir
+    synthetic_meta = "meta" in stages and config.meta.task_source == "synthetic"
+    if "rank" in stages or synthetic_meta or ("finetune" in stages and synthetic_mos):
+        ctx.pristine = prepare_pristine(ctx)
+    if "finetune" in stages:
+        ctx.mos_splits = prepare_mos_data(ctx)
+        keep_out_of_priors(ctx)
+    write_data_splits(ctx, stages)
+
+
+def run_seeds(ctx):
+    """Every seed the run uses, by what it draws."""
+    from tfiqa.training.meta_stage import dataset_seed
+
+    seed = ctx.seed
+    return {
+        "trainer": seed,
+        "model_init": seed,
+        "splits": seed + int(ctx.config.data.split_index),
+        "pristine_split": seed,
+        "pristine_generation": seed,
+        "rank_data": [_dataset_seed(ctx, "rank", 0), "+ epoch"],
+        "rank_val_data": seed + 999_983,
+        "meta_episodes": [dataset_seed(seed, 0), "+ epoch"],
+        "meta_bn_calibration_episodes": dataset_seed(seed, -1),
+        "meta_val_episodes": seed + 7_919,
+        "meta_holdout_episodes": seed + 7_920,
+        "meta_task_split": seed,
+        "finetune_data": [_dataset_seed(ctx, "finetune", 0), "+ epoch"],
+    }
+
+
 def _run_stages(ctx, policy):
     config, workdir = ctx.config, ctx.workdir
     stages = list(config.trainer.stages)
     metrics = {
         "workdir": workdir,
         "stages": {},
-        "seeds": {
-            "trainer": ctx.seed,
-            "splits": ctx.seed,
-            "pristine_split": ctx.seed,
-            "rank_data": [_dataset_seed(ctx, "rank", 0), "+ epoch"],
-            "finetune_data": [_dataset_seed(ctx, "finetune", 0), "+ epoch"],
-        },
+        "seeds": run_seeds(ctx),
         "strategy": type(ctx.strategy).__name__,
         "replicas": ctx.strategy.num_replicas_in_sync,
         "dtype_policy": policy,
         "resumed": [],
     }
     start = time.time()
-    synthetic_mos = config.data.dataset == "distorted" and not config.data.dataset_dir
-    if "rank" in stages or ("finetune" in stages and synthetic_mos):
-        ctx.pristine = prepare_pristine(ctx)
-    if "finetune" in stages:
-        ctx.mos_splits = prepare_mos_data(ctx)
+    prepare_data(ctx, stages)
 
     pending_weights = None
     for index, stage in enumerate(stages):
@@ -551,10 +626,18 @@ def _run_stages(ctx, policy):
     metrics["test"] = finetune.get("test")
     metrics["total_wall_s"] = time.time() - start
     metrics["model"] = os.path.join(workdir, "model.keras")
+    leak = None
+    try:
+        metrics["leak_check"] = check_run(ctx, stages)
+    except LeakError as e:
+        metrics["leak_check"] = {"passed": False, "error": str(e)}
+        leak = e
     if ctx.chief:
         with atomic_path(metrics["model"]) as tmp:
             ctx.model.save(tmp)
         write_json_atomic(os.path.join(workdir, "metrics.json"), _jsonable(metrics))
+    if leak is not None:
+        raise leak
     return _jsonable(metrics)
 
 

@@ -23,6 +23,7 @@ from tfiqa.data.readers.base import (
     scale_score,
     to_float,
 )
+from tfiqa.data.readers.duplicates import DEFAULT_MIN_SIMILARITY, group_near_duplicates
 from tfiqa.data.readers.registry import READERS
 from tfiqa.errors import ConfigError, DataError
 
@@ -44,7 +45,14 @@ def _find(data_dir, part):
 
 
 @READERS.register("biq2021")
-def read_biq2021(data_dir, split="all", image_dir="Images", skip_bad=False):
+def read_biq2021(
+    data_dir,
+    split="all",
+    image_dir="Images",
+    skip_bad=False,
+    group_duplicates=True,
+    duplicate_similarity=DEFAULT_MIN_SIMILARITY,
+):
     """Reads BIQ2021 from its official train/test CSVs (MOS in [0, 1]).
 
     Args:
@@ -53,6 +61,12 @@ def read_biq2021(data_dir, split="all", image_dir="Images", skip_bad=False):
             "train" and "test" separately to keep the official split.
         image_dir: str. Image folder relative to `data_dir`.
         skip_bad: bool. Log and skip rows whose image is missing.
+        group_duplicates: bool. Give near-duplicate photos (the same image
+            re-encoded or resized, burst shots) one `ref_id` so that splits
+            keep them together (`tfiqa.data.readers.duplicates`); False
+            keeps one reference per file.
+        duplicate_similarity: float. Thumbnail correlation from which two
+            files are taken as the same photo (default 0.95).
     """
     if split not in ("train", "test", "all"):
         raise ConfigError(
@@ -76,4 +90,6 @@ def read_biq2021(data_dir, split="all", image_dir="Images", skip_bad=False):
                 )
             )
         records.extend(check_images(part_records, path, skip_bad))
+    if group_duplicates:
+        records = group_near_duplicates(records, duplicate_similarity)
     return records

@@ -10,6 +10,7 @@ from tfiqa.data.readers.base import (
     scale_score,
     to_float,
 )
+from tfiqa.data.readers.duplicates import DEFAULT_MIN_SIMILARITY, group_near_duplicates
 from tfiqa.data.readers.registry import READERS
 from tfiqa.errors import ConfigError, DataError
 
@@ -27,6 +28,8 @@ def read_csv(
     higher_is_better=True,
     image_dir=None,
     skip_bad=False,
+    group_duplicates=True,
+    duplicate_similarity=DEFAULT_MIN_SIMILARITY,
 ):
     """Reads a generic score CSV.
 
@@ -45,6 +48,12 @@ def read_csv(
         image_dir: str or None. Folder the image paths are relative to
             (default `data_dir`).
         skip_bad: bool. Log and skip rows whose image is missing.
+        group_duplicates: bool. Give near-duplicate photos (the same image
+            re-encoded or resized, burst shots) one `ref_id` so that splits
+            keep them together (`tfiqa.data.readers.duplicates`); False
+            keeps one reference per file.
+        duplicate_similarity: float. Thumbnail correlation from which two
+            files are taken as the same photo (default 0.95).
 
     Returns:
         list of records.
@@ -98,4 +107,7 @@ def read_csv(
                 int(values[level_column]) if level_column else 0,
             )
         )
-    return check_images(records, path, skip_bad)
+    records = check_images(records, path, skip_bad)
+    if group_duplicates:
+        records = group_near_duplicates(records, duplicate_similarity)
+    return records

@@ -1,0 +1,136 @@
+"""What content each stage of a run may use, and the record of it.
+
+The fine-tuning split is made first; its validation and test content is
+then kept out of the stages before it (see `tfiqa.training.run`), every
+stage's ids are written to `splits/<stage>.json`, and the run ends with
+`tfiqa.protocols.audit.check_no_leaks`.
+"""
+
+import os
+
+from tfiqa.errors import DataError
+from tfiqa.protocols.audit import (
+    check_no_leaks,
+    drop_ids,
+    source_id,
+    source_key,
+    write_stage_split,
+)
+
+
+def record_ids(records):
+    return {str(r["ref_id"]) for r in records}
+
+
+def pristine_ids(pristine):
+    """{"train", "val"} id sets of a pristine split."""
+    return {part: {source_id(p) for p in pristine[part]} for part in ("train", "val")}
+
+
+def reserved_ids(ctx):
+    """The fine-tuning validation and test content, or None without it:
+    {"source": folder key, "ids": ids no earlier stage may train on,
+    "test": test ids no earlier stage may validate on}."""
+    if not ctx.mos_splits:
+        return None
+    test = record_ids(ctx.mos_splits["test"])
+    return {
+        "source": source_key(ctx.mos_dir),
+        "ids": record_ids(ctx.mos_splits["val"]) | test,
+        "test": test,
+    }
+
+
+def keep_out_of_priors(ctx):
+    """Keeps the fine-tuning val/test sources out of the priors' pristine
+    split when the fine-tuning set was synthesised from the same images:
+    its validation sources move to the priors' validation part, its test
+    sources leave both parts."""
+    reserved = reserved_ids(ctx)
+    if not ctx.pristine or not reserved:
+        return
+    if source_key(ctx.pristine_dir) != reserved["source"]:
+        return
+    # Sources the fine-tuning stage validates on may validate the priors
+    # too; its test sources serve no prior at all.
+    finetune_val = reserved["ids"] - reserved["test"]
+    train = ctx.pristine["train"]
+    split = {
+        "train": drop_ids(train, reserved["ids"]),
+        "val": drop_ids(ctx.pristine["val"], reserved["test"])
+        + [p for p in train if source_id(p) in finetune_val],
+    }
+    for part, paths in split.items():
+        if not paths:
+            raise DataError(
+                f"No pristine {part} images are left once the fine-tuning "
+                "validation and test sources are kept out. Use more pristine "
+                "images or smaller data.val_ratio/test_ratio. Received: "
+                f"{len(ctx.pristine[part])} {part} images"
+            )
+    ctx.pristine = split
+    if ctx.chief:  # pristine.json shows the split the priors really use
+        from tfiqa.data.splits import load_splits_meta, save_splits
+
+        path = os.path.join(ctx.workdir, "splits", "pristine.json")
+        meta = load_splits_meta(path) if os.path.isfile(path) else {}
+        meta["kept_out"] = "fine-tuning validation and test sources"
+        save_splits(path, split, meta=meta)
+
+
+def write_data_splits(ctx, stages):
+    """`splits/rank.json` and `splits/finetune.json` (meta writes its own)."""
+    if not ctx.chief:
+        return
+    if "rank" in stages:
+        from tfiqa.training.run import rank_types
+
+        write_stage_split(
+            ctx.workdir,
+            "rank",
+            ctx.pristine_dir,
+            pristine_ids(ctx.pristine),
+            ctx.seed,
+            types=rank_types(ctx.config),
+        )
+    if "finetune" in stages:
+        data = ctx.config.data
+        write_stage_split(
+            ctx.workdir,
+            "finetune",
+            ctx.mos_dir,
+            {part: record_ids(ctx.mos_splits[part]) for part in ctx.mos_splits},
+            ctx.seed + int(data.split_index),  # split i of make_splits
+            split_file=data.split_file,
+            split_index=data.split_index,
+            holdout_not_trained=list(ctx.config.meta.holdout),
+        )
+
+
+def write_meta_split(ctx, tasks):
+    if not ctx.chief:
+        return
+    split = tasks.split
+    if split is None:  # synthetic tasks: the pristine split
+        split = {"source": ctx.pristine_dir, **pristine_ids(ctx.pristine)}
+    write_stage_split(
+        ctx.workdir,
+        "meta",
+        split["source"],
+        split,
+        ctx.seed,
+        types=tasks.types,
+        holdout=tasks.holdout_types,
+    )
+
+
+def check_run(ctx, stages):
+    """The leak check over the run's split files (chief only)."""
+    if not ctx.chief:
+        return None
+    present = [
+        s
+        for s in stages
+        if os.path.isfile(os.path.join(ctx.workdir, "splits", f"{s}.json"))
+    ]
+    return check_no_leaks(ctx.workdir, present)
