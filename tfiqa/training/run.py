@@ -668,7 +668,11 @@ def run_experiment(config, workdir, verbose=None):
     try:
         keras.utils.set_random_seed(seed)
         with strategy.scope():
-            model = build_model(config.model, input_crop_size=config.data.crop_size)
+            model = build_model(
+                config.model,
+                input_crop_size=config.data.crop_size,
+                eval_crops=config.data.eval_crops,
+            )
             if config.trainer.init_from:
                 load_initial_weights(model, config.trainer.init_from)
         ctx = StageContext(
