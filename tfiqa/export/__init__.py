@@ -310,6 +310,8 @@ def _verify(model, manifest, verify_dir, log):
             {"name": f"tflite {VARIANT_NAMES[q]}", "kind": q, "scorer": load(path)}
         )
     log(f"Verifying exports on {verify_dir}")
-    report = verify.verify_exports(model, exports, verify_dir)
+    report = verify.verify_exports(
+        model, exports, verify_dir, policy=manifest["scoring"]
+    )
     log(verify.format_report(report))
     return report

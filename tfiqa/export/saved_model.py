@@ -287,7 +287,9 @@ def saved_model_bytes_fn(path):
     signature = loaded.signatures[SIGNATURE_BYTES]
 
     def fn(blobs):
-        return signature(image_bytes=tf.constant(list(blobs)))["score"].numpy()
+        return signature(image_bytes=tf.constant(list(blobs), tf.string))[
+            "score"
+        ].numpy()
 
     fn.saved_model = loaded
     return fn

@@ -79,15 +79,16 @@ def compare(reference, scores, tolerance):
     }
 
 
-def keras_scorer(model):
-    """A `Scorer` for an in-memory Keras model, under its own policy."""
+def keras_scorer(model, policy=None):
+    """A `Scorer` for an in-memory Keras model (default: its own policy)."""
     from tfiqa.inference import Scorer
     from tfiqa.models.scoring import predict, scoring_policy
 
-    return Scorer(lambda images: predict(model, images), policy=scoring_policy(model))
+    policy = policy or scoring_policy(model)
+    return Scorer(lambda images: predict(model, images), policy=policy)
 
 
-def verify_exports(model, exports, image_dir, limit=None):
+def verify_exports(model, exports, image_dir, limit=None, policy=None):
     """Scores `image_dir` with Keras and every export and compares.
 
     Args:
@@ -98,6 +99,8 @@ def verify_exports(model, exports, image_dir, limit=None):
             decoding signature.
         image_dir: str. Folder of images.
         limit: int or None. Use at most this many images.
+        policy: dict or None. The policy the exports were written with
+            (default: the model's own).
 
     Returns:
         dict {"images": N, "keras": [...], "rows": [...]}; each row has name,
@@ -107,7 +110,7 @@ def verify_exports(model, exports, image_dir, limit=None):
 
     files = list_image_files(image_dir, limit)
     images = [load_image(f) for f in files]
-    keras = keras_scorer(model)
+    keras = keras_scorer(model, policy)
     reference = keras.score(images)
     rows = []
     for export in exports:
