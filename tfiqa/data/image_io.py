@@ -8,6 +8,7 @@ handled the same way in training, evaluation and inference.
 import errno
 import os
 import stat
+import warnings
 
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
@@ -107,13 +108,21 @@ def load_image(path):
             "cannot be detected; set it to False",
         )
     try:
-        with Image.open(path) as img:
+        with warnings.catch_warnings():
+            # Our own caps below replace Pillow's decompression-bomb warning.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(path)
+        with img:
             check_header_size(img.size, path)
             if getattr(img, "n_frames", 1) > 1:
                 img.seek(0)
             img.load()
             img = ImageOps.exif_transpose(img)
             return _to_rgb_array(img)
+    except Image.DecompressionBombError as e:
+        raise ImageError(
+            path, f"Image too large: at most {MAX_PIXELS} pixels ({e})"
+        ) from None
     except _DECODE_ERRORS as e:
         reason = str(e) or type(e).__name__
         raise ImageError(path, f"Cannot decode image ({reason})") from e
