@@ -119,6 +119,13 @@ def prepare_pristine(ctx):
     config = ctx.config
     folder = config.resolve_path(config.data.pristine_dir)
     generated = not folder
+    if generated and config.data.pristine_size < config.data.crop_size:
+        # Checked before minutes of image generation, not after.
+        raise ConfigError(
+            f"data.crop_size {config.data.crop_size} is larger than the generated "
+            f"images (data.pristine_size {config.data.pristine_size}). Received: "
+            f"crop_size={config.data.crop_size}"
+        )
     if generated:
         folder = os.path.join(ctx.write_root, "data", "pristine")
         existing = list_images(folder) if os.path.isdir(folder) else []
@@ -567,9 +574,11 @@ def _last_val(history):
 
 
 def _fit_summary(result, epochs):
+    # A resumed stage reports the epochs before the resume too.
+    every = result.get("earlier_history", []) + result["history"]
     history = [
         {k: v for k, v in h.items() if k != "checkpoint" and _is_number(v)}
-        for h in result["history"]
+        for h in every
     ]
     done = result["initial_epoch"] + len(result["history"])
     return {
@@ -578,7 +587,7 @@ def _fit_summary(result, epochs):
         "initial_epoch": result["initial_epoch"],
         "resumed_from": result["resumed_from"],
         "stopped_early": result["stopped_early"],
-        "time_s": float(sum(h.get("time", 0.0) for h in result["history"])),
+        "time_s": float(sum(h.get("time", 0.0) for h in every)),
         "history": history,
     }
 
