@@ -252,8 +252,7 @@ class ExperimentConfig:
             )
         if self.data.dataset not in READERS:
             raise ConfigError(
-                f"data.dataset: unknown dataset '{self.data.dataset}'; valid: "
-                f"{', '.join(sorted(READERS))}."
+                f"data.dataset: {READERS.unknown_message(self.data.dataset)}"
             )
         if self.data.eval_crops < 1:
             raise ConfigError(

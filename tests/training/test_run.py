@@ -93,6 +93,10 @@ def test_stage_checks_fail_before_training(tmp_path):
     )
     with pytest.raises(ConfigError, match="data.dataset_dir"):
         run_experiment(config, str(tmp_path / "run"))
+    config = load_config(write_config(tmp_path), ["data.crop_size=64"])
+    with pytest.raises(ConfigError, match="data.crop_size 64 is larger"):
+        run_experiment(config, str(tmp_path / "run3"))
+    assert not (tmp_path / "run3" / "data" / "pristine").exists()
     config = load_config(write_config(tmp_path), ["data.pristine_dir=nowhere"])
     with pytest.raises((ConfigError, DataError), match="nowhere"):
         run_experiment(config, str(tmp_path / "run2"))

@@ -69,9 +69,9 @@ def make_policy(crop_size=DEFAULT_CROP_SIZE, crops=DEFAULT_CROPS, small_images=N
     """A validated policy dict (see the module docstring)."""
     small_images = small_images or SMALL_IMAGE_RULES[0]
     if isinstance(crop_size, bool) or int(crop_size) < 1:
-        raise ConfigError(f"crop size must be positive. Received: {crop_size!r}")
+        raise ConfigError(f"input_crop_size must be positive. Received: {crop_size!r}")
     if isinstance(crops, bool) or int(crops) < 1:
-        raise ConfigError(f"eval crops must be positive. Received: {crops!r}")
+        raise ConfigError(f"eval_crops must be positive. Received: {crops!r}")
     if small_images not in SMALL_IMAGE_RULES:
         raise ConfigError(
             f"small_images must be one of {', '.join(SMALL_IMAGE_RULES)}. "

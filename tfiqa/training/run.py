@@ -119,13 +119,6 @@ def prepare_pristine(ctx):
     config = ctx.config
     folder = config.resolve_path(config.data.pristine_dir)
     generated = not folder
-    if generated and config.data.pristine_size < config.data.crop_size:
-        # Checked before minutes of image generation, not after.
-        raise ConfigError(
-            f"data.crop_size {config.data.crop_size} is larger than the generated "
-            f"images (data.pristine_size {config.data.pristine_size}). Received: "
-            f"crop_size={config.data.crop_size}"
-        )
     if generated:
         folder = os.path.join(ctx.write_root, "data", "pristine")
         existing = list_images(folder) if os.path.isdir(folder) else []
@@ -630,6 +623,19 @@ def _check_config(config):
         raise ConfigError(
             "data.eval_mode must be 'crops' or 'full'. "
             f"Received: {config.data.eval_mode!r}"
+        )
+    data, stages = config.data, config.trainer.stages
+    generated = not data.pristine_dir and (
+        "rank" in stages
+        or ("meta" in stages and config.meta.task_source == "synthetic")
+        or (data.dataset == "distorted" and not data.dataset_dir)
+    )
+    if generated and data.pristine_size < data.crop_size:
+        # Before minutes of image generation, not after.
+        raise ConfigError(
+            f"data.crop_size {data.crop_size} is larger than the generated images "
+            f"(data.pristine_size {data.pristine_size}). Received: "
+            f"crop_size={data.crop_size}"
         )
 
 
