@@ -17,7 +17,6 @@ from tfiqa.export.saved_model import (
     saved_model_bytes_fn,
     saved_model_predict_fn,
 )
-
 from tfiqa.export.verify import keras_scorer
 
 from .helpers import keras_scores, tiny_model

@@ -77,7 +77,8 @@ def write_corpus(folder):
     good("new\nline.png", rgb)
     good(os.fsdecode(b"latin1-\xe9\xff.png"), rgb)
     good("ünïcödé.png", rgb)
-    photo = open(os.path.join(folder, "photo.png"), "rb").read()
+    with open(os.path.join(folder, "photo.png"), "rb") as f:
+        photo = f.read()
     bad("empty.jpg", b"", "empty")
     bad("garbage.jpg", b"\xff\xd8 this is not a jpeg", "Cannot decode")
     bad("text.png", b"just some text", "Cannot decode")

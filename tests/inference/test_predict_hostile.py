@@ -95,10 +95,9 @@ def test_rows_survive_a_crash_and_the_rerun_resumes(tmp_path, model_path):
     output = tmp_path / "scores.csv"
     paths = sorted(str(p) for p in folder.iterdir())
     # A run killed after its first batch: the batch's rows are on disk.
-    with pytest.raises(RuntimeError):
-        with PredictionWriter(output, paths) as writer:
-            writer.write([{"image": paths[0], "score": 0.123456, "error": ""}])
-            raise RuntimeError("killed")
+    with pytest.raises(RuntimeError), PredictionWriter(output, paths) as writer:
+        writer.write([{"image": paths[0], "score": 0.123456, "error": ""}])
+        raise RuntimeError("killed")
     assert not output.exists()
     partial = f"{output}.partial"
     assert [r["image"] for r in read_rows(partial)] == [paths[0]]
@@ -130,8 +129,10 @@ def test_a_second_writer_of_one_output_is_refused(tmp_path, model_path):
     assert "Another process is writing" in result.output
     assert not output.exists()
     # A lock left by a process that is gone is taken over.
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                          capture_output=True, text=True, check=True).stdout  # fmt: skip
+    pid_code = "import os; print(os.getpid())"
+    dead = subprocess.run(
+        [sys.executable, "-c", pid_code], capture_output=True, text=True, check=True
+    ).stdout
     with open(lock, "w") as f:
         f.write(dead.strip())
     result = CliRunner().invoke(cli, args)

@@ -35,7 +35,6 @@ from tfiqa.errors import TrainingError
 from tfiqa.files import write_json_atomic
 from tfiqa.training.strategy import is_chief, worker_id
 
-
 HISTORY_FILE = "history.json"
 
 
