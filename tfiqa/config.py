@@ -186,8 +186,9 @@ class ExportConfig:
     quantize: list = dataclasses.field(
         default_factory=lambda: ["none", "dynamic", "int8"]
     )
-    # 0 exports a dynamic input size; a positive value fixes H = W.
-    input_size: int = 224
+    # A fixed input is one crop of the model's scoring policy: null (default)
+    # or the model's crop size fixes H = W to it; 0 exports a dynamic size.
+    input_size: int | None = None
     calibration_images: int = 100
     # Where models.config tells TF Serving the model lives (the TF Serving
     # Docker image mounts models under /models).

@@ -82,7 +82,10 @@ def resolve_input_size(model, input_size):
     crop = getattr(model, "input_crop_size", None)
     if input_size is None:
         return int(crop or DEFAULT_INPUT_SIZE)
-    input_size = int(input_size)
+    if isinstance(input_size, bool) or not isinstance(input_size, int):
+        raise ConfigError(
+            f"export.input_size must be an integer or null. Received: {input_size!r}"
+        )
     if input_size < 0:
         raise ConfigError(
             f"export.input_size must be 0 (dynamic) or positive. Received: {input_size}"
