@@ -196,7 +196,8 @@ def evaluate_model(model_path, args):
     if os.path.isabs(split_source):
         split_source = os.path.relpath(split_source, ROOT)
     about = (
-        f"{os.path.relpath(model_path, ROOT)} ({backbone}, policy {manifest['scoring']}, splits "
+        f"{os.path.relpath(model_path, ROOT)} ({backbone}, "
+        f"policy {manifest['scoring']}, splits "
         f"{split_source}{test_srcc})"
     )
     return rows, checks, about
