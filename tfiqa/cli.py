@@ -132,10 +132,10 @@ def predict(model_path, output, crops, full, inputs):
         raise UserError(f"--crops must be a positive integer. Received: {crops}")
     from tfiqa.inference import load
     from tfiqa.inference.predict import (
-        PredictionWriter,
         echo_csv,
         expand_inputs,
         predict_files,
+        predict_resumable,
     )
 
     paths = expand_inputs(inputs)
@@ -152,15 +152,9 @@ def predict(model_path, output, crops, full, inputs):
             )
 
     if output:
-        with PredictionWriter(output, paths) as writer:
-            done = writer.done
-            if done:
-                click.echo(
-                    f"Resuming: {len(done)} rows kept from {writer.partial}", err=True
-                )
-            scored = run([p for p in paths if p not in done], sink=writer.write)
-        by_image = {**done, **{row["image"]: row for row in scored}}
-        rows = [by_image[p] for p in paths if p in by_image]
+        rows = predict_resumable(
+            output, paths, run, log=lambda message: click.echo(message, err=True)
+        )
     else:
         rows = run(paths)
         echo_csv(rows)

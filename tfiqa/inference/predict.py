@@ -203,6 +203,26 @@ class PredictionWriter:
         raise DataError(f"Cannot lock {self.output}. Received: {self.lock}")
 
 
+def predict_resumable(output, paths, score, log=None):
+    """Scores into `output` through a `PredictionWriter`, resuming its rows.
+
+    Args:
+        output: str. The CSV to write.
+        paths: list of str. Every image of the run.
+        score: callable(todo paths, sink) -> rows, e.g. `predict_files`.
+        log: callable(str) or None.
+
+    Returns:
+        The rows of `paths`, in order (resumed ones included).
+    """
+    with PredictionWriter(output, paths) as writer:
+        if writer.done and log is not None:
+            log(f"Resuming: {len(writer.done)} rows kept from {writer.partial}")
+        scored = score([p for p in paths if p not in writer.done], writer.write)
+    by_image = {**writer.done, **{row["image"]: row for row in scored}}
+    return [by_image[p] for p in paths if p in by_image]
+
+
 def _lock_alive(lock):
     try:
         with open(lock) as f:
