@@ -7,7 +7,7 @@ DIR/<name>/<version>/                     SavedModel (serving_default, score_uin
 DIR/<name>/<version>/assets.extra/tfiqa.json   its sidecar
 DIR/tflite/<name>_<variant>.tflite        float32, fp16, dynamic, int8, int8_io
 DIR/tflite/<name>_<variant>.json          sidecar: input spec, score meaning
-DIR/export.json                           what was written
+DIR/export.json                           what was written (last: absent = partial)
 DIR/verify.json                           parity report (with verify_dir)
 ```
 See export/README.md for serving and on-device use.
