@@ -4,8 +4,9 @@ Scores held-out biq2021-dev images (the run's own val/test splits, never the
 training images) with the Keras model, the SavedModel and each TFLite variant,
 and reports SRCC/PLCC against MOS plus the agreement with the float model
 (SRCC between the two score lists and max |diff|). int8 variants are
-calibrated on training-split images. Each image is scored on one centre crop
-of the model's input size: the export input policy, identical for all rows.
+calibrated on training-split images. Each image is scored as `tfiqa predict`
+scores it (`tfiqa.load` on each file: the model's scoring policy, the same
+for every format).
 
 The model: `--model`, else the newest `runs/*/model.keras` or
 `benchmarks/out/*/model.keras`; with none, a small one is trained first from
@@ -118,15 +119,11 @@ def evaluate_model(model_path, args):
 
     from tfiqa.data.image_io import load_image
     from tfiqa.export import export_model, load_keras_model
-    from tfiqa.export.preprocess import fit_to_size
-    from tfiqa.export.saved_model import saved_model_predict_fn
-    from tfiqa.export.tflite import tflite_predict_fn
-    from tfiqa.export.verify import keras_predict_fn, score_batches
+    from tfiqa.inference import load
     from tfiqa.metrics import MetricWarning, plcc, srcc
 
     model = load_keras_model(model_path)
     backbone = model.backbone_name
-    size = int(getattr(model, "input_crop_size", 224))
     parts, split_source = held_out_records(model_path, args.data_dir)
     out = os.path.join(args.out, backbone)
     calibration = link_images(
@@ -136,16 +133,15 @@ def evaluate_model(model_path, args):
         model,
         out,
         quantize=list(VARIANTS),
-        input_size=size,
         calibration_dir=calibration,
         calibration_count=args.calibration_count,
         model_path=model_path,
         name=backbone,
     )
-    backends = {"Keras float32": keras_predict_fn(model)}
-    backends["SavedModel"] = saved_model_predict_fn(manifest["saved_model"])[0]
+    backends = {"Keras float32": load(model_path)}
+    backends["SavedModel"] = load(manifest["saved_model"])
     for q in VARIANTS:
-        backends[f"TFLite {q}"] = tflite_predict_fn(manifest["tflite"][q])[0]
+        backends[f"TFLite {q}"] = load(manifest["tflite"][q])
     sizes = {
         f"TFLite {q}": os.path.getsize(manifest["tflite"][q]) / 1e6 for q in VARIANTS
     }
@@ -155,11 +151,9 @@ def evaluate_model(model_path, args):
         records = parts[part]
         if not records:
             continue
-        images = [fit_to_size(load_image(r["image_path"]), size) for r in records]
+        images = [load_image(r["image_path"]) for r in records]
         mos = np.array([r["mos"] for r in records])
-        scores = {
-            name: score_batches(fn, images, size) for name, fn in backends.items()
-        }
+        scores = {name: scorer.score(images) for name, scorer in backends.items()}
         float_scores = scores["Keras float32"]
         for name, pred in scores.items():
             with warnings.catch_warnings():
@@ -202,7 +196,8 @@ def evaluate_model(model_path, args):
     if os.path.isabs(split_source):
         split_source = os.path.relpath(split_source, ROOT)
     about = (
-        f"{os.path.relpath(model_path, ROOT)} ({backbone}, crop {size}, splits "
+        f"{os.path.relpath(model_path, ROOT)} ({backbone}, "
+        f"policy {manifest['scoring']}, splits "
         f"{split_source}{test_srcc})"
     )
     return rows, checks, about

@@ -220,13 +220,9 @@ def _predict_fn(kind, path, threads):
 
     if kind == "keras":
         from tfiqa.export import load_keras_model
+        from tfiqa.models.scoring import predict_fn
 
-        model = load_keras_model(path)
-
-        @tf.function(reduce_retracing=True)
-        def score(images):
-            return model(tf.cast(images, tf.float32), training=False)
-
+        score = predict_fn(load_keras_model(path))
         return lambda batch: score(tf.constant(batch)).numpy()
     if kind == "saved_model":
         from tfiqa.export.saved_model import saved_model_predict_fn

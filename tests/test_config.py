@@ -60,6 +60,17 @@ def test_set_overrides_are_parsed_as_yaml():
         ("model=3", "model"),
         ("trainer.stages=[rank, fly]", "trainer.stages"),
         ("data.crop_size=7", "data.crop_size"),
+        ("ranking.learning_rate=-1e-3", "ranking.learning_rate"),
+        ("finetune.head_learning_rate=-1", "finetune.head_learning_rate"),
+        ("meta.inner_learning_rate=-0.1", "meta.inner_learning_rate"),
+        ("finetune.learning_rate=0", "finetune.learning_rate"),
+        ("meta.epochs=0", "meta.epochs"),
+        ("ranking.epochs=-2", "ranking.epochs"),
+        ("trainer.stages=[]", "trainer.stages"),
+        ("model.levels=[P9]", "model.levels"),
+        ("model.levels=[]", "model.levels"),
+        ("data.dataset=nosuchset", "data.dataset"),
+        ("data.eval_crops=0", "data.eval_crops"),
     ],
 )
 def test_bad_values_name_the_key(override, key):
@@ -76,6 +87,13 @@ def test_malformed_yaml_names_the_file(tmp_path):
     path = tmp_path / "broken.yaml"
     path.write_text("model: [unclosed\n")
     with pytest.raises(ConfigError, match="broken.yaml"):
+        config_lib.load_config(str(path))
+
+
+def test_non_utf8_config_names_the_file(tmp_path):
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes("model:\n  backbone: r\xe9snet\n".encode("latin-1"))
+    with pytest.raises(ConfigError, match="latin1.yaml.*not UTF-8"):
         config_lib.load_config(str(path))
 
 

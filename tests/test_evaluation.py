@@ -119,6 +119,10 @@ def test_match_refuses_ambiguous_names_and_double_predictions(tmp_path):
     double = Predictions({"a/x.png": 1.0, str(tmp_path / "a" / "x.png"): 2.0}, {})
     with pytest.raises(DataError, match="same image"):
         match_predictions(double, records, tmp_path)
+    # The dataset's own duplicates are refused the same way.
+    twice = records + [{"image_path": str(tmp_path / "a" / "x.png"), "mos": 0.9}]
+    with pytest.raises(DataError, match="lists an image twice"):
+        match_predictions(Predictions({"a/x.png": 1.0}, {}), twice, tmp_path)
 
 
 def test_evaluate_dataset_metrics_and_counts(dataset, tmp_path):
@@ -275,6 +279,9 @@ def test_cli_scores_with_a_model_first(tmp_path):
     for i in range(4):
         Image.fromarray(make_image((40, 48), seed=i)).save(root / f"{i}.png")
         rows.append([f"{i}.png", f"{0.2 * i + 0.1:.2f}"])
+    # An unreadable image is one failed prediction, not the end of the run.
+    (root / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    rows.append(["bad.png", "0.5"])
     write_csv(root / "mos.csv", ["image", "mos"], rows)
     model = IQAModel(
         backbone="resnet18", weights="none", head_units=(8,), input_crop_size=32
@@ -290,6 +297,7 @@ def test_cli_scores_with_a_model_first(tmp_path):
     assert result.exit_code == 0, result.output
     printed = json.loads(result.stdout)
     assert printed["n"] == 4 and printed["model"] == model_path
+    assert printed["n_failed"] == 1
     assert printed["n_missing"] == printed["n_unmatched"] == 0
     with open(out / "predictions.csv") as f:
         written = list(csv.DictReader(f))

@@ -5,6 +5,7 @@ Problems a user can fix (`TfiqaError`) exit with status 2 and one line.
 """
 
 import functools
+import signal
 import sys
 
 import click
@@ -131,25 +132,32 @@ def predict(model_path, output, crops, full, inputs):
         raise UserError(f"--crops must be a positive integer. Received: {crops}")
     from tfiqa.inference import load
     from tfiqa.inference.predict import (
+        echo_csv,
         expand_inputs,
         predict_files,
-        rows_to_csv,
-        write_predictions,
+        predict_resumable,
     )
 
     paths = expand_inputs(inputs)
     scorer = load(model_path)
-    if len(paths) > 10:
+
+    def run(todo, sink=None):
+        if len(todo) <= 10:
+            return predict_files(scorer, todo, crops, full, sink=sink)
         with click.progressbar(
-            length=len(paths), label="Scoring", file=sys.stderr
+            length=len(todo), label="Scoring", file=sys.stderr
         ) as bar:
-            rows = predict_files(scorer, paths, crops, full, on_progress=bar.update)
-    else:
-        rows = predict_files(scorer, paths, crops, full)
+            return predict_files(
+                scorer, todo, crops, full, on_progress=bar.update, sink=sink
+            )
+
     if output:
-        write_predictions(rows, output)
+        rows = predict_resumable(
+            output, paths, run, log=lambda message: click.echo(message, err=True)
+        )
     else:
-        click.echo(rows_to_csv(rows), nl=False)
+        rows = run(paths)
+        echo_csv(rows)
     failed = sum(1 for row in rows if row["error"])
     destination = f" -> {output}" if output else ""
     click.echo(
@@ -427,7 +435,13 @@ def lodo(config_path, data_dir, overrides, workdir, priors, shots, types, repeat
     click.echo(f"Table: {os.path.join(workdir, 'lodo.csv')}")
 
 
+def _exit_on_sigterm(signum, frame):
+    # SystemExit unwinds `finally` blocks: temporary files and locks go away.
+    sys.exit(128 + signum)
+
+
 def main():
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         cli(standalone_mode=True)
     except KeyboardInterrupt:

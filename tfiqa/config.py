@@ -204,8 +204,9 @@ class ExportConfig:
     quantize: list = dataclasses.field(
         default_factory=lambda: ["none", "dynamic", "int8"]
     )
-    # 0 exports a dynamic input size; a positive value fixes H = W.
-    input_size: int = 224
+    # A fixed input is one crop of the model's scoring policy: null (default)
+    # or the model's crop size fixes H = W to it; 0 exports a dynamic size.
+    input_size: int | None = None
     calibration_images: int = 100
     # Where models.config tells TF Serving the model lives (the TF Serving
     # Docker image mounts models under /models).
@@ -254,7 +255,41 @@ class ExperimentConfig:
             raise ConfigError(
                 f"meta.order must be 'first' or 'second'. Received: {self.meta.order}"
             )
+        self._check_training_values()
         return self
+
+    def _check_training_values(self):
+        """Values that would otherwise fail (or train nothing) after minutes."""
+        from tfiqa.data.readers import READERS
+        from tfiqa.models.backbones import LEVELS
+
+        if not self.trainer.stages:
+            raise ConfigError(
+                f"trainer.stages is empty: nothing to train; valid stages are "
+                f"{list(STAGES)}. Received: []"
+            )
+        for section in ("ranking", "meta", "finetune"):
+            for field in dataclasses.fields(getattr(self, section)):
+                value = getattr(getattr(self, section), field.name)
+                key = f"{section}.{field.name}"
+                if field.name.endswith("learning_rate") and value < 0:
+                    raise ConfigError(f"{key} must not be negative. Received: {value}")
+                if field.name in ("learning_rate", "epochs") and value <= 0:
+                    raise ConfigError(f"{key} must be positive. Received: {value}")
+        bad_levels = [lv for lv in self.model.levels if lv not in LEVELS]
+        if bad_levels or not self.model.levels:
+            raise ConfigError(
+                f"model.levels must be a non-empty list of {', '.join(LEVELS)}. "
+                f"Received: {self.model.levels}"
+            )
+        if self.data.dataset not in READERS:
+            raise ConfigError(
+                f"data.dataset: {READERS.unknown_message(self.data.dataset)}"
+            )
+        if self.data.eval_crops < 1:
+            raise ConfigError(
+                f"data.eval_crops must be positive. Received: {self.data.eval_crops}"
+            )
 
     def resolve_path(self, path):
         """Resolves a data path against `data.root` unless it is absolute."""
@@ -346,6 +381,12 @@ def read_yaml(path):
             content = yaml.safe_load(f)
     except FileNotFoundError:
         raise ConfigError(f"Config file not found: {path}") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(
+            f"Config file is not UTF-8 text: {path} (byte {e.start})"
+        ) from None
+    except IsADirectoryError:
+        raise ConfigError(f"Config file is a folder: {path}") from None
     except yaml.YAMLError as e:
         raise ConfigError(f"Config file is not valid YAML: {path} ({e})") from None
     if content is None:

@@ -164,9 +164,18 @@ def match_predictions(predictions, records, data_dir):
         `Match`.
 
     Raises:
-        DataError: two prediction rows name the same record.
+        DataError: two prediction rows name the same record, or the dataset
+            lists one image twice (its MOS would be ambiguous).
     """
-    by_path = {_key(r["image_path"]): i for i, r in enumerate(records)}
+    by_path = {}
+    for i, record in enumerate(records):
+        key = _key(record["image_path"])
+        if key in by_path:
+            raise DataError(
+                "The dataset lists an image twice (which MOS is meant?). "
+                f"Received: {record['image_path']}"
+            )
+        by_path[key] = i
     by_name = {}
     for i, record in enumerate(records):
         by_name.setdefault(os.path.basename(record["image_path"]), []).append(i)
@@ -283,12 +292,21 @@ def select_split(records, workdir, split, index=0):
 
 
 def predict_records(model_path, records):
-    """Scores the records' images with a model (`tfiqa.inference.load`)."""
+    """Scores the records' images with a model (`tfiqa.inference.load`).
+
+    Images are decoded a batch at a time; one that cannot be read is a
+    failed prediction, as in `tfiqa predict`, not the end of the evaluation.
+    """
     from tfiqa import inference
 
     paths = [r["image_path"] for r in records]
-    scores = np.asarray(inference.load(model_path).score(paths), dtype=np.float64)
-    return Predictions(dict(zip(paths, scores.tolist(), strict=True)), {}, model_path)
+    scores, failed = {}, {}
+    for row in inference.load(model_path).score_files(paths):
+        if row["error"]:
+            failed[row["image"]] = row["error"]
+        else:
+            scores[row["image"]] = row["score"]
+    return Predictions(scores, failed, model_path)
 
 
 def _examples(items):

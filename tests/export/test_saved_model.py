@@ -17,6 +17,7 @@ from tfiqa.export.saved_model import (
     saved_model_bytes_fn,
     saved_model_predict_fn,
 )
+from tfiqa.export.verify import keras_scorer
 
 from .helpers import keras_scores, tiny_model
 
@@ -89,22 +90,47 @@ def test_predict_fn_matches_keras(exported):
     )
 
 
-def test_image_bytes_decodes_jpeg_and_png(exported):
-    model, out, _ = exported
+def test_image_bytes_scores_as_predict_does(exported):
+    model, out, manifest = exported
     fn = saved_model_bytes_fn(str(out))
+    # The policy of the export: 5 crops of 32 px, small images upscaled.
+    assert manifest["scoring"]["crop_size"] == SIZE
+    scorer = keras_scorer(model, manifest["scoring"])
     png_image = make_image((SIZE, SIZE), seed=1)
-    jpeg_image = make_image((SIZE + 8, SIZE + 4), seed=2)  # centre-cropped
-    jpeg = encode(jpeg_image, "JPEG")
-    scores = fn([encode(png_image, "PNG"), jpeg])
-    decoded = tf.io.decode_jpeg(jpeg, channels=3).numpy()[4 : 4 + SIZE, 2 : 2 + SIZE]
-    expected = keras_scores(model, np.stack([png_image, decoded]))
+    jpeg = encode(make_image((SIZE + 8, SIZE + 4), seed=2), "JPEG")
+    small_gray = make_image((20, 24), seed=3)[..., 0]
+    scores = fn([encode(png_image, "PNG"), jpeg, encode(small_gray, "PNG")])
+    decoded = tf.io.decode_jpeg(jpeg, channels=3).numpy()
+    gray_rgb = np.repeat(small_gray[..., None], 3, axis=-1)
+    expected = scorer.score([png_image, decoded, gray_rgb])
     np.testing.assert_allclose(scores, expected, atol=1e-5)
-    # BMP decodes to the same pixels as PNG.
+    # BMP decodes to the same pixels as PNG; 1-bit BMP is accepted too.
     bmp_scores = fn([encode(png_image, "BMP")])
     np.testing.assert_allclose(bmp_scores, scores[:1], atol=1e-6)
-    # Grayscale and small images are accepted (3 channels, zero-padded).
-    small_gray = encode(make_image((20, 24), seed=3)[..., 0], "PNG")
-    assert np.isfinite(fn([small_gray])).all()
+    mono = make_image((SIZE + 3, SIZE + 9), seed=4)[..., 0] > 128
+    one_bit = Image.fromarray(mono).convert("1")
+    buffer = io.BytesIO()
+    one_bit.save(buffer, format="BMP")
+    assert buffer.getvalue()[28] == 1  # bits per pixel
+    pixels = np.asarray(one_bit.convert("RGB"))
+    np.testing.assert_allclose(fn([buffer.getvalue()]), scorer.score(pixels), atol=1e-5)
+
+
+def test_image_bytes_empty_batch_and_pixel_cap(exported):
+    _, out, _ = exported
+    fn = saved_model_bytes_fn(str(out))
+    assert fn([]).shape == (0,)
+    good = encode(make_image((SIZE, SIZE)), "PNG")
+    # A PNG header claiming 20000 x 20000 pixels: rejected before decoding.
+    huge = bytearray(good)
+    huge[16:24] = (20000).to_bytes(4, "big") * 2
+    with pytest.raises(tf.errors.InvalidArgumentError, match="too large"):
+        fn([bytes(huge)])
+    strip = bytearray(good)
+    strip[16:24] = (5000).to_bytes(4, "big") + (1).to_bytes(4, "big")
+    with pytest.raises(tf.errors.InvalidArgumentError, match="aspect ratio"):
+        fn([bytes(strip)])
+    assert fn([good]).shape == (1,)
 
 
 def test_image_bytes_rejects_garbage(exported):
@@ -132,7 +158,7 @@ def test_reexport_replaces_version(exported, tmp_path):
 
 def test_dynamic_size_export(tmp_path):
     model = tiny_model()
-    export_model(model, str(tmp_path), formats=["saved_model"], input_size=0)
+    manifest = export_model(model, str(tmp_path), formats=["saved_model"], input_size=0)
     fn, input_size = saved_model_predict_fn(str(tmp_path))
     assert input_size is None
     for size in [(33, 47), (64, 40)]:
@@ -140,7 +166,8 @@ def test_dynamic_size_export(tmp_path):
         np.testing.assert_allclose(fn(image), keras_scores(model, image), atol=1e-5)
     images = [make_image((40, 36), seed=1), make_image((50, 62), seed=2)]
     scores = saved_model_bytes_fn(str(tmp_path))([encode(i, "PNG") for i in images])
-    expected = [keras_scores(model, i[None])[0] for i in images]
+    # serving_default applies the policy (the default 224 px crops here).
+    expected = keras_scorer(model, manifest["scoring"]).score(images)
     np.testing.assert_allclose(scores, expected, atol=1e-5)
 
 

@@ -1,6 +1,7 @@
 """TFLite export: every quantization round-trips through ai-edge-litert."""
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -152,3 +153,42 @@ def test_predict_fn_errors(tmp_path):
     broken.write_bytes(b"not a flatbuffer at all")
     with pytest.raises(DataError, match="Cannot load"):
         tflite_predict_fn(str(broken))
+
+
+def test_fixed_input_must_be_the_models_crop(tmp_path):
+    from tfiqa.models import IQAModel
+
+    model = IQAModel(
+        backbone="resnet18", weights="none", levels=("P5",), head_units=(4,),
+        input_crop_size=SIZE,
+    )  # fmt: skip
+    with pytest.raises(ConfigError, match="crop size 32"):
+        export_model(model, str(tmp_path), formats=["tflite"], input_size=224)
+
+
+def test_killed_export_leaves_no_temporary_folder(tmp_path, monkeypatch):
+    import tempfile
+
+    from tfiqa.export import tflite
+
+    out = tmp_path / "out"
+    stale = out / "tflite" / f"{tflite.WORK_PREFIX}killed"
+    stale.mkdir(parents=True)  # what a SIGKILLed export leaves
+    (out / "export.json").write_text("{}")  # from an earlier, complete export
+    before = set(os.listdir(tempfile.gettempdir()))
+
+    def crash(*args, **kwargs):
+        assert not (out / "export.json").exists()  # removed before any work
+        assert not stale.exists()  # cleaned by the next export into the folder
+        assert [p.name for p in (out / "tflite").iterdir()][0].startswith(
+            tflite.WORK_PREFIX
+        )
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(tflite, "export_tflite", crash)
+    with pytest.raises(KeyboardInterrupt):
+        export_model(tiny_model(), str(out), formats=["tflite"], input_size=SIZE)
+    assert list((out / "tflite").iterdir()) == []
+    assert not (out / "export.json").exists()  # a partial export has none
+    new = set(os.listdir(tempfile.gettempdir())) - before
+    assert not [n for n in new if "tflite" in n]

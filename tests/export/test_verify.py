@@ -9,8 +9,7 @@ from click.testing import CliRunner
 from tfiqa.cli import EXIT_USER_ERROR, cli
 from tfiqa.errors import TfiqaError
 from tfiqa.export import export_model
-from tfiqa.export.saved_model import saved_model_bytes_fn, saved_model_predict_fn
-from tfiqa.export.tflite import tflite_predict_fn
+from tfiqa.export.saved_model import saved_model_bytes_fn
 from tfiqa.export.verify import (
     MIN_IMAGES_FOR_SRCC,
     TOLERANCES,
@@ -19,6 +18,7 @@ from tfiqa.export.verify import (
     format_report,
     verify_exports,
 )
+from tfiqa.inference import load
 
 from .helpers import tiny_model, write_images
 
@@ -31,19 +31,16 @@ def images_dir(tmp_path_factory):
 
 
 def exports_of(manifest):
-    fn, size = saved_model_predict_fn(manifest["saved_model"])
     exports = [
         {
             "name": "saved_model",
             "kind": "saved_model",
-            "fn": fn,
-            "input_size": size,
+            "scorer": load(manifest["saved_model"]),
             "bytes_fn": saved_model_bytes_fn(manifest["saved_model"]),
         }
     ]
     for q, path in manifest["tflite"].items():
-        fn, size = tflite_predict_fn(path)
-        exports.append({"name": q, "kind": q, "fn": fn, "input_size": size})
+        exports.append({"name": q, "kind": q, "scorer": load(path)})
     return exports
 
 
@@ -95,11 +92,12 @@ def test_verify_fails_on_broken_export(tmp_path, images_dir):
     model = tiny_model()
     manifest = export_model(model, str(tmp_path), quantize=["none"], input_size=SIZE)
     exports = exports_of(manifest)
-    good = verify_exports(model, exports, str(images_dir), SIZE)
+    policy = manifest["scoring"]
+    good = verify_exports(model, exports, str(images_dir), policy=policy)
     check_report(good)  # does not raise
     # The exports no longer match the model that is being verified.
     changed = tiny_model(seed=0, bias=0.5)
-    report = verify_exports(changed, exports, str(images_dir), SIZE)
+    report = verify_exports(changed, exports, str(images_dir), policy=policy)
     assert not any(row["ok"] for row in report["rows"])
     with pytest.raises(TfiqaError, match="verification failed for 3 export"):
         check_report(report)

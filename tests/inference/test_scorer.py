@@ -11,6 +11,7 @@ import tfiqa
 from tfiqa.data.crops import eval_crops
 from tfiqa.errors import ImageError, TfiqaError
 from tfiqa.inference import Scorer, load
+from tfiqa.models.scoring import make_policy, predict, upscale_to_crop
 
 from .conftest import CROP
 
@@ -100,11 +101,26 @@ def test_mixed_sizes_in_full_mode_and_small_batches(scorer):
     assert together[0] == pytest.approx(together[2])
 
 
-def test_image_smaller_than_the_crop_is_scored_whole(scorer):
+def test_image_smaller_than_the_crop_is_upscaled_by_default(scorer, tiny_model):
+    small = make_image((20, 60), seed=3)
+    # Short side 20 -> 32, long side 60 -> ceil(60 * 32 / 20) = 96.
+    upscaled = upscale_to_crop(small, CROP).numpy()
+    assert upscaled.shape == (32, 96, 3)
+    expected = direct(tiny_model, eval_crops(upscaled, CROP, 5)).mean()
+    np.testing.assert_allclose(scorer.score(small), [expected], rtol=1e-5)
+    assert scorer.score(small)[0] != pytest.approx(scorer.score(small, full=True)[0])
+
+
+def test_whole_rule_scores_a_small_image_at_its_own_size(tiny_model):
+    policy = make_policy(CROP, 5, "whole")
+    scorer = Scorer(lambda b: predict(tiny_model, b), policy=policy)
     small = make_image((20, 60), seed=3)
     np.testing.assert_allclose(
-        scorer.score(small, crops=5), scorer.score(small, full=True), rtol=1e-6
+        scorer.score(small), scorer.score(small, full=True), rtol=1e-6
     )
+    fixed = Scorer(lambda b: predict(tiny_model, b), input_size=CROP, policy=policy)
+    with pytest.raises(TfiqaError, match="small-image rule is 'whole'"):
+        fixed.score(small)
 
 
 def test_bad_arguments(scorer):
@@ -137,14 +153,17 @@ def test_fixed_size_backend_crops_and_refuses_full():
         calls.append(batch.shape)
         return mean_pixel(batch)
 
-    scorer = Scorer(fn, input_size=16, crop_size=99, backend="tflite", path="m")
+    policy = make_policy(99, 5)
+    scorer = Scorer(fn, input_size=16, policy=policy, backend="tflite", path="m")
     assert scorer.crop_size == 16
     image = make_image((32, 48), seed=4)
     expected = mean_pixel(eval_crops(image, 16, 5)).mean()
     np.testing.assert_allclose(scorer.score(image), [expected], rtol=1e-6)
-    assert set(calls) == {(1, 16, 16, 3)}
+    assert set(calls) == {(5, 16, 16, 3)}
     with pytest.raises(TfiqaError, match="fixed 16x16"):
         scorer.score(image, full=True)
-    # Too small for the crop: handed to the backend as is (it pads).
+    # Too small for the crop: upscaled to it, never zero-padded.
     small = make_image((8, 10), seed=5)
-    np.testing.assert_allclose(scorer.score(small), mean_pixel(small[None]))
+    upscaled = upscale_to_crop(small, 16).numpy()
+    expected = mean_pixel(eval_crops(upscaled, 16, 5)).mean()
+    np.testing.assert_allclose(scorer.score(small), [expected], rtol=1e-6)

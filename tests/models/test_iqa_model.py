@@ -1,4 +1,6 @@
 import os
+import subprocess
+import sys
 
 import keras
 import numpy as np
@@ -60,6 +62,8 @@ def test_keras_round_trip_same_class_config_and_outputs(tmp_path):
         head_activation="prelu",
         output_activation="linear",
         input_crop_size=48,
+        eval_crops=3,
+        small_images="whole",
         backbone="mobilenet_v3_small",
         weights="none",
     )
@@ -70,6 +74,7 @@ def test_keras_round_trip_same_class_config_and_outputs(tmp_path):
     assert type(loaded) is IQAModel
     assert loaded.get_config() == model.get_config()
     assert loaded.input_crop_size == 48
+    assert (loaded.eval_crops, loaded.small_images) == (3, "whole")
     np.testing.assert_allclose(
         loaded.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-5, atol=1e-6
     )
@@ -89,6 +94,27 @@ def test_loading_never_reads_the_original_weights_file(tmp_path):
 def test_bad_input_crop_size():
     with pytest.raises(ConfigError, match="input_crop_size"):
         IQAModel(input_crop_size=0, **SMALL)
+    with pytest.raises(ConfigError, match="eval_crops"):
+        IQAModel(eval_crops=0, **SMALL)
+    with pytest.raises(ConfigError, match="small_images"):
+        IQAModel(small_images="pad", **SMALL)
+
+
+@pytest.mark.parametrize("order", ["tfiqa_first", "keras_first"])
+def test_keras_load_model_works_after_import_tfiqa(tmp_path, order):
+    path = tmp_path / "model.keras"
+    IQAModel(**SMALL).save(path)
+    imports = "import tfiqa, keras" if order == "tfiqa_first" else "import keras, tfiqa"
+    code = (
+        f"{imports}; m = keras.saving.load_model({str(path)!r}); "
+        "print(type(m).__name__, m.eval_crops)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+        env={**os.environ, "PYTHONPATH": os.getcwd()},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["IQAModel", "5"]
 
 
 def test_build_model_from_config():

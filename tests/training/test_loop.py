@@ -64,7 +64,7 @@ def test_loop_resumes_from_checkpoint(tmp_path):
     make_loop(tmp_path / "a", full).fit(data, epochs=3, steps_per_epoch=3)
 
     first = helpers.tiny_regressor(seed=1)
-    make_loop(tmp_path / "b", first).fit(data, epochs=2, steps_per_epoch=3)
+    before = make_loop(tmp_path / "b", first).fit(data, epochs=2, steps_per_epoch=3)
     resumed = helpers.tiny_regressor(seed=7)  # different init: must be restored
     keras.utils.set_random_seed(1)  # the global seed also drives the shuffle
     loop = make_loop(tmp_path / "b", resumed)
@@ -72,6 +72,9 @@ def test_loop_resumes_from_checkpoint(tmp_path):
     assert result["initial_epoch"] == 2
     assert result["resumed_from"].endswith("ckpt-2")
     assert len(result["history"]) == 1
+    # The epochs before the resume are kept (for metrics.json).
+    earlier = result["earlier_history"]
+    assert [h["loss"] for h in earlier] == [h["loss"] for h in before["history"]]
     for a, b in zip(full.get_weights(), resumed.get_weights(), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 

@@ -93,6 +93,10 @@ def test_stage_checks_fail_before_training(tmp_path):
     )
     with pytest.raises(ConfigError, match="data.dataset_dir"):
         run_experiment(config, str(tmp_path / "run"))
+    config = load_config(write_config(tmp_path), ["data.crop_size=64"])
+    with pytest.raises(ConfigError, match="data.crop_size 64 is larger"):
+        run_experiment(config, str(tmp_path / "run3"))
+    assert not (tmp_path / "run3" / "data" / "pristine").exists()
     config = load_config(write_config(tmp_path), ["data.pristine_dir=nowhere"])
     with pytest.raises((ConfigError, DataError), match="nowhere"):
         run_experiment(config, str(tmp_path / "run2"))
@@ -249,7 +253,7 @@ def test_sigkill_then_resume_from_last_checkpoint(tmp_path):
     assert metrics["resumed"][0]["epoch"] == saved_epochs + 1
     rank = metrics["stages"]["rank"]
     assert rank["initial_epoch"] == saved_epochs and rank["epochs_done"] == 6
-    assert len(rank["history"]) == 6 - saved_epochs
+    assert len(rank["history"]) == 6  # the epochs before the kill too
     assert metrics["stages"]["finetune"]["epochs_done"] == 2
     assert (workdir / "model.keras").is_file()
 

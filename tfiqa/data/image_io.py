@@ -5,7 +5,10 @@ Pillow does the decoding so that multi-picture JPEGs (MPO, often saved with a
 handled the same way in training, evaluation and inference.
 """
 
+import errno
 import os
+import stat
+import warnings
 
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
@@ -25,6 +28,11 @@ IMAGE_EXTENSIONS = (
     ".ppm",
     ".pgm",
 )
+
+# Checked from the header before decoding: a small file can claim a huge
+# image (decompression bomb), and a 1-pixel-wide strip is no photo.
+MAX_PIXELS = 80_000_000
+MAX_ASPECT_RATIO = 32
 
 # Modes holding more than 8 bits per sample; scaled, not clipped, to uint8.
 _SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
@@ -88,10 +96,8 @@ def load_image(path):
     """
     path = os.fspath(path)
     if isinstance(path, bytes):
-        path = path.decode("utf-8")
-    if not os.path.isfile(path):
-        raise ImageError(path, "Image file not found")
-    if os.path.getsize(path) == 0:
+        path = os.fsdecode(path)
+    if file_size(path) == 0:
         raise ImageError(path, "Image file is empty (0 bytes)")
     if ImageFile.LOAD_TRUNCATED_IMAGES:
         # Somebody enabled Pillow's global "pad truncated images with grey"
@@ -102,15 +108,66 @@ def load_image(path):
             "cannot be detected; set it to False",
         )
     try:
-        with Image.open(path) as img:
+        with warnings.catch_warnings():
+            # Our own caps below replace Pillow's decompression-bomb warning.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(path)
+        with img:
+            check_header_size(img.size, path)
             if getattr(img, "n_frames", 1) > 1:
                 img.seek(0)
             img.load()
             img = ImageOps.exif_transpose(img)
             return _to_rgb_array(img)
+    except Image.DecompressionBombError as e:
+        raise ImageError(
+            path, f"Image too large: at most {MAX_PIXELS} pixels ({e})"
+        ) from None
     except _DECODE_ERRORS as e:
         reason = str(e) or type(e).__name__
         raise ImageError(path, f"Cannot decode image ({reason})") from e
+
+
+def file_size(path):
+    """Size of a regular file; ImageError saying what `path` is otherwise."""
+    try:
+        info = os.stat(path)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise ImageError(path, "Symbolic link loop, not an image file") from None
+        if os.path.islink(path):
+            raise ImageError(path, "Broken symbolic link, not an image file") from None
+        if e.errno == errno.ENOENT:
+            raise ImageError(path, "Image file not found") from None
+        raise ImageError(path, f"Cannot read image file ({e.strerror})") from None
+    kinds = (
+        (stat.S_ISDIR, "a folder"),
+        (stat.S_ISFIFO, "a FIFO (named pipe)"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    )
+    for test, kind in kinds:
+        if test(info.st_mode):
+            raise ImageError(path, f"Not an image file: it is {kind}")
+    return info.st_size
+
+
+def check_header_size(size, path=""):
+    """Rejects (width, height) beyond `MAX_PIXELS` or `MAX_ASPECT_RATIO`."""
+    width, height = int(size[0]), int(size[1])
+    if width < 1 or height < 1 or width * height > MAX_PIXELS:
+        raise ImageError(
+            path,
+            f"Image too large: at most {MAX_PIXELS} pixels. "
+            f"Received: {width}x{height} (width x height)",
+        )
+    if max(width, height) > MAX_ASPECT_RATIO * min(width, height):
+        raise ImageError(
+            path,
+            f"Image aspect ratio above {MAX_ASPECT_RATIO}:1. "
+            f"Received: {width}x{height} (width x height)",
+        )
 
 
 def check_min_size(image, crop_size, path=""):

@@ -7,7 +7,7 @@ DIR/<name>/<version>/                     SavedModel (serving_default, score_uin
 DIR/<name>/<version>/assets.extra/tfiqa.json   its sidecar
 DIR/tflite/<name>_<variant>.tflite        float32, fp16, dynamic, int8, int8_io
 DIR/tflite/<name>_<variant>.json          sidecar: input spec, score meaning
-DIR/export.json                           what was written
+DIR/export.json                           what was written (last: absent = partial)
 DIR/verify.json                           parity report (with verify_dir)
 ```
 See export/README.md for serving and on-device use.
@@ -22,6 +22,7 @@ export_model(model, "export/out", quantize=["none", "int8"],
 """
 
 import os
+import zipfile
 
 import numpy as np
 
@@ -55,31 +56,68 @@ def load_keras_model(path):
         raise DataError(
             f"Export takes a Keras model saved as a .keras file. Received: {path}"
         )
+    if not zipfile.is_zipfile(path):
+        raise DataError(
+            f"Corrupt Keras model {path}: not a zip archive (truncated or not a "
+            ".keras file)"
+        )
     try:
         return keras.saving.load_model(path, compile=False)
-    except (ValueError, OSError, TypeError) as e:
-        raise DataError(f"Cannot load Keras model {path}. Received: {e}") from None
+    except Exception as e:  # noqa: BLE001  (zip, h5 and JSON errors of any kind)
+        raise DataError(f"Corrupt Keras model {path}: {first_line(e)}") from None
+
+
+def first_line(error):
+    """The first line of an exception's message (TF's can run for pages)."""
+    text = str(error).strip().splitlines()
+    return (text[0] if text else type(error).__name__)[:300]
 
 
 def resolve_input_size(model, input_size):
-    """None -> the model's `input_crop_size` (or 224); 0 -> None (dynamic)."""
+    """None -> the model's crop size; 0 -> None (dynamic); else that size.
+
+    A fixed input is one crop of the model's scoring policy, so it must be
+    the model's crop size (for models that carry one).
+    """
+    crop = getattr(model, "input_crop_size", None)
     if input_size is None:
-        return int(getattr(model, "input_crop_size", None) or DEFAULT_INPUT_SIZE)
-    input_size = int(input_size)
+        return int(crop or DEFAULT_INPUT_SIZE)
+    if isinstance(input_size, bool) or not isinstance(input_size, int):
+        raise ConfigError(
+            f"export.input_size must be an integer or null. Received: {input_size!r}"
+        )
     if input_size < 0:
         raise ConfigError(
             f"export.input_size must be 0 (dynamic) or positive. Received: {input_size}"
         )
+    if input_size and crop and input_size != int(crop):
+        raise ConfigError(
+            f"export.input_size must be the model's crop size {crop} (a fixed "
+            "input is one scoring crop), 0 (dynamic) or unset. "
+            f"Received: {input_size}"
+        )
     return input_size or None
 
 
-def calibration_images(folder, count, size):
-    """Uint8 crops (N, size, size, 3) of up to `count` images in `folder`."""
+def export_policy(model, size):
+    """The scoring policy written into the exports' sidecars and graphs."""
+    from tfiqa.models.scoring import make_policy, scoring_policy
+
+    policy = scoring_policy(model)
+    if size and getattr(model, "input_crop_size", None) is None:
+        policy = make_policy(size, policy["crops"], policy["small_images"])
+    return policy
+
+
+def calibration_images(folder, count, policy):
+    """One centre crop (N, c, c, 3) per image, as inference cuts them, of up
+    to `count` images in `folder`."""
     from tfiqa.data.image_io import load_image
-    from tfiqa.export.preprocess import fit_to_size, list_image_files
+    from tfiqa.export.preprocess import list_image_files
+    from tfiqa.models.scoring import policy_crops
 
     files = list_image_files(folder, count)
-    return np.stack([fit_to_size(load_image(f), size) for f in files])
+    return np.stack([policy_crops(load_image(f), policy, 1)[0] for f in files])
 
 
 def _write_json(path, obj):
@@ -153,6 +191,7 @@ def export_model(
     if int(version) < 1:
         raise ConfigError(f"export.version must be >= 1. Received: {version}")
     size = resolve_input_size(model, input_size)
+    policy = export_policy(model, size)
     needs_calibration = "tflite" in formats and any(
         q in tflite.CALIBRATED for q in quantize
     )
@@ -162,10 +201,15 @@ def export_model(
             f"(a folder of typical images). Received: quantize={quantize}"
         )
     os.makedirs(output_dir, exist_ok=True)
+    # export.json is written last: without it a folder is a partial export.
+    manifest_path = os.path.join(output_dir, "export.json")
+    if os.path.exists(manifest_path):
+        os.remove(manifest_path)
     manifest = {
         "name": name,
         "version": int(version),
         "input_size": size,
+        "scoring": policy,
         "saved_model": None,
         "models_config": None,
         "tflite": {},
@@ -187,6 +231,7 @@ def export_model(
                 "quantization": None,
             },
             output_spec={"name": "score", "dtype": "float32", "shape": [-1]},
+            policy=policy,
             extra={"signatures": [sm.SIGNATURE_BYTES, sm.SIGNATURE_UINT8]},
         )
         version_dir = sm.export_saved_model(model, base_dir, version, size, meta)
@@ -198,13 +243,11 @@ def export_model(
     if "tflite" in formats:
         calibration = None
         if needs_calibration:
-            calibration_size = size or resolve_input_size(model, None)
-            calibration = calibration_images(
-                calibration_dir, calibration_count, calibration_size
-            )
+            calibration = calibration_images(calibration_dir, calibration_count, policy)
+            crop = policy["crop_size"]
             log(
                 f"Calibrating int8 on {len(calibration)} images from "
-                f"{calibration_dir} ({calibration_size}x{calibration_size} crops)"
+                f"{calibration_dir} ({crop}x{crop} crops)"
             )
         tflite_dir = os.path.join(output_dir, "tflite")
         paths = {
@@ -220,6 +263,7 @@ def export_model(
                 model=model,
                 model_path=model_path,
                 quantization=q,
+                policy=policy,
                 signature=tflite.SIGNATURE,
                 input_spec=info["input"],
                 output_spec=info["output"],
@@ -238,10 +282,10 @@ def export_model(
 
     report = None
     if verify_dir:
-        report = _verify(model, manifest, verify_dir, size, log)
+        report = _verify(model, manifest, verify_dir, log)
         manifest["verify"] = os.path.join(output_dir, "verify.json")
         _write_json(manifest["verify"], report)
-    _write_json(os.path.join(output_dir, "export.json"), manifest)
+    _write_json(manifest_path, manifest)
     if report is not None:
         from tfiqa.export.verify import check_report
 
@@ -249,33 +293,28 @@ def export_model(
     return manifest
 
 
-def _verify(model, manifest, verify_dir, size, log):
+def _verify(model, manifest, verify_dir, log):
     from tfiqa.export import saved_model as sm
-    from tfiqa.export import tflite, verify
+    from tfiqa.export import verify
+    from tfiqa.inference import load
 
     exports = []
     if manifest["saved_model"]:
-        fn, export_size = sm.saved_model_predict_fn(manifest["saved_model"])
         exports.append(
             {
                 "name": "saved_model (score_uint8)",
                 "kind": "saved_model",
-                "fn": fn,
-                "input_size": export_size,
+                "scorer": load(manifest["saved_model"]),
                 "bytes_fn": sm.saved_model_bytes_fn(manifest["saved_model"]),
             }
         )
     for q, path in manifest["tflite"].items():
-        fn, export_size = tflite.tflite_predict_fn(path)
         exports.append(
-            {
-                "name": f"tflite {VARIANT_NAMES[q]}",
-                "kind": q,
-                "fn": fn,
-                "input_size": export_size,
-            }
+            {"name": f"tflite {VARIANT_NAMES[q]}", "kind": q, "scorer": load(path)}
         )
     log(f"Verifying exports on {verify_dir}")
-    report = verify.verify_exports(model, exports, verify_dir, size)
+    report = verify.verify_exports(
+        model, exports, verify_dir, policy=manifest["scoring"]
+    )
     log(verify.format_report(report))
     return report

@@ -1,13 +1,9 @@
-"""The input policy shared by every export: crop or pad, never resize.
+"""Image folders and input fitting for exported models.
 
-An exported model either scores images at their own size (dynamic input
-size) or takes a fixed `size x size` input. In the fixed case an image is
-centre-cropped to the size, and a side shorter than the size is zero-padded
-symmetrically (`tf.image.resize_with_crop_or_pad`). Images are never
-resized: IQA scores the artefacts that resampling would change. The same
-function prepares calibration images, verification images and the images the
-`image_bytes` serving signature decodes, so that all exports see identical
-pixels.
+How an image becomes a score is the model's scoring policy
+(`tfiqa.models.scoring`), the same for every format; `CROP_POLICY` describes
+it in the sidecars. `fit_to_size` (centre crop / zero pad, never resize) only
+adapts an array handed directly to a fixed-size export's predict function.
 """
 
 import os
@@ -19,9 +15,12 @@ from tfiqa.data.image_io import IMAGE_EXTENSIONS
 from tfiqa.errors import DataError
 
 CROP_POLICY = (
-    "fixed input size: centre crop to size x size, zero-pad a shorter side "
-    "symmetrically; dynamic input size: the whole image at its own size. "
-    "Never resized."
+    "one input is one crop: score each image as the mean over the `scoring` "
+    "policy's crops (crop_size x crop_size, spread as tfiqa.data.crops."
+    "crop_positions places them); an image whose short side is below "
+    "crop_size is first upscaled (bilinear, aspect kept) to it when "
+    "small_images is 'upscale', or scored whole (dynamic input only) when "
+    "'whole'."
 )
 
 

@@ -7,11 +7,16 @@ DIR/<name>/<version>/saved_model.pb, variables/, assets.extra/tfiqa.json
 ```
 Signatures:
 - `serving_default`: `image_bytes` tf.string (B,) of encoded JPEG/PNG/BMP/GIF
-  files, decoded in the graph (the REST API's `{"b64": ...}` payload).
-  Bytes that do not decode fail that request with INVALID_ARGUMENT; the
-  server keeps running.
-- `score_uint8`: `images` uint8 (B, H, W, 3) RGB, H = W = the input size (or
-  any size when the input size is dynamic).
+  files (1-bit BMP included), decoded in the graph (the REST API's
+  `{"b64": ...}` payload) and scored under the model's scoring policy, so
+  it returns what `tfiqa predict` does. Bytes that do not decode, or a
+  header declaring more than `MAX_PIXELS` pixels or an aspect ratio above
+  `MAX_ASPECT_RATIO` (`tfiqa.data.image_io`), fail that request with
+  INVALID_ARGUMENT before decoding; the server keeps running. An empty
+  batch returns an empty result.
+- `score_uint8`: `images` uint8 (B, H, W, 3) RGB: one crop per image,
+  H = W = the model's crop size (any size for a dynamic export); clients
+  average crops per the sidecar's `scoring` policy (`tfiqa.load` does).
 Both return `{"score": float32 (B,)}`, higher is better.
 
 Example:
@@ -45,14 +50,6 @@ _MODELS_CONFIG = """model_config_list {{
 """
 
 
-def _score(model, images):
-    """Scores uint8 images (B, H, W, 3) with the Keras model -> float32 (B,)."""
-    import tensorflow as tf
-
-    scores = model(tf.cast(images, tf.float32), training=False)
-    return tf.reshape(tf.cast(scores, tf.float32), [-1])
-
-
 def save_signatures(model, directory, signatures):
     """Writes a SavedModel holding `model`'s variables and `signatures`.
 
@@ -78,53 +75,42 @@ def save_signatures(model, directory, signatures):
     return directory
 
 
-def serving_signatures(model, input_size):
+def serving_signatures(model, input_size, policy=None):
     """The `serving_default` (bytes) and `score_uint8` tf.functions.
 
     Args:
         model: keras.Model taking (B, H, W, 3) pixels in [0, 255] and
             returning scores (B,) (or (B, 1)).
-        input_size: int or None. Fixed square input side; None or 0 scores
-            each image at its own size.
+        input_size: int or None. Fixed square input side of `score_uint8`
+            (one crop); None or 0 takes any size.
+        policy: dict or None. The scoring policy `serving_default` applies
+            to each decoded image (default: the model's own,
+            `tfiqa.models.scoring.scoring_policy`).
     """
     import tensorflow as tf
 
+    from tfiqa.export.decode import decode_image_bytes
+    from tfiqa.models.scoring import score_images, scoring_policy, tf_policy_score
+
     size = input_size or None
+    policy = policy or scoring_policy(model)
 
-    def decode(image_bytes):
-        # channels=3: grayscale and RGBA become RGB; GIF gives its first frame.
-        image = tf.io.decode_image(image_bytes, channels=3, expand_animations=False)
-        return fit_to_size(image, size)
-
-    bytes_spec = [tf.TensorSpec([None], tf.string, name="image_bytes")]
-    if size:
-
-        @tf.function(input_signature=bytes_spec)
-        def serve_bytes(image_bytes):
-            images = tf.map_fn(
-                decode,
-                image_bytes,
-                fn_output_signature=tf.TensorSpec([size, size, 3], tf.uint8),
-            )  # (batch, size, size, 3)
-            return {"score": _score(model, images)}
-
-    else:
-
-        @tf.function(input_signature=bytes_spec)
-        def serve_bytes(image_bytes):
-            # Sizes differ between images, so each one is scored on its own.
-            scores = tf.map_fn(
-                lambda b: _score(model, decode(b)[tf.newaxis])[0],
-                image_bytes,
-                fn_output_signature=tf.TensorSpec([], tf.float32),
-            )
-            return {"score": scores}
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
+    def serve_bytes(image_bytes):
+        # Sizes differ between images, so each one is scored on its own, the
+        # way `tfiqa predict` scores it.
+        scores = tf.map_fn(
+            lambda b: tf_policy_score(model, decode_image_bytes(b), policy),
+            image_bytes,
+            fn_output_signature=tf.TensorSpec([], tf.float32),
+        )
+        return {"score": scores}
 
     @tf.function(
         input_signature=[tf.TensorSpec([None, size, size, 3], tf.uint8, name="images")]
     )
     def serve_uint8(images):
-        return {"score": _score(model, images)}
+        return {"score": score_images(model, images)}
 
     return {SIGNATURE_BYTES: serve_bytes, SIGNATURE_UINT8: serve_uint8}
 
@@ -172,7 +158,8 @@ def export_saved_model(model, base_dir, version, input_size, sidecar=None):
     # A hidden, non-numeric name: TF Serving ignores it while it is written.
     tmp_dir = tempfile.mkdtemp(dir=base_dir, prefix=".tmp-")
     try:
-        save_signatures(model, tmp_dir, serving_signatures(model, input_size))
+        policy = (sidecar or {}).get("scoring")
+        save_signatures(model, tmp_dir, serving_signatures(model, input_size, policy))
         if sidecar is not None:
             write_json_atomic(os.path.join(tmp_dir, SIDECAR_PATH), sidecar)
         make_readable(tmp_dir)
@@ -235,6 +222,21 @@ def resolve_saved_model_dir(path):
     )
 
 
+def load_saved_model(directory):
+    """`tf.saved_model.load`, with a one-line DataError for a corrupt folder."""
+    import tensorflow as tf
+
+    from tfiqa.export import first_line
+
+    pb = os.path.join(directory, "saved_model.pb")
+    if os.path.getsize(pb) == 0:
+        raise DataError(f"Corrupt SavedModel {directory}: saved_model.pb is empty")
+    try:
+        return tf.saved_model.load(directory)
+    except Exception as e:  # noqa: BLE001  (protobuf, checkpoint and TF errors)
+        raise DataError(f"Corrupt SavedModel {directory}: {first_line(e)}") from None
+
+
 def saved_model_predict_fn(path):
     """A scoring function for an exported SavedModel (its `score_uint8`).
 
@@ -251,7 +253,7 @@ def saved_model_predict_fn(path):
     import tensorflow as tf
 
     directory = resolve_saved_model_dir(path)
-    loaded = tf.saved_model.load(directory)
+    loaded = load_saved_model(directory)
     if SIGNATURE_UINT8 not in loaded.signatures:
         raise DataError(
             f"SavedModel has no '{SIGNATURE_UINT8}' signature; re-export it with "
@@ -281,11 +283,13 @@ def saved_model_bytes_fn(path):
     `serving_default` signature, i.e. what a TF Serving client gets."""
     import tensorflow as tf
 
-    loaded = tf.saved_model.load(resolve_saved_model_dir(path))
+    loaded = load_saved_model(resolve_saved_model_dir(path))
     signature = loaded.signatures[SIGNATURE_BYTES]
 
     def fn(blobs):
-        return signature(image_bytes=tf.constant(list(blobs)))["score"].numpy()
+        return signature(image_bytes=tf.constant(list(blobs), tf.string))[
+            "score"
+        ].numpy()
 
     fn.saved_model = loaded
     return fn

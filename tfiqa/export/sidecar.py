@@ -25,6 +25,7 @@ import yaml
 
 import tfiqa
 from tfiqa.export.preprocess import CROP_POLICY
+from tfiqa.models.scoring import scoring_policy
 
 _MODEL_KEYS = (
     "backbone",
@@ -34,6 +35,8 @@ _MODEL_KEYS = (
     "head_units",
     "output_activation",
     "input_crop_size",
+    "eval_crops",
+    "small_images",
 )
 
 
@@ -118,6 +121,7 @@ def build_sidecar(
     output_spec,
     model_path=None,
     quantization="none",
+    policy=None,
     signature=None,
     extra=None,
 ):
@@ -132,6 +136,7 @@ def build_sidecar(
         output_spec: dict with at least name, dtype, shape.
         model_path: str or None. The `.keras` file (for training info).
         quantization: str. One of `tfiqa.export.tflite.QUANTIZATIONS`.
+        policy: dict or None. The scoring policy (default: the model's).
         signature: str or None. Signature (TFLite) name.
         extra: dict or None. Merged in at the top level.
     """
@@ -159,6 +164,7 @@ def build_sidecar(
         "signature": signature,
         "input": input_spec,
         "output": output_spec,
+        "scoring": policy or scoring_policy(model),
         "model": model_summary(model),
         "training": training_info(model_path),
         "tfiqa_version": tfiqa.__version__,

@@ -41,6 +41,7 @@ CALIBRATED = ("int8", "int8_io")
 SIGNATURE = "score"
 INPUT_NAME = "image"
 OUTPUT_NAME = "score"
+WORK_PREFIX = ".tmp-tflite-"
 
 
 def check_quantizations(quantize):
@@ -223,7 +224,12 @@ def export_tflite_variants(model, paths, input_size, calibration=None):
     Returns:
         dict quantize -> info (see `export_tflite`).
     """
-    tmp = tempfile.mkdtemp(prefix="tfiqa-tflite-")
+    # The conversion source lives next to the outputs, not in /tmp: a killed
+    # export leaves it where the next export into that folder removes it.
+    folder = os.path.dirname(os.path.abspath(next(iter(paths.values()))))
+    os.makedirs(folder, exist_ok=True)
+    remove_stale_work_dirs(folder)
+    tmp = tempfile.mkdtemp(dir=folder, prefix=WORK_PREFIX)
     try:
         source = write_conversion_source(model, os.path.join(tmp, "source"), input_size)
         return {
@@ -231,6 +237,13 @@ def export_tflite_variants(model, paths, input_size, calibration=None):
         }
     finally:
         shutil.rmtree(tmp)
+
+
+def remove_stale_work_dirs(folder):
+    """Removes conversion folders that a killed export left in `folder`."""
+    for entry in os.listdir(folder):
+        if entry.startswith(WORK_PREFIX):
+            shutil.rmtree(os.path.join(folder, entry), ignore_errors=True)
 
 
 def tflite_predict_fn(path, num_threads=None):

@@ -6,8 +6,8 @@ export disagrees beyond the tolerance of its format:
 
 | export | max abs diff | min SRCC |
 |---|---|---|
-| SavedModel (`score_uint8` and `serving_default` bytes) | 1e-3 | 0.999 |
-| TFLite float32 (`none`) | 1e-3 | 0.999 |
+| SavedModel (`score_uint8` and `serving_default` bytes) | 1e-5 | 0.999 |
+| TFLite float32 (`none`) | 1e-5 | 0.999 |
 | TFLite `fp16` | 0.02 | 0.99 |
 | TFLite `dynamic` | 0.05 | 0.98 |
 | TFLite `int8`, `int8_io` | 0.2 | 0.95 |
@@ -22,10 +22,12 @@ Keras scores span at least `MIN_SPREAD_FOR_SRCC`: when all scores lie within a
 few quantization steps of each other (an untrained model), their order is
 noise and only the absolute difference is meaningful.
 
-Images are prepared with the export input policy (`fit_to_size`). The bytes
-row feeds the raw files to `serving_default` and compares with Keras on the
-same pixels decoded by `tf.io.decode_image` (which, unlike `load_image`, does
-not apply EXIF orientation: clients send upright images).
+The Keras model is scored the way users score it (`tfiqa predict`: the
+model's scoring policy), and so is every export (`tfiqa.load` on the
+written file, with its sidecar's policy). The bytes row feeds the raw files
+to `serving_default` (which applies the policy in the graph) and compares
+with Keras on the same pixels decoded in the graph (which, unlike
+`load_image`, does not apply EXIF orientation: clients send upright images).
 """
 
 import os
@@ -35,12 +37,12 @@ from scipy import stats
 
 from tfiqa.data.image_io import load_image
 from tfiqa.errors import TfiqaError
-from tfiqa.export.preprocess import fit_to_size, list_image_files
+from tfiqa.export.preprocess import list_image_files
 
 TOLERANCES = {
-    "saved_model": {"max_abs_diff": 1e-3, "min_srcc": 0.999},
-    "saved_model_bytes": {"max_abs_diff": 1e-3, "min_srcc": 0.999},
-    "none": {"max_abs_diff": 1e-3, "min_srcc": 0.999},
+    "saved_model": {"max_abs_diff": 1e-5, "min_srcc": 0.999},
+    "saved_model_bytes": {"max_abs_diff": 1e-5, "min_srcc": 0.999},
+    "none": {"max_abs_diff": 1e-5, "min_srcc": 0.999},
     "fp16": {"max_abs_diff": 0.02, "min_srcc": 0.99},
     "dynamic": {"max_abs_diff": 0.05, "min_srcc": 0.98},
     "int8": {"max_abs_diff": 0.2, "min_srcc": 0.95},
@@ -50,32 +52,6 @@ MIN_IMAGES_FOR_SRCC = 8
 MIN_SPREAD_FOR_SRCC = 0.1
 # File types tf.io.decode_image reads (the serving_default signature).
 BYTES_EXTENSIONS = (".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".gif")
-
-
-def score_batches(fn, images, input_size, batch_size=16):
-    """Scores a list of uint8 images with `fn` (uint8 batch -> (N,))."""
-    if not images:
-        return np.zeros((0,), np.float32)
-    if not input_size:
-        # Sizes differ: one image per call.
-        return np.concatenate([np.asarray(fn(im[np.newaxis])) for im in images])
-    out = [
-        np.asarray(fn(np.stack(images[i : i + batch_size])))
-        for i in range(0, len(images), batch_size)
-    ]
-    return np.concatenate(out).reshape(-1).astype(np.float32)
-
-
-def keras_predict_fn(model):
-    """`fn(uint8 batch) -> (N,)` for a Keras model, in graph mode."""
-    import tensorflow as tf
-
-    @tf.function(reduce_retracing=True)
-    def score(images):
-        out = model(tf.cast(images, tf.float32), training=False)
-        return tf.reshape(tf.cast(out, tf.float32), [-1])
-
-    return lambda images: score(tf.constant(images)).numpy()
 
 
 def compare(reference, scores, tolerance):
@@ -103,32 +79,42 @@ def compare(reference, scores, tolerance):
     }
 
 
-def verify_exports(model, exports, image_dir, input_size, limit=None):
+def keras_scorer(model, policy=None):
+    """A `Scorer` for an in-memory Keras model (default: its own policy)."""
+    from tfiqa.inference import Scorer
+    from tfiqa.models.scoring import predict, scoring_policy
+
+    policy = policy or scoring_policy(model)
+    return Scorer(lambda images: predict(model, images), policy=policy)
+
+
+def verify_exports(model, exports, image_dir, limit=None, policy=None):
     """Scores `image_dir` with Keras and every export and compares.
 
     Args:
         model: the Keras model that was exported.
         exports: list of dicts {"name": str, "kind": a `TOLERANCES` key,
-            "fn": uint8 batch -> scores, "input_size": int or None}; a
-            "bytes_fn" (list of encoded files -> scores) adds a row for the
-            in-graph decoding signature.
+            "scorer": `tfiqa.inference.Scorer` of the export}; a "bytes_fn"
+            (list of encoded files -> scores) adds a row for the in-graph
+            decoding signature.
         image_dir: str. Folder of images.
-        input_size: int or None. The Keras reference's input policy.
         limit: int or None. Use at most this many images.
+        policy: dict or None. The policy the exports were written with
+            (default: the model's own).
 
     Returns:
         dict {"images": N, "keras": [...], "rows": [...]}; each row has name,
         kind, max_abs_diff, srcc, srcc_checked, tolerance, ok.
     """
-    import tensorflow as tf
+    from tfiqa.export.decode import decode_image_bytes
 
     files = list_image_files(image_dir, limit)
-    images = [fit_to_size(load_image(f), input_size) for f in files]
-    keras_fn = keras_predict_fn(model)
-    reference = score_batches(keras_fn, images, input_size)
+    images = [load_image(f) for f in files]
+    keras = keras_scorer(model, policy)
+    reference = keras.score(images)
     rows = []
     for export in exports:
-        scores = score_batches(export["fn"], images, export.get("input_size"))
+        scores = export["scorer"].score(images)
         row = {"name": export["name"], "kind": export["kind"]}
         row.update(compare(reference, scores, TOLERANCES[export["kind"]]))
         rows.append(row)
@@ -138,13 +124,11 @@ def verify_exports(model, exports, image_dir, input_size, limit=None):
         if not byte_files:
             continue
         blobs = []
-        decoded = []
         for f in byte_files:
             with open(f, "rb") as fh:
                 blobs.append(fh.read())
-            image = tf.io.decode_image(blobs[-1], channels=3, expand_animations=False)
-            decoded.append(fit_to_size(image.numpy(), input_size))
-        ref_bytes = score_batches(keras_fn, decoded, input_size)
+        decoded = [decode_image_bytes(b).numpy() for b in blobs]
+        ref_bytes = keras.score(decoded)
         scores = np.asarray(export["bytes_fn"](blobs)).reshape(-1)
         row = {"name": f"{export['name']} (image_bytes)", "kind": "saved_model_bytes"}
         row.update(compare(ref_bytes, scores, TOLERANCES["saved_model_bytes"]))

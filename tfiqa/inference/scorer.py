@@ -15,15 +15,13 @@ import os
 
 import numpy as np
 
-from tfiqa.errors import DataError, TfiqaError
+from tfiqa.errors import TfiqaError
 
-DEFAULT_CROPS = 5
-DEFAULT_CROP_SIZE = 224
 DEFAULT_BATCH_SIZE = 16
 
 
 class Scorer:
-    """Scores images with a loaded quality model.
+    """Scores images with a loaded quality model under its scoring policy.
 
     Use `tfiqa.load(path)` rather than building one directly.
 
@@ -31,8 +29,9 @@ class Scorer:
         predict_fn: callable. `fn(uint8 array (N, H, W, 3)) -> (N,)` scores.
         input_size: int or None. Fixed square input side of the backend
             (TFLite/SavedModel exports), or None if it takes any size.
-        crop_size: int. Side of the crops averaged in crop mode (the size the
-            model was trained on).
+        policy: dict or None. The model's scoring policy
+            (`tfiqa.models.scoring.make_policy`): crop size, crops and the
+            small-image rule. None: the defaults.
         score_range: (low, high) or None. Range of the scores (None: unbounded).
         backend: str. "keras", "saved_model" or "tflite".
         path: str. Where the model was loaded from.
@@ -45,14 +44,21 @@ class Scorer:
         self,
         predict_fn,
         input_size=None,
-        crop_size=DEFAULT_CROP_SIZE,
+        policy=None,
         score_range=(0.0, 1.0),
         backend="keras",
         path=None,
     ):
+        from tfiqa.models.scoring import make_policy
+
         self.predict_fn = predict_fn
         self.input_size = input_size
-        self.crop_size = int(input_size or crop_size)
+        self.policy = dict(policy or make_policy(input_size or 224))
+        if input_size:
+            # A fixed input is one crop; exports without a policy used to
+            # take another size than the model's crops.
+            self.policy["crop_size"] = int(input_size)
+        self.crop_size = self.policy["crop_size"]
         self.score_range = None if score_range is None else tuple(score_range)
         self.backend = backend
         self.path = path
@@ -60,7 +66,7 @@ class Scorer:
     def __repr__(self):
         return (
             f"Scorer(backend={self.backend!r}, path={self.path!r}, "
-            f"crop_size={self.crop_size}, score_range={self.score_range})"
+            f"policy={self.policy}, score_range={self.score_range})"
         )
 
     def score(self, inputs, crops=None, full=False, batch_size=DEFAULT_BATCH_SIZE):
@@ -70,15 +76,76 @@ class Scorer:
             inputs: an image file path, a list of paths, a uint8 array or
                 tensor (H, W, 3) or (N, H, W, 3) (float arrays in [0, 255]
                 are rounded to uint8), or a list of (H, W, 3) arrays of any
-                sizes.
+                sizes. Files are decoded `batch_size` at a time.
             crops: int or None. Average the scores of this many deterministic
-                `crop_size` crops spread over each image (default 5). An image
-                smaller than the crop is scored whole (or zero-padded to a
-                fixed-size backend's input).
+                crops spread over each image (default: the model's policy).
+                An image smaller than the crop follows the policy's
+                small-image rule.
             full: bool. Score each whole image at its own resolution (needs a
                 backend with dynamic input size: `.keras` or a dynamic export).
             batch_size: int. Images (crops) per forward pass.
+
+        Raises:
+            ImageError: a file cannot be read (see `score_files` to get
+                per-image errors instead).
         """
+        crops, batch_size = self._check(crops, full, batch_size)
+        if _is_path_list(inputs):
+            paths = [inputs] if isinstance(inputs, (str, os.PathLike)) else inputs
+            scores = []
+            for row in self.score_files(paths, crops, full, batch_size):
+                if row["error"]:
+                    raise row["exception"]
+                scores.append(row["score"])
+            return np.asarray(scores, np.float32)
+        return self._score_images(to_image_list(inputs), crops, full, batch_size)
+
+    def score_files(self, paths, crops=None, full=False, batch_size=DEFAULT_BATCH_SIZE):
+        """Streams `{"image", "score", "error", "exception"}` per file, in order.
+
+        Decodes `batch_size` files at a time; a file that cannot be read or
+        scored gets score None and its message, and the others go on.
+        """
+        from tfiqa.data.image_io import load_image
+
+        crops, batch_size = self._check(crops, full, batch_size)
+        for start in range(0, len(paths), batch_size):
+            chunk = paths[start : start + batch_size]
+            results, images = {}, {}
+            for i, path in enumerate(chunk):
+                try:
+                    images[i] = load_image(path)
+                except TfiqaError as e:
+                    results[i] = (None, e)
+            results.update(self._score_isolated(images, crops, full, batch_size))
+            for i, path in enumerate(chunk):
+                score, error = results[i]
+                yield {
+                    "image": path,
+                    "score": score,
+                    "error": _error_text(error) if error else "",
+                    "exception": error,
+                }
+
+    def _score_isolated(self, images, crops, full, batch_size):
+        """{key: (score, None) or (None, error)}; one bad image spoils nothing."""
+        if not images:
+            return {}
+        try:
+            scores = self._score_images(list(images.values()), crops, full, batch_size)
+            return {k: (float(s), None) for k, s in zip(images, scores, strict=True)}
+        except TfiqaError:
+            if len(images) == 1:
+                raise
+        out = {}
+        for key, image in images.items():
+            try:
+                out[key] = (float(self._score_images([image], crops, full, 1)[0]), None)
+            except TfiqaError as e:
+                out[key] = (None, e)
+        return out
+
+    def _check(self, crops, full, batch_size):
         if full and crops is not None:
             raise TfiqaError(
                 f"Pass either crops or full=True, not both. Received: crops={crops}, "
@@ -91,15 +158,19 @@ class Scorer:
                 "Received: full=True"
             )
         if crops is None and not full:
-            crops = DEFAULT_CROPS
+            crops = self.policy["crops"]
         if crops is not None and (isinstance(crops, bool) or int(crops) < 1):
             raise TfiqaError(f"crops must be a positive integer. Received: {crops!r}")
         if int(batch_size) < 1:
             raise TfiqaError(f"batch_size must be positive. Received: {batch_size!r}")
-        images = to_image_list(inputs)
+        return (None if crops is None else int(crops)), int(batch_size)
+
+    def _score_images(self, images, crops, full, batch_size):
+        if not images:
+            return np.zeros((0,), np.float32)
         if full:
-            return self._score_full(images, int(batch_size))
-        return self._score_crops(images, int(crops), int(batch_size))
+            return self._score_full(images, batch_size)
+        return self._score_crops(images, crops, batch_size)
 
     def _run(self, batch):
         scores = np.asarray(self.predict_fn(np.ascontiguousarray(batch)), np.float32)
@@ -118,36 +189,46 @@ class Scorer:
         return scores
 
     def _score_crops(self, images, num_crops, batch_size):
-        from tfiqa.data.crops import eval_crops
+        from tfiqa.models.scoring import is_small, policy_crops
 
-        size = self.crop_size
         pieces, owners, whole = [], [], []
         for i, image in enumerate(images):
-            height, width = image.shape[:2]
-            if height >= size and width >= size:
-                cut = np.asarray(eval_crops(image, size, num_crops), np.uint8)
-                pieces.extend(cut)  # (num_crops, size, size, 3)
-                owners.extend([i] * len(cut))
-            elif self.input_size:
-                # The backend zero-pads a small image to its fixed input.
-                pieces.append(image)
-                owners.append(i)
-            else:
+            if self.policy["small_images"] == "whole" and is_small(image, self.policy):
+                if self.input_size:
+                    raise TfiqaError(
+                        f"{self.path} takes a fixed {self.input_size} px input and "
+                        "the model's small-image rule is 'whole': it cannot score "
+                        f"an image smaller than that. Received: {image.shape[:2]}"
+                    )
                 whole.append(i)
+                continue
+            cut = policy_crops(image, self.policy, num_crops)
+            pieces.extend(cut)  # (num_crops, size, size, 3)
+            owners.extend([i] * len(cut))
         totals = np.zeros(len(images), np.float64)
         counts = np.zeros(len(images), np.int64)
         for start in range(0, len(pieces), batch_size):
-            chunk = pieces[start : start + batch_size]
-            if self.input_size:
-                results = np.concatenate([self._run(p[np.newaxis]) for p in chunk])
-            else:
-                results = self._run(np.stack(chunk))
+            results = self._run(np.stack(pieces[start : start + batch_size]))
             np.add.at(totals, owners[start : start + batch_size], results)
             np.add.at(counts, owners[start : start + batch_size], 1)
         if whole:
             totals[whole] = self._score_full([images[i] for i in whole], batch_size)
             counts[whole] = 1
         return (totals / counts).astype(np.float32)
+
+
+def _is_path_list(inputs):
+    if isinstance(inputs, (str, os.PathLike)):
+        return True
+    if isinstance(inputs, (list, tuple)) and inputs:
+        return all(isinstance(i, (str, bytes, os.PathLike)) for i in inputs)
+    return False
+
+
+def _error_text(error):
+    return str(error).replace("\n", " ").replace("\r", " ").strip() or (
+        error.__class__.__name__
+    )
 
 
 def to_uint8(image, what="image"):
@@ -206,44 +287,37 @@ def _read_sidecar(path):
 
 
 def _from_sidecar(sidecar, input_size):
-    crop_size = sidecar.get("model", {}).get("input_crop_size") or DEFAULT_CROP_SIZE
+    from tfiqa.models.scoring import DEFAULT_CROPS, make_policy
+
+    policy = sidecar.get("scoring")
+    if not isinstance(policy, dict):
+        # Exports written before the policy travelled with the model.
+        crop = sidecar.get("model", {}).get("input_crop_size") or input_size
+        policy = {"crop_size": crop or 224, "crops": DEFAULT_CROPS}
+    policy = make_policy(
+        policy.get("crop_size"), policy.get("crops"), policy.get("small_images")
+    )
     output = sidecar.get("output", {})
     score_range = output.get("range", (0.0, 1.0)) if output else (0.0, 1.0)
-    return {
-        "input_size": input_size,
-        "crop_size": crop_size,
-        "score_range": score_range,
-    }
+    return {"input_size": input_size, "policy": policy, "score_range": score_range}
 
 
 def _load_keras(path):
-    import keras
-    import tensorflow as tf
+    from tfiqa.export import load_keras_model
+    from tfiqa.models.scoring import predict_fn, scoring_policy
 
-    import tfiqa.models  # noqa: F401  (registers the model's layers)
-
-    try:
-        model = keras.saving.load_model(path, compile=False)
-    except (OSError, ValueError) as e:
-        raise DataError(f"Cannot load Keras model {path}. Received: {e}") from None
-
-    # One trace serves every image size and batch size.
-    @tf.function(
-        input_signature=[tf.TensorSpec((None, None, None, 3), tf.uint8)],
-        reduce_retracing=True,
-    )
-    def predict(images):
-        return tf.reshape(model(images, training=False), [-1])
+    model = load_keras_model(path)
+    predict = predict_fn(model)
 
     def fn(images):
-        return predict(tf.constant(images, tf.uint8)).numpy()
+        return predict(images).numpy()
 
     fn.model = model
     activation = getattr(model, "output_activation", "sigmoid")
     return Scorer(
         fn,
         input_size=None,
-        crop_size=getattr(model, "input_crop_size", DEFAULT_CROP_SIZE),
+        policy=scoring_policy(model),
         score_range=(0.0, 1.0) if activation == "sigmoid" else None,
         backend="keras",
         path=path,

@@ -16,13 +16,15 @@ __all__ = [
 ]
 
 
-def build_model(model_config, input_crop_size=None):
+def build_model(model_config, input_crop_size=None, eval_crops=None):
     """Builds an `IQAModel` from a `tfiqa.config.ModelConfig`.
 
     Args:
         model_config: `ModelConfig` (or any object with its fields).
         input_crop_size: int or None. Training crop size (usually
             `config.data.crop_size`), stored in the model for inference.
+        eval_crops: int or None. Crops averaged per image when scoring
+            (usually `config.data.eval_crops`).
     """
     optional = {
         key: getattr(model_config, key)
@@ -38,5 +40,6 @@ def build_model(model_config, input_crop_size=None):
         dropout=model_config.dropout,
         output_activation=model_config.output_activation,
         input_crop_size=input_crop_size or 224,
+        eval_crops=eval_crops or 5,
         **optional,
     )

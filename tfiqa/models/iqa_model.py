@@ -2,9 +2,9 @@
 
 import keras
 
-from tfiqa.errors import ConfigError
 from tfiqa.models.backbones import build_backbone
 from tfiqa.models.head import MultiLevelHead
+from tfiqa.models.scoring import make_policy
 
 
 @keras.saving.register_keras_serializable(package="tfiqa")
@@ -28,8 +28,13 @@ class IQAModel(keras.Model):
         output_activation: str. "sigmoid" (scores in [0, 1]) or "linear".
         batch_norm: bool. BatchNorm after each hidden Dense.
         head_activation: str. "relu" or "prelu".
-        input_crop_size: int. Crop size the model was trained on; scorers use
-            it for crop-averaged inference.
+        input_crop_size: int. Crop size the model was trained on.
+        eval_crops: int. Crops averaged per image when scoring.
+        small_images: str. "upscale" (an image smaller than the crop is
+            upscaled, aspect kept, until it fits) or "whole" (scored at its
+            own size; dynamic-size backends only). With `input_crop_size` and
+            `eval_crops` this is the scoring policy every format follows
+            (`tfiqa.models.scoring`).
 
     Returns:
         float32 scores of shape (batch,), higher is better (with "sigmoid",
@@ -60,13 +65,12 @@ class IQAModel(keras.Model):
         batch_norm=True,
         head_activation="relu",
         input_crop_size=224,
+        eval_crops=5,
+        small_images="upscale",
         name="iqa_model",
         **kwargs,
     ):
-        if int(input_crop_size) < 1:
-            raise ConfigError(
-                f"input_crop_size must be positive. Received: {input_crop_size!r}"
-            )
+        policy = make_policy(input_crop_size, eval_crops, small_images)
         # === Layers ===
         backbone_model = build_backbone(backbone, weights)
         head = MultiLevelHead(
@@ -98,7 +102,9 @@ class IQAModel(keras.Model):
         self.output_activation = output_activation
         self.batch_norm = bool(batch_norm)
         self.head_activation = head_activation
-        self.input_crop_size = int(input_crop_size)
+        self.input_crop_size = policy["crop_size"]
+        self.eval_crops = policy["crops"]
+        self.small_images = policy["small_images"]
         self.backbone = backbone_model
         self.head = head
 
@@ -136,6 +142,8 @@ class IQAModel(keras.Model):
             "batch_norm": self.batch_norm,
             "head_activation": self.head_activation,
             "input_crop_size": self.input_crop_size,
+            "eval_crops": self.eval_crops,
+            "small_images": self.small_images,
             "name": self.name,
             "trainable": self.trainable,
         }

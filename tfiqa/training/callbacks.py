@@ -17,39 +17,12 @@ Reference: Wu & Johnson, "Rethinking 'Batch' in BatchNorm", 2021.
 """
 
 import contextlib
-import weakref
 
 import keras
 import tensorflow as tf
 
-# Any batch of uint8 RGB images: one trace serves every crop and batch size.
-IMAGE_SPEC = tf.TensorSpec([None, None, None, 3], tf.uint8)
-
-_PREDICT_FNS = weakref.WeakKeyDictionary()
-
-
-def predict_fn(model):
-    """A `tf.function` scoring uint8 batches in inference mode, one per model.
-
-    Shared by every stage's validation so the model is traced once.
-    """
-    fn = _PREDICT_FNS.get(model)
-    if fn is None:
-
-        @tf.function(input_signature=[IMAGE_SPEC])
-        def fn(images):
-            return tf.cast(model(images, training=False), tf.float32)
-
-        _PREDICT_FNS[model] = fn
-    return fn
-
-
-def predict(model, images):
-    """Scores (N,) float32 numpy for a uint8 batch (N, H, W, 3)."""
-    images = tf.convert_to_tensor(images)
-    if images.dtype != tf.uint8:
-        images = tf.cast(tf.clip_by_value(tf.round(images), 0, 255), tf.uint8)
-    return predict_fn(model)(images).numpy()
+# Validation scores images the way every format does.
+from tfiqa.models.scoring import IMAGE_SPEC, predict, predict_fn  # noqa: F401
 
 
 def batchnorm_layers(model):

@@ -304,10 +304,16 @@ def run_finetune_stage(ctx, stage_index):
 
 
 def _merge(phases):
+    """One fit result for `fit_summary` from the phases' results."""
     results = list(phases.values())
     return {
-        "history": [logs for r in results for logs in r["history"]],
-        "initial_epoch": results[0]["initial_epoch"],
+        # Every epoch of every phase, those before a resume included.
+        "history": [
+            logs
+            for r in results
+            for logs in r.get("earlier_history", []) + r["history"]
+        ],
+        "initial_epoch": 0,
         "resumed_from": next(
             (r["resumed_from"] for r in results if r["resumed_from"]), None
         ),

@@ -21,6 +21,7 @@ files first and then replaces the small `checkpoint` index file atomically,
 so a run killed mid-write still restores the previous epoch.
 """
 
+import json
 import math
 import os
 import shutil
@@ -31,7 +32,10 @@ import numpy as np
 import tensorflow as tf
 
 from tfiqa.errors import TrainingError
+from tfiqa.files import write_json_atomic
 from tfiqa.training.strategy import is_chief, worker_id
+
+HISTORY_FILE = "history.json"
 
 
 def _scalar_metadata():
@@ -267,7 +271,8 @@ class DistributedLoop:
             resume: bool. Restore the latest checkpoint first.
 
         Returns:
-            dict with "history" (list of per-epoch logs), "initial_epoch",
+            dict with "history" (list of per-epoch logs of this call),
+            "earlier_history" (those of the epochs before a resume), "initial_epoch",
             "resumed_from" (checkpoint path or None) and "stopped_early".
         """
         resumed_from = self.restore() if resume else None
@@ -280,6 +285,8 @@ class DistributedLoop:
             )
         if self._train_fn is None:
             self._train_fn = self._make_train_fn()
+        # Epochs before a resume, so that metrics.json keeps all of them.
+        earlier = self._read_history(initial_epoch) if resumed_from else []
         history = []
         stopped_early = False
         for epoch in range(initial_epoch, epochs):
@@ -296,6 +303,7 @@ class DistributedLoop:
             logs["checkpoint"] = path
             logs["save_time"] = time.time() - start
             history.append(logs)
+            self._write_history(earlier + history)
             self._write_epoch_summaries(epoch, logs)
             if self.chief and self.verbose >= 0:
                 shown = ", ".join(
@@ -317,10 +325,34 @@ class DistributedLoop:
             self.writer.flush()
         return {
             "history": history,
+            "earlier_history": earlier,
             "initial_epoch": initial_epoch,
             "resumed_from": resumed_from,
             "stopped_early": stopped_early,
         }
+
+    def _history_path(self):
+        return os.path.join(self.checkpoint_dir, HISTORY_FILE)
+
+    def _read_history(self, epochs):
+        """The logs of the first `epochs` epochs, as saved with checkpoints."""
+        if not self.checkpoint_dir:
+            return []
+        try:
+            with open(self._history_path()) as f:
+                saved = json.load(f)
+        except (OSError, ValueError):
+            return []
+        return saved[:epochs] if isinstance(saved, list) else []
+
+    def _write_history(self, history):
+        if not self.checkpoint_dir or not self.chief:
+            return
+        plain = [
+            {k: v for k, v in logs.items() if isinstance(v, (int, float, str))}
+            for logs in history
+        ]
+        write_json_atomic(self._history_path(), plain)
 
     def train_epoch(self, dataset, epoch, epochs, steps):
         """One epoch of `steps` global batches; returns mean train metrics."""

@@ -448,6 +448,19 @@ def _check_config(config):
             "data.eval_mode must be 'crops' or 'full'. "
             f"Received: {config.data.eval_mode!r}"
         )
+    data, stages = config.data, config.trainer.stages
+    generated = not data.pristine_dir and (
+        "rank" in stages
+        or ("meta" in stages and config.meta.task_source == "synthetic")
+        or (data.dataset == "distorted" and not data.dataset_dir)
+    )
+    if generated and data.pristine_size < data.crop_size:
+        # Before minutes of image generation, not after.
+        raise ConfigError(
+            f"data.crop_size {data.crop_size} is larger than the generated images "
+            f"(data.pristine_size {data.pristine_size}). Received: "
+            f"crop_size={data.crop_size}"
+        )
 
 
 def run_experiment(config, workdir, verbose=None):
@@ -494,7 +507,11 @@ def run_experiment(config, workdir, verbose=None):
     try:
         keras.utils.set_random_seed(seed)
         with strategy.scope():
-            model = build_model(config.model, input_crop_size=config.data.crop_size)
+            model = build_model(
+                config.model,
+                input_crop_size=config.data.crop_size,
+                eval_crops=config.data.eval_crops,
+            )
             if config.trainer.init_from:
                 load_initial_weights(model, config.trainer.init_from)
         ctx = StageContext(

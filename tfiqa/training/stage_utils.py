@@ -64,9 +64,11 @@ def last_val(history):
 
 
 def fit_summary(result, epochs):
+    # A resumed stage reports the epochs before the resume too.
+    every = result.get("earlier_history", []) + result["history"]
     history = [
         {k: v for k, v in h.items() if k != "checkpoint" and is_number(v)}
-        for h in result["history"]
+        for h in every
     ]
     done = result["initial_epoch"] + len(result["history"])
     return {
@@ -75,6 +77,6 @@ def fit_summary(result, epochs):
         "initial_epoch": result["initial_epoch"],
         "resumed_from": result["resumed_from"],
         "stopped_early": result["stopped_early"],
-        "time_s": float(sum(h.get("time", 0.0) for h in result["history"])),
+        "time_s": float(sum(h.get("time", 0.0) for h in every)),
         "history": history,
     }
