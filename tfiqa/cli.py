@@ -5,8 +5,10 @@ Problems a user can fix (`TfiqaError`) exit with status 2 and one line.
 """
 
 import functools
+import os
 import signal
 import sys
+import tempfile
 
 import click
 
@@ -56,6 +58,7 @@ def config_options(command):
 
 
 def load_experiment_config(config_path, overrides, data_dir, default="quickstart"):
+    start_tensorflow()  # validating the backbone and levels loads Keras
     from tfiqa import config as config_lib
 
     path = config_path or config_lib.builtin_config_path(default)
@@ -64,13 +67,50 @@ def load_experiment_config(config_path, overrides, data_dir, default="quickstart
     return config_lib.load_config(path, overrides)
 
 
-def not_implemented(name):
-    raise UserError(f"'tfiqa {name}' is not implemented yet.")
+def import_tensorflow_quietly():
+    """Imports TensorFlow without its C++ start-up lines on stderr.
+
+    oneDNN, cudart and cuInit notices are written by native code while the
+    libraries load, before TF_CPP_MIN_LOG_LEVEL is read, so stderr's file
+    descriptor is pointed at a temporary file for the import and device
+    discovery; what was written there is replayed only if the import fails.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if "tensorflow" in sys.modules:
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            import tensorflow as tf
+
+            tf.config.list_physical_devices()
+        except BaseException:
+            os.dup2(saved, 2)
+            captured.seek(0)
+            sys.stderr.write(captured.read().decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+def start_tensorflow():
+    """Called by a command before its first TensorFlow import."""
+    if not click.get_current_context().find_root().params.get("verbose"):
+        import_tensorflow_quietly()
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="tfiqa")
-def cli():
+@click.option(
+    "-v",
+    "--verbose",
+    is_flag=True,
+    help="Show TensorFlow's own log lines (oneDNN, CUDA, device set-up).",
+)
+def cli(verbose):
     """tfiqa: no-reference image quality assessment for TensorFlow/Keras."""
 
 
@@ -93,8 +133,7 @@ def train(config_path, data_dir, overrides, workdir):
     """
     config = load_experiment_config(config_path, overrides, data_dir)
 
-    import os
-
+    start_tensorflow()
     from tfiqa.training.run import format_summary, run_experiment
 
     click.echo(f"Training in {workdir} (stages: {', '.join(config.trainer.stages)})")
@@ -130,6 +169,7 @@ def predict(model_path, output, crops, full, inputs):
         raise UserError("--crops and --full are mutually exclusive; pass one.")
     if crops is not None and crops < 1:
         raise UserError(f"--crops must be a positive integer. Received: {crops}")
+    start_tensorflow()
     from tfiqa.inference import load
     from tfiqa.inference.predict import (
         echo_csv,
@@ -217,8 +257,7 @@ def evaluate(
     or of --workdir's config.yaml). --model scores the images first and also
     writes predictions.csv.
     """
-    import os
-
+    start_tensorflow()
     from tfiqa import evaluation
 
     workdir_config = os.path.join(workdir or "", "config.yaml")
@@ -294,6 +333,7 @@ def export(
     formats = ["saved_model", "tflite"] if export_format == "all" else [export_format]
     variants = [q.strip() for q in quantize.split(",") if q.strip()]
 
+    start_tensorflow()
     from tfiqa.export import export_model, load_keras_model
 
     model = load_keras_model(model_path)
@@ -353,6 +393,7 @@ def distort(
 
     Output: refs/*.png, images/*.png and distortions.csv (written last).
     """
+    start_tensorflow()
     from tfiqa.distortions.writer import distort_folder, parse_levels
 
     def progress(total):
@@ -423,8 +464,7 @@ def lodo(config_path, data_dir, overrides, workdir, priors, shots, types, repeat
         extra.append(f"meta.lodo_types=[{types}]")
     config = load_experiment_config(config_path, (*overrides, *extra), data_dir)
 
-    import os
-
+    start_tensorflow()
     from tfiqa.protocols.lodo import run_lodo
 
     if repeats < 1:
