@@ -1,6 +1,8 @@
 import subprocess
 import sys
 
+import click
+import pytest
 from click.testing import CliRunner
 
 from tfiqa.cli import cli
@@ -37,3 +39,88 @@ def test_bad_override_exits_2(tmp_path):
     )
     assert result.exit_code == 2
     assert "data.batch_size" in result.output
+
+
+def commands():
+    return {name: cli.get_command(None, name) for name in cli.list_commands(None)}
+
+
+def test_every_option_has_help_text():
+    missing = [
+        f"{name} {param.opts[0]}"
+        for name, command in commands().items()
+        for param in command.params
+        if isinstance(param, click.Option) and not param.help
+    ]
+    assert missing == []
+
+
+def test_export_help_offers_only_export_settings():
+    out = CliRunner().invoke(cli, ["export", "--help"]).output
+    assert "export.version" in out
+    assert "finetune" not in out
+    assert "--data-dir" not in out
+
+
+def test_closed_choices_are_rejected_with_the_valid_values(tmp_path):
+    result = CliRunner().invoke(
+        cli,
+        [
+            "distort",
+            "--input",
+            str(tmp_path),
+            "--output",
+            str(tmp_path / "o"),
+            "--distortion-set",
+            "kodak",
+        ],
+    )
+    assert result.exit_code == 2
+    assert "'kadid', 'live'" in result.output
+
+
+@pytest.mark.parametrize(
+    "what, expected",
+    [
+        ("backbones", "mobilenet_v3_small"),
+        ("datasets", "koniq10k"),
+        ("distortions", "gaussian_blur"),
+        ("configs", "quickstart"),
+    ],
+)
+def test_list_prints_the_registered_names(what, expected):
+    result = CliRunner().invoke(cli, ["list", what])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert any(
+        line == expected or expected in line.split(": ", 1)[-1].split(", ")
+        for line in lines
+    )
+
+
+def test_list_names_match_the_registries():
+    from tfiqa.data.readers import READERS
+    from tfiqa.distortions import DISTORTION_SETS
+    from tfiqa.models.backbones import BACKBONES
+
+    def listed(what):
+        return CliRunner().invoke(cli, ["list", what]).output.splitlines()
+
+    assert listed("backbones") == BACKBONES.names()
+    assert listed("datasets") == READERS.names()
+    assert listed("distortions") == [
+        f"{name}: {', '.join(types)}" for name, types in DISTORTION_SETS.items()
+    ]
+
+
+def test_list_rejects_an_unknown_kind():
+    result = CliRunner().invoke(cli, ["list", "losses"])
+    assert result.exit_code == 2
+
+
+def test_public_api_is_discoverable():
+    import tfiqa
+
+    assert {"Scorer", "load", "load_config"} <= set(dir(tfiqa))
+    for name in tfiqa.__all__:
+        assert getattr(tfiqa, name) is not None

@@ -4,14 +4,26 @@ import sys
 
 __version__ = "0.1.0"
 
+# The public API; the names are imported on first use because they load
+# TensorFlow, and `import tfiqa` (and `tfiqa --help`) must stay instant.
+__all__ = ["Scorer", "load", "load_config"]
+_LAZY = {
+    "Scorer": "tfiqa.inference",
+    "load": "tfiqa.inference",
+    "load_config": "tfiqa.config",
+}
+
 
 def __getattr__(name):
-    # `tfiqa.load` imports TensorFlow only when used, keeping `tfiqa --help` fast.
-    if name == "load":
-        from tfiqa.inference import load
+    if name in _LAZY:
+        import importlib
 
-        return load
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'tfiqa' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted([*__all__, "__version__"])
 
 
 def _register_keras_classes():

@@ -34,30 +34,41 @@ def user_errors(command):
     return wrapper
 
 
-def config_options(command):
-    """The options shared by commands that read an experiment config."""
-    command = click.option(
-        "--set",
-        "overrides",
-        multiple=True,
-        metavar="KEY=VALUE",
-        help="Override a config value, e.g. --set finetune.epochs=5 (YAML value).",
-    )(command)
-    command = click.option(
-        "--data-dir",
-        type=click.Path(file_okay=False),
-        help="Root folder that relative data paths in the config resolve against.",
-    )(command)
-    command = click.option(
-        "--config",
-        "config_path",
-        type=click.Path(dir_okay=False),
-        help="Experiment YAML (only differences from defaults).",
-    )(command)
-    return command
+def config_options(example, data_dir=True):
+    """The options of commands that read an experiment config.
+
+    Args:
+        example: str. A `--set` override this command actually reads.
+        data_dir: bool. Whether the command offers `--data-dir` as the root
+            that relative data paths resolve against.
+    """
+
+    def add(command):
+        command = click.option(
+            "--set",
+            "overrides",
+            multiple=True,
+            metavar="KEY=VALUE",
+            help=f"Override a config value, e.g. --set {example} (YAML value).",
+        )(command)
+        if data_dir:
+            command = click.option(
+                "--data-dir",
+                type=click.Path(file_okay=False),
+                help="Root folder that relative data paths in the config resolve "
+                "against.",
+            )(command)
+        return click.option(
+            "--config",
+            "config_path",
+            type=click.Path(dir_okay=False),
+            help="Experiment YAML (only differences from defaults).",
+        )(command)
+
+    return add
 
 
-def load_experiment_config(config_path, overrides, data_dir, default="quickstart"):
+def load_experiment_config(config_path, overrides, data_dir=None, default="quickstart"):
     start_tensorflow()  # validating the backbone and levels loads Keras
     from tfiqa import config as config_lib
 
@@ -115,7 +126,7 @@ def cli(verbose):
 
 
 @cli.command()
-@config_options
+@config_options("finetune.epochs=5")
 @click.option(
     "--workdir",
     type=click.Path(file_okay=False),
@@ -210,7 +221,12 @@ def predict(model_path, output, crops, full, inputs):
 
 
 @cli.command()
-@config_options
+@config_options("data.split_index=1", data_dir=False)
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False),
+    help="The dataset's folder (default: data.dataset_dir of the config).",
+)
 @click.option(
     "--predictions", type=click.Path(dir_okay=False), help="CSV with image,score."
 )
@@ -220,9 +236,10 @@ def predict(model_path, output, crops, full, inputs):
 )
 @click.option(
     "--split",
+    type=click.Choice(["all", "train", "val", "test"]),
     default="all",
     show_default=True,
-    help="all, or a split name (train/val/test) of --workdir's splits.",
+    help="Score every image, or one part of --workdir's splits.",
 )
 @click.option(
     "--workdir", type=click.Path(file_okay=False), help="Run directory holding splits/."
@@ -254,8 +271,8 @@ def evaluate(
     PLCC and RMSE are computed after a 4-parameter logistic fit.
 
     --data-dir is the dataset's folder (default: data.dataset_dir of --config,
-    or of --workdir's config.yaml). --model scores the images first and also
-    writes predictions.csv.
+    or of --workdir's config.yaml); it does not change the config's data.root.
+    --model scores the images first and also writes predictions.csv.
     """
     start_tensorflow()
     from tfiqa import evaluation
@@ -263,7 +280,7 @@ def evaluate(
     workdir_config = os.path.join(workdir or "", "config.yaml")
     if config_path is None and workdir and os.path.isfile(workdir_config):
         config_path = workdir_config
-    config = load_experiment_config(config_path, overrides, data_dir)
+    config = load_experiment_config(config_path, overrides)
     dataset_dir = data_dir or config.resolve_path(config.data.dataset_dir)
     if not dataset_dir:
         raise UserError(
@@ -290,15 +307,27 @@ def evaluate(
 
 
 @cli.command()
-@config_options
-@click.option("--model", "model_path", required=True, type=click.Path(dir_okay=False))
-@click.option("--output", required=True, type=click.Path(file_okay=False))
+@config_options("export.version=2", data_dir=False)
+@click.option(
+    "--model",
+    "model_path",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="The trained .keras model.",
+)
+@click.option(
+    "--output",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Folder for the exports and export.json.",
+)
 @click.option(
     "--format",
     "export_format",
     type=click.Choice(["saved_model", "tflite", "all"]),
     default="all",
     show_default=True,
+    help="Which formats to write.",
 )
 @click.option(
     "--quantize",
@@ -319,7 +348,6 @@ def evaluate(
 @user_errors
 def export(
     config_path,
-    data_dir,
     overrides,
     model_path,
     output,
@@ -329,7 +357,7 @@ def export(
     verify_dir,
 ):
     """Export a model to a TF Serving SavedModel and/or TFLite."""
-    config = load_experiment_config(config_path, overrides, data_dir).export
+    config = load_experiment_config(config_path, overrides).export
     formats = ["saved_model", "tflite"] if export_format == "all" else [export_format]
     variants = [q.strip() for q in quantize.split(",") if q.strip()]
 
@@ -360,10 +388,23 @@ def export(
 
 
 @cli.command()
-@click.option("--input", "input_dir", required=True, type=click.Path(file_okay=False))
-@click.option("--output", "output_dir", required=True, type=click.Path(file_okay=False))
+@click.option(
+    "--input",
+    "input_dir",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Folder of pristine images.",
+)
+@click.option(
+    "--output",
+    "output_dir",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Folder for refs/, images/ and distortions.csv.",
+)
 @click.option(
     "--distortion-set",
+    type=click.Choice(["kadid", "live"]),
     default="kadid",
     show_default=True,
     help="kadid (25 types) or live (4 types).",
@@ -376,7 +417,13 @@ def export(
 @click.option(
     "--levels", default="1-5", show_default=True, help="Levels, e.g. 1-5 or 1,3,5."
 )
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--seed",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Seed of the distortion parameters (same seed, same images).",
+)
 @click.option(
     "--pseudo-mos", is_flag=True, help="Add a full-reference pseudo-MOS column."
 )
@@ -416,7 +463,7 @@ def distort(
 
 
 @cli.command()
-@config_options
+@config_options("meta.epochs=2")
 @click.option(
     "--workdir",
     type=click.Path(file_okay=False),
@@ -473,6 +520,42 @@ def lodo(config_path, data_dir, overrides, workdir, priors, shots, types, repeat
     with open(os.path.join(workdir, "lodo.md")) as f:
         click.echo(f.read())
     click.echo(f"Table: {os.path.join(workdir, 'lodo.csv')}")
+
+
+LISTABLE = ("backbones", "datasets", "distortions", "configs")
+
+
+@cli.command(name="list")
+@click.argument("what", type=click.Choice(LISTABLE))
+def list_names(what):
+    """List the names a config can use: backbones, datasets (reader kinds),
+    distortions (per set) or configs (built in, for --config)."""
+    for line in listing(what):
+        click.echo(line)
+
+
+def listing(what):
+    """The lines `tfiqa list WHAT` prints."""
+    if what == "backbones":
+        start_tensorflow()
+        from tfiqa.models.backbones import BACKBONES
+
+        return BACKBONES.names()
+    if what == "datasets":
+        from tfiqa.data.readers import READERS
+
+        return READERS.names()
+    if what == "distortions":
+        from tfiqa.distortion_names import KADID10K_TYPES, LIVE_TYPES
+
+        sets = {"kadid": KADID10K_TYPES, "live": LIVE_TYPES}
+        return [f"{name}: {', '.join(types)}" for name, types in sets.items()]
+    from importlib import resources
+
+    folder = resources.files("tfiqa") / "configs"
+    return sorted(
+        p.name[: -len(".yaml")] for p in folder.iterdir() if p.name.endswith(".yaml")
+    )
 
 
 def _exit_on_sigterm(signum, frame):

@@ -35,6 +35,16 @@ def test_tfiqa_load_is_the_inference_loader():
     assert tfiqa.load is load
 
 
+def test_scorer_is_callable_and_says_higher_is_better(scorer, tiny_model):
+    image = make_image((40, 52), seed=3)
+    assert scorer.higher_is_better is True
+    np.testing.assert_allclose(scorer(image, crops=2), scorer.score(image, crops=2))
+    np.testing.assert_allclose(
+        scorer(image, full=True), direct(tiny_model, image[None]), rtol=1e-5
+    )
+    assert tfiqa.Scorer is Scorer
+
+
 def test_importing_tfiqa_does_not_import_tensorflow():
     code = (
         "import sys, tfiqa; assert 'tensorflow' not in sys.modules; tfiqa.__version__"

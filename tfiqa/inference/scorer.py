@@ -36,9 +36,13 @@ class Scorer:
         backend: str. "keras", "saved_model" or "tflite".
         path: str. Where the model was loaded from.
 
-    Scores are higher-is-better quality; models with a sigmoid output (the
-    default) score in [0, 1] on the MOS scale they were fine-tuned on.
+    Scores are higher-is-better quality (`higher_is_better`); models with a
+    sigmoid output (the default) score in [0, 1] on the MOS scale they were
+    fine-tuned on. Calling a scorer is `score`: `scorer(images)`.
     """
+
+    # tfiqa models are trained to rank better images higher (MOS, not DMOS).
+    higher_is_better = True
 
     def __init__(
         self,
@@ -68,6 +72,9 @@ class Scorer:
             f"Scorer(backend={self.backend!r}, path={self.path!r}, "
             f"policy={self.policy}, score_range={self.score_range})"
         )
+
+    def __call__(self, inputs, crops=None, full=False, batch_size=DEFAULT_BATCH_SIZE):
+        return self.score(inputs, crops=crops, full=full, batch_size=batch_size)
 
     def score(self, inputs, crops=None, full=False, batch_size=DEFAULT_BATCH_SIZE):
         """Scores images; returns float32 np.ndarray (N,), higher is better.
