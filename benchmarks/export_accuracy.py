@@ -44,7 +44,7 @@ def find_model(explicit, data_dir):
     if candidates:
         return max(candidates, key=os.path.getmtime)
     from tfiqa.config import load_config
-    from tfiqa.training.run import run_experiment
+    from tfiqa.training.experiment import run_experiment
 
     workdir = os.path.join(HERE, "out", "biq_mnv3s")
     print(f"No trained model found; training one in {workdir}", file=sys.stderr)

@@ -76,7 +76,7 @@ def make_split_files(data_dir, out, count):
 def run_arm(name, config_path, overrides, data_dir, out, split_file, seed):
     """Trains one arm on one split and seed; returns its row."""
     from tfiqa.config import load_config
-    from tfiqa.training.run import run_experiment
+    from tfiqa.training.experiment import run_experiment
 
     split = os.path.splitext(os.path.basename(split_file))[0]
     workdir = os.path.join(out, "runs", name, f"{split}_seed{seed}")

@@ -10,7 +10,7 @@ import tensorflow as tf
 
 from tfiqa.config import load_config
 from tfiqa.errors import ConfigError
-from tfiqa.training.meta_stage import run_meta_stage
+from tfiqa.training.stages.meta import run_meta_stage
 
 TYPES = ["gaussian_blur", "white_noise", "jpeg", "darken"]
 
@@ -109,7 +109,7 @@ def test_meta_stage_first_order_meta_sgd_head_lr(tmp_path):
 def test_meta_stage_from_real_mos_records(tmp_path):
     """Tasks from a dataset with distortion labels (the `distorted` layout)."""
     from tfiqa.data.pristine import generate_pristine
-    from tfiqa.training.run import synthesize_mos_set
+    from tfiqa.training.stages.data import synthesize_mos_set
 
     pristine = generate_pristine(tmp_path / "pristine", count=4, size=40, seed=0)
     synthesize_mos_set(
@@ -156,7 +156,7 @@ tf.config.set_logical_device_configuration(
     cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 import numpy as np
 from test_meta_stage import meta_config, tiny_scorer
-from tfiqa.training.meta_stage import run_meta_stage
+from tfiqa.training.stages.meta import run_meta_stage
 from tfiqa.training.strategy import get_strategy
 
 config = meta_config("meta.label=level", "meta.epochs=1", "trainer.strategy=mirrored")

@@ -83,7 +83,7 @@ def test_train_bad_config_exits_2_with_one_line(tmp_path, args, message):
 
 
 def test_stage_checks_fail_before_training(tmp_path):
-    from tfiqa.training.run import _check_config, run_experiment
+    from tfiqa.training.experiment import _check_config, run_experiment
 
     config = load_config(write_config(tmp_path), ["ranking.steps_per_epoch=0"])
     with pytest.raises(ConfigError, match="steps_per_epoch"):
@@ -105,7 +105,7 @@ def test_stage_checks_fail_before_training(tmp_path):
 def test_pristine_split_and_synthetic_set(tmp_path):
     from tfiqa.data.pristine import generate_pristine
     from tfiqa.data.readers import read_dataset
-    from tfiqa.training.run import _split_pristine, synthesize_mos_set
+    from tfiqa.training.stages.data import _split_pristine, synthesize_mos_set
 
     paths = generate_pristine(str(tmp_path / "p"), count=5, size=40, seed=0)
     config = load_config(write_config(tmp_path))
@@ -127,7 +127,7 @@ def test_pristine_split_and_synthetic_set(tmp_path):
 
 
 def test_format_summary():
-    from tfiqa.training.run import format_summary
+    from tfiqa.training.experiment import format_summary
 
     text = format_summary(
         {
@@ -284,7 +284,7 @@ def test_init_from_loads_weights_and_rejects_other_architectures(tmp_path):
     import numpy as np
 
     from tfiqa.models import build_model
-    from tfiqa.training.run import load_initial_weights
+    from tfiqa.training.experiment import load_initial_weights
 
     config = load_config(write_config(tmp_path))
     source = build_model(config.model)

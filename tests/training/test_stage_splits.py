@@ -4,8 +4,9 @@ import tensorflow as tf
 
 from tfiqa.config import load_config
 from tfiqa.protocols.audit import check_no_leaks, source_id
-from tfiqa.training.run import StageContext, prepare_data, rank_types
-from tfiqa.training.stage_splits import reserved_ids, write_meta_split
+from tfiqa.training.stage_splits import rank_types, reserved_ids, write_meta_split
+from tfiqa.training.stages import StageContext
+from tfiqa.training.stages.data import prepare_data
 
 TYPES = ["white_noise", "jpeg"]
 
@@ -80,8 +81,8 @@ def test_priors_never_see_the_synthesised_finetune_test_content(tmp_path):
 
 def test_meta_tasks_from_the_finetune_dataset_leave_out_its_val_and_test(tmp_path):
     from tfiqa.data.pristine import generate_pristine
-    from tfiqa.training.meta_stage import build_tasks
-    from tfiqa.training.run import synthesize_mos_set
+    from tfiqa.training.stages.data import synthesize_mos_set
+    from tfiqa.training.stages.meta import build_tasks
 
     paths = generate_pristine(str(tmp_path / "p"), count=10, size=40, seed=0)
     folder = synthesize_mos_set(paths, str(tmp_path / "mos"), TYPES, [2, 5], 0)

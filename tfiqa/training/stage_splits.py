@@ -1,14 +1,14 @@
 """What content each stage of a run may use, and the record of it.
 
 The fine-tuning split is made first; its validation and test content is
-then kept out of the stages before it (see `tfiqa.training.run`), every
+then kept out of the stages before it (see `tfiqa.training.experiment`), every
 stage's ids are written to `splits/<stage>.json`, and the run ends with
 `tfiqa.protocols.audit.check_no_leaks`.
 """
 
 import os
 
-from tfiqa.errors import DataError
+from tfiqa.errors import ConfigError, DataError
 from tfiqa.protocols.audit import (
     check_no_leaks,
     drop_ids,
@@ -25,6 +25,21 @@ def record_ids(records):
 def pristine_ids(pristine):
     """{"train", "val"} id sets of a pristine split."""
     return {part: {source_id(p) for p in pristine[part]} for part in ("train", "val")}
+
+
+def rank_types(config):
+    """The ranking stage's distortion types, without `meta.holdout`."""
+    from tfiqa.distortions import resolve_types
+
+    cfg = config.ranking
+    types = resolve_types(cfg.distortion_set, cfg.types or None)
+    kept = [t for t in types if t not in set(config.meta.holdout)]
+    if not kept:
+        raise ConfigError(
+            "ranking: no distortion types are left after meta.holdout. "
+            f"Received: types={types}, holdout={config.meta.holdout}"
+        )
+    return kept
 
 
 def reserved_ids(ctx):
@@ -83,8 +98,6 @@ def write_data_splits(ctx, stages):
     if not ctx.chief:
         return
     if "rank" in stages:
-        from tfiqa.training.run import rank_types
-
         write_stage_split(
             ctx.workdir,
             "rank",

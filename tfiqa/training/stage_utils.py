@@ -18,8 +18,16 @@ def save_weights_atomic(model, path):
             os.remove(tmp)
 
 
+STAGE_SEED_OFFSETS = {"rank": 1, "finetune": 2, "meta": 3}
+
+
+def stage_seed(seed, stage, epoch):
+    """Seed of a stage's training data in `epoch` (recorded in metrics.json)."""
+    return int(seed) * 100_003 + STAGE_SEED_OFFSETS[stage] * 10_007 + int(epoch)
+
+
 def dataset_seed(ctx, stage, epoch):
-    return int(ctx.seed) * 100_003 + {"rank": 1, "finetune": 2}[stage] * 10_007 + epoch
+    return stage_seed(ctx.seed, stage, epoch)
 
 
 def recalibrate_bn(ctx, dataset):
@@ -35,7 +43,7 @@ def recalibrate_bn(ctx, dataset):
     if count <= 0:
         return 0
     if ctx.precise_bn is None:
-        from tfiqa.training.callbacks import PreciseBatchNorm
+        from tfiqa.training.batchnorm import PreciseBatchNorm
 
         ctx.precise_bn = PreciseBatchNorm(ctx.model)
     batches = (batch[0] for _, batch in zip(range(count), dataset, strict=False))

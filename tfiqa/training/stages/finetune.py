@@ -25,6 +25,7 @@ from tfiqa.training.stage_utils import (
     save_weights_atomic,
     val_metrics,
 )
+from tfiqa.training.stages.base import register_stage
 
 
 class _Selection:
@@ -368,3 +369,13 @@ def evaluate_test(ctx, trainer, records):
     metrics["eval_mode"] = data.eval_mode
     metrics["n"] = len(records)
     return metrics
+
+
+class FinetuneStage:
+    name = "finetune"
+
+    def run(self, ctx, stage_index):
+        return run_finetune_stage(ctx, stage_index)
+
+
+register_stage(FinetuneStage())

@@ -19,24 +19,25 @@ meta-parameters of its last epoch and leaves them in `model`.
 
 import logging
 import os
+import time
 
-import numpy as np
-
-from tfiqa.errors import ConfigError, DataError
+from tfiqa.errors import ConfigError
+from tfiqa.training.stage_splits import reserved_ids, write_meta_split
+from tfiqa.training.stage_utils import fit_summary, is_number, last_val
+from tfiqa.training.stages.base import StageContext, register_stage
+from tfiqa.training.stages.meta_tasks import (  # noqa: F401  (the stage's API)
+    MetaTasks,
+    build_tasks,
+    pristine_split,
+)
 
 logger = logging.getLogger("tfiqa.training")
 
 STAGE = "meta"
 LABELS = ("pseudo_mos", "level")
-SYNTHETIC = "synthetic"
 
 
-def dataset_seed(seed, epoch):
-    """Seed of the meta stage's training episodes in `epoch`."""
-    return int(seed) * 100_003 + 3 * 10_007 + int(epoch)
-
-
-def check_meta_config(meta):
+def check_meta_config(meta, replicas=1):
     for key in ("epochs", "steps_per_epoch", "support_size", "query_size"):
         if int(getattr(meta, key)) < 1:
             raise ConfigError(
@@ -52,255 +53,22 @@ def check_meta_config(meta):
         )
     if int(meta.val_steps) < 0:
         raise ConfigError(f"meta.val_steps must be >= 0. Received: {meta.val_steps}")
-
-
-class MetaTasks:
-    """Training and validation episodes of the meta stage.
-
-    Attributes:
-        train_fn: callable epoch -> tf.data.Dataset of global meta-batches.
-        val: list of numpy episodes (training types, held-out sources).
-        holdout: list of numpy episodes (held-out types), maybe empty.
-        types, holdout_types: lists of distortion type names.
-        calibration: list of image batches for BatchNorm recalibration.
-        info: dict describing the sources (for metrics.json).
-        split: {"source", "train", "val"} reference ids of tasks read from
-            a dataset; None for synthetic tasks (the pristine split).
-    """
-
-    def __init__(
-        self,
-        train_fn,
-        val,
-        holdout,
-        types,
-        holdout_types,
-        calibration,
-        info,
-        split=None,
-    ):
-        self.split = split
-        self.train_fn = train_fn
-        self.val = val
-        self.holdout = holdout
-        self.types = types
-        self.holdout_types = holdout_types
-        self.calibration = calibration
-        self.info = info
-
-
-def _materialize(dataset, count):
-    episodes = []
-    for episode in dataset.take(count):
-        episodes.append({k: v.numpy() for k, v in episode.items()})
-    return episodes
-
-
-def _calibration_batches(train_fn, count, seed_epoch=-1):
-    """Image batches for BatchNorm statistics: the support sets of a few
-    training meta-batches, flattened (T * S images each)."""
-    if count <= 0:
-        return []
-    batches = []
-    for episode in train_fn(seed_epoch).take(count):
-        images = episode["support_images"]
-        shape = images.shape
-        batches.append(np.reshape(images.numpy(), (-1, *shape[2:])))
-    return batches
-
-
-def split_types(meta, available):
-    """(training types, held-out types) from the config and what exists."""
-    holdout = list(meta.holdout)
-    unknown = [t for t in holdout if t not in available]
-    if unknown:
-        raise ConfigError(
-            f"meta.holdout names types that are not task types: {unknown}. "
-            f"Task types: {available}. Received: {holdout}"
-        )
-    types = [t for t in available if t not in holdout]
-    if not types:
-        raise ConfigError(
-            "meta: no training task types are left after meta.holdout. "
-            f"Received: types={available}, holdout={holdout}"
-        )
-    return types, holdout
-
-
-def synthetic_tasks(config, pristine, seed):
-    """Tasks from the distortion engine on pristine train/val sources."""
-    from tfiqa.data.episodes import task_episodes
-    from tfiqa.distortions import resolve_types
-
-    meta = config.meta
-    available = resolve_types(meta.distortion_set, meta.types or None)
-    types, holdout = split_types(meta, available)
-    crop = config.data.crop_size
-    val_query = meta.val_query_size or meta.query_size
-
-    def episodes(paths, task_types, query_size, episode_seed):
-        return task_episodes(
-            paths,
-            task_types,
-            crop,
-            meta.support_size,
-            query_size,
+    if meta.meta_batch_size % replicas:
+        logger.warning(
+            "meta.meta_batch_size=%d is not a multiple of the %d replicas; "
+            "replicas get unequal numbers of tasks.",
             meta.meta_batch_size,
-            meta.label,
-            episode_seed,
+            replicas,
         )
 
-    def train_fn(epoch):
-        return episodes(
-            pristine["train"], types, meta.query_size, dataset_seed(seed, epoch)
-        )
 
-    val_seed = int(seed) + 7_919
-    val_count = max(1, int(meta.val_steps))
-    val = _materialize(episodes(pristine["val"], types, val_query, val_seed), val_count)
-    held = []
-    if holdout:
-        held = _materialize(
-            episodes(pristine["val"], holdout, val_query, val_seed + 1), val_count
-        )
-    info = {
-        "source": SYNTHETIC,
-        "sources": {"train": len(pristine["train"]), "val": len(pristine["val"])},
-        "label": meta.label,
-    }
-    return MetaTasks(
-        train_fn,
-        val,
-        held,
-        types,
-        holdout,
-        _calibration_batches(train_fn, int(meta.bn_recalibration_batches)),
-        info,
-    )
-
-
-def records_tasks(config, seed, reserved=None):
-    """Tasks from a dataset with real MOS and distortion labels.
-
-    `reserved` ({"source", "ids"} from the run's fine-tuning split): when the
-    tasks come from that same folder, those references are left out.
-    """
-    from tfiqa.data.episodes import records_episodes
-    from tfiqa.data.readers import read_dataset
-    from tfiqa.data.splits import split_records
-    from tfiqa.protocols.audit import source_key
-
-    meta = config.meta
-    folder = config.resolve_path(meta.task_dir)
-    if not folder:
-        raise ConfigError(
-            f"meta.task_source={meta.task_source!r} needs meta.task_dir, the "
-            "dataset folder (relative to data.root). Received: task_dir=''"
-        )
-    records = read_dataset(meta.task_source, folder, **dict(meta.task_reader_options))
-    records = [r for r in records if r.get("distortion")]
-    excluded = 0
-    if reserved and source_key(folder) == reserved["source"]:
-        kept = [r for r in records if str(r["ref_id"]) not in reserved["ids"]]
-        excluded, records = len(records) - len(kept), kept
-    if not records:
-        raise DataError(
-            f"meta: {meta.task_source} records in {folder} carry no distortion "
-            "labels, so they cannot form tasks. Received: 0 labelled records"
-        )
-    available = sorted({r["distortion"] for r in records})
-    if meta.types:
-        missing = [t for t in meta.types if t not in available]
-        if missing:
-            raise ConfigError(
-                f"meta.types names types absent from {meta.task_source}: "
-                f"{missing}. Available: {available}. Received: {meta.types}"
-            )
-        available = list(meta.types)
-    types, holdout = split_types(meta, available)
-    parts = split_records(records, meta.val_ratio, 0.0, seed)
-    crop = config.data.crop_size
-    val_query = meta.val_query_size or meta.query_size
-
-    def episodes(part, task_types, query_size, episode_seed):
-        chosen = [r for r in part if r["distortion"] in set(task_types)]
-        return records_episodes(
-            chosen,
-            crop,
-            meta.support_size,
-            query_size,
-            meta.meta_batch_size,
-            seed=episode_seed,
-        )
-
-    def train_fn(epoch):
-        return episodes(
-            parts["train"], types, meta.query_size, dataset_seed(seed, epoch)
-        )
-
-    val_seed = int(seed) + 7_919
-    val_count = max(1, int(meta.val_steps))
-    val = _materialize(episodes(parts["val"], types, val_query, val_seed), val_count)
-    held = []
-    if holdout:
-        held = _materialize(
-            episodes(parts["val"], holdout, val_query, val_seed + 1), val_count
-        )
-    info = {
-        "source": meta.task_source,
-        "records": {"train": len(parts["train"]), "val": len(parts["val"])},
-        "excluded_finetune_records": excluded,
-        "split_seed": seed,
-    }
-    split = {
-        "source": folder,
-        "train": sorted({str(r["ref_id"]) for r in parts["train"]}),
-        "val": sorted({str(r["ref_id"]) for r in parts["val"]}),
-    }
-    return MetaTasks(
-        train_fn,
-        val,
-        held,
-        types,
-        holdout,
-        _calibration_batches(train_fn, int(meta.bn_recalibration_batches)),
-        info,
-        split,
-    )
-
-
-def pristine_split(config, strategy, workdir, model=None):
-    """The pristine train/val split shared with the `rank` stage."""
-    from tfiqa.training.run import StageContext, prepare_pristine
-    from tfiqa.training.strategy import is_chief, worker_write_root
-
-    chief = is_chief(strategy)
-    write_root = worker_write_root(strategy, workdir)
-    ctx = StageContext(
-        config=config,
-        workdir=workdir,
-        strategy=strategy,
-        model=model,
-        chief=chief,
-        write_root=write_root,
-        verbose=config.trainer.verbose,
-        seed=int(config.trainer.seed),
-    )
-    return prepare_pristine(ctx)
-
-
-def build_tasks(config, strategy, workdir, pristine=None, reserved=None):
-    """`MetaTasks` from the config.
-
-    Args:
-        pristine: the run's pristine split (default: made from the config).
-        reserved: fine-tuning content to leave out (see `records_tasks`).
-    """
-    seed = int(config.trainer.seed)
-    if config.meta.task_source == SYNTHETIC:
-        pristine = pristine or pristine_split(config, strategy, workdir)
-        return synthetic_tasks(config, pristine, seed)
-    return records_tasks(config, seed, reserved)
+def evaluate_tasks(trainer, tasks):
+    """Validation metrics on the held-out sources (and "holdout_*" types)."""
+    logs = trainer.evaluate(tasks.val)
+    if tasks.holdout:
+        held = trainer.evaluate(tasks.holdout)
+        logs.update({f"holdout_{k}": v for k, v in held.items()})
+    return logs
 
 
 def build_trainer(config, model, strategy):
@@ -352,16 +120,9 @@ def run_meta_stage(config, model, strategy, workdir, verbose=None, tasks=None):
     from tfiqa.training.strategy import is_chief
 
     meta = config.meta
-    check_meta_config(meta)
-    verbose = config.trainer.verbose if verbose is None else int(verbose)
     replicas = strategy.num_replicas_in_sync
-    if meta.meta_batch_size % replicas:
-        logger.warning(
-            "meta.meta_batch_size=%d is not a multiple of the %d replicas; "
-            "replicas get unequal numbers of tasks.",
-            meta.meta_batch_size,
-            replicas,
-        )
+    check_meta_config(meta, replicas)
+    verbose = config.trainer.verbose if verbose is None else int(verbose)
     if tasks is None:
         tasks = build_tasks(config, strategy, workdir)
     trainer, groups = build_trainer(config, model, strategy)
@@ -387,44 +148,21 @@ def run_meta_stage(config, model, strategy, workdir, verbose=None, tasks=None):
     def validate(epoch):
         if tasks.calibration:
             trainer.recalibrate_batchnorm(tasks.calibration)
-        logs = trainer.evaluate(tasks.val)
-        if tasks.holdout:
-            held = trainer.evaluate(tasks.holdout)
-            logs.update({f"holdout_{k}": v for k, v in held.items()})
-        return logs
+        return evaluate_tasks(trainer, tasks)
 
     result = loop.fit(
         tasks.train_fn, meta.epochs, meta.steps_per_epoch, validate=validate
     )
-    val = {}
-    for logs in reversed(result["history"]):
-        val = {
-            k[4:]: v
-            for k, v in logs.items()
-            if k.startswith("val_") and k != "val_time"
-        }
-        if val:
-            break
+    val = last_val(result["history"])
     if not val:  # resumed after the last epoch: validate the restored model
-        val = trainer.evaluate(tasks.val)
-        if tasks.holdout:
-            held = trainer.evaluate(tasks.holdout)
-            val.update({f"holdout_{k}": v for k, v in held.items()})
-    history = [
-        {k: v for k, v in h.items() if isinstance(v, (int, float))}
-        for h in result["history"]
-    ]
+        val = evaluate_tasks(trainer, tasks)
     if chief:
         # The recipe (and Meta-SGD rates) k-shot evaluations must reuse.
         save_adaptation(workdir, trainer.maml, adaptation_spec(meta))
     return {
         **val,
         "fit": {
-            "epochs": meta.epochs,
-            "epochs_done": result["initial_epoch"] + len(result["history"]),
-            "initial_epoch": result["initial_epoch"],
-            "resumed_from": result["resumed_from"],
-            "history": history,
+            **fit_summary(result, meta.epochs),
             "order": meta.order,
             "inner_steps": meta.inner_steps,
             "adapt": meta.adapt,
@@ -438,3 +176,34 @@ def run_meta_stage(config, model, strategy, workdir, verbose=None, tasks=None):
             **tasks.info,
         },
     }
+
+
+class MetaStage:
+    """Builds the tasks from the run's shared data (pristine split, content
+    reserved for fine-tuning) and meta-trains `ctx.model`."""
+
+    name = STAGE
+
+    def run(self, ctx: StageContext, stage_index):
+        start = time.time()
+        tasks = build_tasks(
+            ctx.config, ctx.strategy, ctx.workdir, ctx.pristine, reserved_ids(ctx)
+        )
+        write_meta_split(ctx, tasks)
+        metrics = run_meta_stage(
+            ctx.config,
+            ctx.model,
+            ctx.strategy,
+            ctx.workdir,
+            verbose=ctx.verbose,
+            tasks=tasks,
+        )
+        return {
+            "epochs": ctx.config.meta.epochs,
+            "time_s": time.time() - start,
+            "val": {k: v for k, v in metrics.items() if is_number(v)},
+            "details": metrics,
+        }
+
+
+register_stage(MetaStage())
