@@ -84,7 +84,7 @@ def per_type_pair_accuracy(rank_dir, crop, batches=2, seed=5):
     import tfiqa.models  # noqa: F401  (registers IQAModel for loading)
     from tfiqa.data.ranking import ranking_dataset
     from tfiqa.data.splits import load_splits
-    from tfiqa.training.callbacks import predict
+    from tfiqa.models.scoring import predict
     from tfiqa.training.losses import ranking_hinge_terms
 
     with open(os.path.join(rank_dir, "metrics.json")) as f:
@@ -119,7 +119,7 @@ def zero_shot_srcc(model_path, data_dir, splits_file, split, crop):
     from tfiqa.data.readers import read_dataset
     from tfiqa.data.splits import load_splits, select
     from tfiqa.metrics import srcc
-    from tfiqa.training.callbacks import predict
+    from tfiqa.models.scoring import predict
 
     model = keras.saving.load_model(model_path, compile=False)
     records = read_dataset("csv", os.path.join(data_dir, "biq2021-dev"))

@@ -2,6 +2,7 @@
 
 import contextlib
 import json
+import math
 import os
 import tempfile
 
@@ -36,6 +37,22 @@ def atomic_path(path):
 def write_text_atomic(path, text):
     with atomic_path(path) as tmp, open(tmp, "w") as f:
         f.write(text)
+
+
+def json_ready(value):
+    """`value` as plain JSON types: numpy scalars become Python numbers,
+    tuples lists, and NaN/inf None (JSON has no NaN)."""
+    import numpy as np
+
+    if isinstance(value, dict):
+        return {str(k): json_ready(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_ready(v) for v in value]
+    if isinstance(value, (np.floating, float)):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
 
 
 def write_json_atomic(path, obj):

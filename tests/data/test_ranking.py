@@ -4,7 +4,8 @@ import tensorflow as tf
 from conftest import make_image
 from PIL import Image
 
-from tfiqa.data.ranking import ranking_dataset, split_sources
+from tfiqa.data.pristine import split_sources
+from tfiqa.data.ranking import ranking_dataset
 from tfiqa.distortions import apply_distortion
 from tfiqa.errors import ConfigError, DataError, ImageError
 

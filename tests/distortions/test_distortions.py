@@ -11,11 +11,11 @@ from tfiqa.distortions import (
     resolve_types,
 )
 from tfiqa.distortions.measures import (
-    full_reference,
     level_label,
     ms_ssim,
     num_scales,
     pseudo_mos,
+    psnr,
 )
 from tfiqa.errors import ConfigError
 
@@ -116,6 +116,11 @@ def test_python_only_type_runs_in_tf_data():
     )
     out = list(ds.as_numpy_iterator())
     assert out[0].shape == (32, 32, 3)
+
+
+def full_reference(reference, distorted, measure):
+    """The measure a `Distortion.measure` names ("msssim" or "psnr")."""
+    return {"psnr": psnr, "msssim": ms_ssim}[measure](reference, distorted)
 
 
 def _sweep(name, images):

@@ -6,7 +6,8 @@ import pytest
 import tensorflow as tf
 
 from tfiqa.errors import ConfigError
-from tfiqa.training.maml import MAMLStep, mse, recalibrate_batchnorm
+from tfiqa.training.batchnorm import recalibrate_batchnorm
+from tfiqa.training.maml import MAMLStep, mse
 
 
 def tiny_model(dtype="float64", seed=0, features=4):
@@ -331,7 +332,7 @@ def dropout_before_batchnorm_model():
 
 @pytest.mark.parametrize("method", ["maml", "precise_bn", "meta_batch"])
 def test_batchnorm_statistics_are_measured_with_dropout_off(method):
-    from tfiqa.training.callbacks import PreciseBatchNorm
+    from tfiqa.training.batchnorm import PreciseBatchNorm
 
     model = dropout_before_batchnorm_model()
     rng = np.random.default_rng(0)

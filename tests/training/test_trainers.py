@@ -4,7 +4,8 @@ import pytest
 import tensorflow as tf
 
 from tfiqa.errors import ConfigError
-from tfiqa.training.callbacks import PreciseBatchNorm, predict
+from tfiqa.models.scoring import predict
+from tfiqa.training.batchnorm import PreciseBatchNorm
 from tfiqa.training.finetune import FinetuneTrainer
 from tfiqa.training.ranking_trainer import RankingTrainer
 

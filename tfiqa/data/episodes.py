@@ -42,15 +42,15 @@ import tensorflow as tf
 
 from tfiqa.data.ranking import (
     DEFAULT_CACHE_MB,
-    _check_levels,
+    check_levels,
     check_paths,
     crop_source,
     distort_one,
-    to_uint8,
 )
 from tfiqa.distortions import resolve_types
 from tfiqa.distortions.base import sub_seed
 from tfiqa.distortions.measures import level_label, pseudo_mos
+from tfiqa.distortions.ops import to_uint8
 from tfiqa.errors import ConfigError, DataError
 
 LABELS = ("pseudo_mos", "level")
@@ -169,7 +169,7 @@ def task_episodes(
             f"label must be one of {', '.join(LABELS)}. Received: label={label!r}"
         )
     types = resolve_types("kadid", types)
-    levels = _check_levels(levels)
+    levels = check_levels(levels)
     support_size, query_size, meta_batch_size = _check_sizes(
         support_size, query_size, meta_batch_size
     )

@@ -127,6 +127,26 @@ def _validate(records, crop_size, batch_size):
         raise ConfigError(f"batch_size must be >= 1. Received: batch_size={batch_size}")
 
 
+def _cutter(crop_size, training):
+    """(image, score, rand) -> (crop, score): a random crop and flip seeded by
+    `rand` when training, else the centre crop."""
+
+    def cut(image, score, rand):
+        if training:
+            crop_seed = tf.stack([rand, tf.constant(1, tf.int64)])
+            flip_seed = tf.stack([rand, tf.constant(2, tf.int64)])
+            image = tf.image.stateless_random_crop(
+                image, [crop_size, crop_size, 3], seed=crop_seed
+            )
+            image = tf.image.stateless_random_flip_left_right(image, seed=flip_seed)
+        else:
+            image = tf_eval_crops(image, crop_size, 1)[0]
+        image = tf.ensure_shape(image, [crop_size, crop_size, 3])
+        return image, score
+
+    return cut
+
+
 def mos_dataset(
     records,
     crop_size,
@@ -198,20 +218,7 @@ def mos_dataset(
     if skip_bad:
         ds = ds.filter(lambda image, score, rand: _big_enough(image, crop_size))
 
-    def cut(image, score, rand):
-        if training:
-            crop_seed = tf.stack([rand, tf.constant(1, tf.int64)])
-            flip_seed = tf.stack([rand, tf.constant(2, tf.int64)])
-            image = tf.image.stateless_random_crop(
-                image, [crop_size, crop_size, 3], seed=crop_seed
-            )
-            image = tf.image.stateless_random_flip_left_right(image, seed=flip_seed)
-        else:
-            image = tf_eval_crops(image, crop_size, 1)[0]
-        image = tf.ensure_shape(image, [crop_size, crop_size, 3])
-        return image, score
-
-    ds = ds.map(cut, num_parallel_calls=AUTOTUNE)
+    ds = ds.map(_cutter(crop_size, training), num_parallel_calls=AUTOTUNE)
     ds = ds.batch(int(batch_size), drop_remainder=drop_remainder)
     return ds.prefetch(AUTOTUNE)
 

@@ -17,6 +17,38 @@ from tfiqa.errors import ConfigError, DataError
 from tfiqa.files import atomic_path
 
 
+def split_sources(paths, val_ratio, seed):
+    """Splits pristine images into (train, val) by source, before distortion.
+
+    Each file is its own source; files sharing a stem (`a.png`, `a.jpg` in
+    different folders) are kept on one side. Deterministic for a seed; at
+    least one source goes to each side when there are two or more and
+    `val_ratio` > 0.
+
+    Returns:
+        (train_paths, val_paths): sorted lists.
+    """
+    if not 0.0 <= val_ratio < 1.0:
+        raise ConfigError(
+            f"val_ratio must be in [0, 1). Received: val_ratio={val_ratio}"
+        )
+    groups = {}
+    for path in sorted(str(p) for p in paths):
+        stem = os.path.splitext(os.path.basename(path))[0]
+        groups.setdefault(stem, []).append(path)
+    stems = sorted(groups)
+    if not stems:
+        raise DataError("No pristine images to split. Received: 0 paths")
+    rng = np.random.default_rng(seed)
+    order = [stems[i] for i in rng.permutation(len(stems))]
+    n_val = int(round(len(stems) * val_ratio))
+    if val_ratio > 0 and len(stems) >= 2:
+        n_val = min(max(n_val, 1), len(stems) - 1)
+    val = sorted(p for s in order[:n_val] for p in groups[s])
+    train = sorted(p for s in order[n_val:] for p in groups[s])
+    return train, val
+
+
 def list_images(folder, extensions=IMAGE_EXTENSIONS):
     """All image files under `folder` (recursive), sorted, by extension.
 

@@ -32,39 +32,8 @@ from tfiqa.data.image_io import load_image
 from tfiqa.data.pipeline import check_records
 from tfiqa.distortions import DISTORTIONS, LEVELS, resolve_types
 from tfiqa.distortions.base import sub_seed
+from tfiqa.distortions.ops import to_uint8
 from tfiqa.errors import ConfigError, DataError
-
-
-def split_sources(paths, val_ratio, seed):
-    """Splits pristine images into (train, val) by source, before distortion.
-
-    Each file is its own source; files sharing a stem (`a.png`, `a.jpg` in
-    different folders) are kept on one side. Deterministic for a seed; at
-    least one source goes to each side when there are two or more and
-    `val_ratio` > 0.
-
-    Returns:
-        (train_paths, val_paths): sorted lists.
-    """
-    if not 0.0 <= val_ratio < 1.0:
-        raise ConfigError(
-            f"val_ratio must be in [0, 1). Received: val_ratio={val_ratio}"
-        )
-    groups = {}
-    for path in sorted(str(p) for p in paths):
-        stem = os.path.splitext(os.path.basename(path))[0]
-        groups.setdefault(stem, []).append(path)
-    stems = sorted(groups)
-    if not stems:
-        raise DataError("No pristine images to split. Received: 0 paths")
-    rng = np.random.default_rng(seed)
-    order = [stems[i] for i in rng.permutation(len(stems))]
-    n_val = int(round(len(stems) * val_ratio))
-    if val_ratio > 0 and len(stems) >= 2:
-        n_val = min(max(n_val, 1), len(stems) - 1)
-    val = sorted(p for s in order[:n_val] for p in groups[s])
-    train = sorted(p for s in order[n_val:] for p in groups[s])
-    return train, val
 
 
 def check_paths(image_paths, crop_size):
@@ -180,10 +149,6 @@ def crop_source(paths, crop_size, cache_mb=DEFAULT_CACHE_MB):
     return from_memory
 
 
-def to_uint8(image):
-    return tf.cast(tf.round(tf.clip_by_value(image, 0.0, 1.0) * 255.0), tf.uint8)
-
-
 def lazy_switch_case(index, branch_fns):
     """`tf.switch_case` whose branches are instantiated when first taken.
 
@@ -268,7 +233,8 @@ def levels_function(types, levels, crop_size):
     return _LEVEL_FNS[key]
 
 
-def _check_levels(levels):
+def check_levels(levels):
+    """Distinct distortion levels in 1..5, sorted; ConfigError otherwise."""
     levels = tuple(int(lv) for lv in levels)
     if (
         not levels
@@ -320,7 +286,7 @@ def ranking_dataset(
     ```
     """
     types = resolve_types("kadid", types)
-    levels = _check_levels(levels)
+    levels = check_levels(levels)
     if int(groups_per_batch) < 1:
         raise ConfigError(
             "groups_per_batch must be >= 1. Received: "

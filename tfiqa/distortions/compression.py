@@ -18,13 +18,10 @@ import numpy as np
 import tensorflow as tf
 
 from tfiqa.distortions.base import register_distortion
+from tfiqa.distortions.ops import to_uint8
 
 JPEG_QUALITIES = (70, 43, 36, 24, 7)
 JPEG2000_PSNR_TARGETS = (36.0, 32.0, 29.0, 26.0, 23.0)
-
-
-def to_uint8(image):
-    return tf.cast(tf.round(tf.clip_by_value(image, 0.0, 1.0) * 255.0), tf.uint8)
 
 
 def jpeg_roundtrip(image, quality):

@@ -63,13 +63,6 @@ def psnr(reference, distorted):
     return tf.minimum(value, 100.0)
 
 
-def full_reference(reference, distorted, measure):
-    """The measure named by a `Distortion.measure` ("msssim" or "psnr")."""
-    if measure == "psnr":
-        return psnr(reference, distorted)
-    return ms_ssim(reference, distorted)
-
-
 def pseudo_mos(reference, distorted):
     """MS-SSIM-based quality label in [0, 1], higher is better."""
     score = tf.clip_by_value(ms_ssim(reference, distorted), 0.0, 1.0)

@@ -10,6 +10,11 @@ import numpy as np
 import tensorflow as tf
 
 
+def to_uint8(image):
+    """Float image(s) in [0, 1] -> uint8 (clipped, rounded)."""
+    return tf.cast(tf.round(tf.clip_by_value(image, 0.0, 1.0) * 255.0), tf.uint8)
+
+
 def _mirror_indices(n, before, after):
     """Indices of a symmetric ("half-sample") extension of an axis of length n,
     for any pad width, even one larger than n."""

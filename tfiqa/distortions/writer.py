@@ -18,8 +18,6 @@ import io
 import os
 import zlib
 
-import numpy as np
-
 from tfiqa.errors import ConfigError
 
 CSV_NAME = "distortions.csv"
@@ -101,6 +99,50 @@ def _save_png(array, path):
     Image.fromarray(array).save(path, format="PNG", compress_level=1)
 
 
+def _write_variants(output_dir, pixels, ref, names, levels, graphs, seed, fr, bar):
+    """Writes every type and level of one image; returns its index rows
+    (with an MS-SSIM `pseudo_mos` when `fr`)."""
+    import tensorflow as tf
+
+    from tfiqa.distortions.measures import pseudo_mos
+    from tfiqa.distortions.ops import to_uint8
+
+    image = tf.constant(pixels)
+    reference = tf.cast(image, tf.float32) / 255.0
+    rows = []
+    for name in names:
+        s = tf.constant(type_seed(seed, ref, name), tf.int32)
+        for level in levels:
+            out8 = to_uint8(graphs[(name, level)](image, s)).numpy()
+            rel = f"images/{ref}_{name}_{level}.png"
+            _save_png(out8, os.path.join(output_dir, rel))
+            row = {
+                "image": rel,
+                "ref": f"refs/{ref}.png",
+                "distortion": name,
+                "level": level,
+            }
+            if fr:
+                value = pseudo_mos(reference, tf.constant(out8, tf.float32) / 255.0)
+                row["pseudo_mos"] = f"{float(value):.6f}"
+            rows.append(row)
+            bar.update(1)
+    return rows
+
+
+def _write_index(csv_path, rows, pseudo_mos):
+    from tfiqa.files import write_text_atomic
+
+    columns = ["image", "ref", "distortion", "level"] + (
+        ["pseudo_mos"] if pseudo_mos else []
+    )
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text_atomic(csv_path, buffer.getvalue())
+
+
 def distort_folder(
     input_dir,
     output_dir,
@@ -129,16 +171,12 @@ def distort_folder(
     Returns:
         dict with "images" (distorted images written), "csv" and "preview".
     """
-    import tensorflow as tf
-
     from tfiqa.data.image_io import load_image
     from tfiqa.data.pipeline import check_records
     from tfiqa.data.pristine import list_images
     from tfiqa.distortions import DISTORTIONS
     from tfiqa.distortions import distortion_set as set_types
-    from tfiqa.distortions.measures import pseudo_mos as pseudo_mos_fn
     from tfiqa.distortions.preview import contact_sheet
-    from tfiqa.files import write_text_atomic
 
     check_folders(input_dir, output_dir)
     names = list(types) if types else set_types(distortion_set)
@@ -173,35 +211,8 @@ def distort_folder(
                     lambda n, r=ref: type_seed(seed, r, n),
                     preview,
                 )
-            image = tf.constant(pixels)
-            reference = tf.cast(image, tf.float32) / 255.0
-            for name in names:
-                s = tf.constant(type_seed(seed, ref, name), tf.int32)
-                for level in levels:
-                    out = graphs[(name, level)](image, s)
-                    out8 = np.round(out.numpy() * 255.0).astype(np.uint8)
-                    rel = f"images/{ref}_{name}_{level}.png"
-                    _save_png(out8, os.path.join(output_dir, rel))
-                    row = {
-                        "image": rel,
-                        "ref": ref_rel,
-                        "distortion": name,
-                        "level": level,
-                    }
-                    if pseudo_mos:
-                        value = pseudo_mos_fn(
-                            reference, tf.constant(out8, tf.float32) / 255.0
-                        )
-                        row["pseudo_mos"] = f"{float(value):.6f}"
-                    rows.append(row)
-                    bar.update(1)
-
-    columns = ["image", "ref", "distortion", "level"] + (
-        ["pseudo_mos"] if pseudo_mos else []
-    )
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    write_text_atomic(csv_path, buffer.getvalue())
+            rows += _write_variants(
+                output_dir, pixels, ref, names, levels, graphs, seed, pseudo_mos, bar
+            )
+    _write_index(csv_path, rows, pseudo_mos)
     return {"images": len(rows), "csv": csv_path, "preview": preview_path}

@@ -61,7 +61,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfiqa.errors import ConfigError
-from tfiqa.training.callbacks import batchnorm_layers, dropout_off
+from tfiqa.training.batchnorm import BatchNormSlots
 
 ORDERS = ("first", "second")
 BATCHNORM_MODES = ("batch", "moving")
@@ -360,100 +360,3 @@ class MAMLStep:
         adapted = self.forward(fast, non_trainable, query_x)
         zero_shot = self.forward(params, non_trainable, query_x)
         return tf.stop_gradient(adapted), tf.stop_gradient(zero_shot)
-
-
-class BatchNormSlots:
-    """Where each BatchNorm layer's moving statistics sit among the model's
-    non-trainable variables, and how to get batch statistics functionally.
-
-    Keras updates `moving = m * moving + (1 - m) * batch` in a training-mode
-    call. Calling `stateless_call(..., training=True)` with zero moving
-    statistics (unused for normalisation in training mode) therefore returns
-    `(1 - m) * batch`, from which the batch statistics follow exactly.
-    """
-
-    def __init__(self, model):
-        non_trainable = model.non_trainable_variables
-        position = {id(v): i for i, v in enumerate(non_trainable)}
-        self.slots = []  # (mean index, variance index, momentum)
-        for layer in batchnorm_layers(model):
-            self.slots.append(
-                (
-                    position[id(layer.moving_mean)],
-                    position[id(layer.moving_variance)],
-                    float(layer.momentum),
-                )
-            )
-
-    def batch_statistics(self, model, params, non_trainable, images):
-        """Returns (non_trainable with batch statistics in the BatchNorm
-        slots, [mean, variance, mean, variance, ...] in slot order)."""
-        zeroed = list(non_trainable)
-        for mean_i, var_i, _ in self.slots:
-            zeroed[mean_i] = tf.zeros_like(non_trainable[mean_i])
-            zeroed[var_i] = tf.zeros_like(non_trainable[var_i])
-        with dropout_off(model):  # statistics of what inference will see
-            _, new = model.stateless_call(params, zeroed, images, training=True)
-        values = list(non_trainable)
-        stats = []
-        for mean_i, var_i, momentum in self.slots:
-            for i in (mean_i, var_i):
-                value = tf.stop_gradient(new[i] / (1.0 - momentum))
-                values[i] = value
-                stats.append(value)
-        return values, stats
-
-    def moving_update(self, model, stats):
-        """Folds batch statistics into the moving averages (one BN update)."""
-        variables = model.non_trainable_variables
-        k = 0
-        for mean_i, var_i, momentum in self.slots:
-            for i in (mean_i, var_i):
-                v = variables[i]
-                v.assign(momentum * v + (1.0 - momentum) * tf.cast(stats[k], v.dtype))
-                k += 1
-
-    def assign(self, model, stats):
-        variables = model.non_trainable_variables
-        k = 0
-        for mean_i, var_i, _ in self.slots:
-            for i in (mean_i, var_i):
-                variables[i].assign(tf.cast(stats[k], variables[i].dtype))
-                k += 1
-
-
-def recalibrate_batchnorm(model, batches):
-    """Re-estimates BatchNorm moving statistics for the current weights.
-
-    Each BatchNorm layer's moving mean and variance are set to the mean of
-    its training-mode batch statistics over `batches` ("precise BN"). The
-    trainable weights are untouched. Returns the number of batches used.
-
-    Args:
-        model: keras.Model.
-        batches: iterable of image batches (B, H, W, 3).
-    """
-    slots = BatchNormSlots(model)
-    if not slots.slots:
-        return 0
-
-    @tf.function(reduce_retracing=True)
-    def batch_statistics(images):
-        params = [tf.convert_to_tensor(v) for v in model.trainable_variables]
-        old = [tf.convert_to_tensor(v) for v in model.non_trainable_variables]
-        return slots.batch_statistics(model, params, old, images)[1]
-
-    sums, count = None, 0
-    for images in batches:
-        stats = batch_statistics(images)
-        sums = (
-            stats if sums is None else [a + b for a, b in zip(sums, stats, strict=True)]
-        )
-        count += 1
-    if count == 0:
-        return 0
-    means = [total / count for total in sums]
-    # [mean, variance, mean, variance, ...]: clip rounding below zero.
-    means[1::2] = [tf.maximum(v, 0.0) for v in means[1::2]]
-    slots.assign(model, means)
-    return count

@@ -32,8 +32,9 @@ import warnings
 import numpy as np
 import tensorflow as tf
 
+from tfiqa.training.batchnorm import recalibrate_batchnorm
 from tfiqa.training.loop import DistributedLoop
-from tfiqa.training.maml import MAMLStep, recalibrate_batchnorm
+from tfiqa.training.maml import MAMLStep
 
 ADAPT = ("all", "head")
 

@@ -14,7 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfiqa.errors import ConfigError
-from tfiqa.training.callbacks import predict
+from tfiqa.models.scoring import predict
 from tfiqa.training.losses import ranking_hinge_terms
 
 

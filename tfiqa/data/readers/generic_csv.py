@@ -15,6 +15,31 @@ from tfiqa.data.readers.registry import READERS
 from tfiqa.errors import ConfigError, DataError
 
 
+def _score_bounds(score_range):
+    if score_range is None:
+        return 0.0, 1.0
+    if len(score_range) != 2 or float(score_range[0]) >= float(score_range[1]):
+        raise ConfigError(
+            f"score_range must be [lo, hi] with lo < hi. Received: {score_range}"
+        )
+    return float(score_range[0]), float(score_range[1])
+
+
+def _check_in_range(raw, bounds, score_range, path, row, column):
+    lo, hi = bounds
+    if not lo - 1e-9 <= raw <= hi + 1e-9:
+        hint = (
+            "Set the reader option score_range to the scale of the scores"
+            if score_range is None
+            else "Check score_range"
+        )
+        raise DataError(
+            f"Score file {path}, row {row}: score {raw} is outside "
+            f"[{lo:g}, {hi:g}]. {hint}, e.g. score_range: [1, 5]. "
+            f"Received: {column}={raw}"
+        )
+
+
 @READERS.register("csv")
 def read_csv(
     data_dir,
@@ -70,14 +95,7 @@ def read_csv(
         if extra:
             columns.append(extra)
     frame = read_table(path, columns, dtype={image_column: str})
-    if score_range is None:
-        lo, hi = 0.0, 1.0
-    else:
-        if len(score_range) != 2 or float(score_range[0]) >= float(score_range[1]):
-            raise ConfigError(
-                f"score_range must be [lo, hi] with lo < hi. Received: {score_range}"
-            )
-        lo, hi = float(score_range[0]), float(score_range[1])
+    lo, hi = _score_bounds(score_range)
     root = data_dir if image_dir is None else os.path.join(data_dir, image_dir)
 
     records = []
@@ -85,17 +103,7 @@ def read_csv(
     for i, values in enumerate(frame.to_dict("records"), start=2):
         name = str(values[image_column]).strip()
         raw = to_float(values[score_column], path, i)
-        if not lo - 1e-9 <= raw <= hi + 1e-9:
-            hint = (
-                "Set the reader option score_range to the scale of the scores"
-                if score_range is None
-                else "Check score_range"
-            )
-            raise DataError(
-                f"Score file {path}, row {i}: score {raw} is outside "
-                f"[{lo:g}, {hi:g}]. {hint}, e.g. score_range: [1, 5]. "
-                f"Received: {score_column}={raw}"
-            )
+        _check_in_range(raw, (lo, hi), score_range, path, i, score_column)
         ref = str(values[ref_column]).strip() if ref_column else name
         records.append(
             make_record(
