@@ -124,3 +124,49 @@ def test_public_api_is_discoverable():
     assert {"Scorer", "load", "load_config"} <= set(dir(tfiqa))
     for name in tfiqa.__all__:
         assert getattr(tfiqa, name) is not None
+
+
+@pytest.mark.parametrize(
+    "args, formats, quantize",
+    [
+        ([], ["tflite"], ["none", "dynamic"]),
+        (
+            ["--format", "all", "--quantize", "fp16"],
+            ["saved_model", "tflite"],
+            ["fp16"],
+        ),
+    ],
+)
+def test_export_takes_formats_and_quantize_from_the_config(
+    tmp_path, monkeypatch, args, formats, quantize
+):
+    import keras
+
+    import tfiqa.export
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+    model.save(tmp_path / "m.keras")
+    config = tmp_path / "export.yaml"
+    config.write_text("export:\n  formats: [tflite]\n  quantize: [none, dynamic]\n")
+    seen = {}
+
+    def record(model, output, **kwargs):
+        seen.update(kwargs)
+        return {"saved_model": None, "tflite": {}}
+
+    monkeypatch.setattr(tfiqa.export, "export_model", record)
+    result = CliRunner().invoke(
+        cli,
+        [
+            "export",
+            "--config",
+            str(config),
+            "--model",
+            str(tmp_path / "m.keras"),
+            "--output",
+            str(tmp_path / "out"),
+            *args,
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert seen["formats"] == formats and seen["quantize"] == quantize

@@ -11,7 +11,8 @@ from PIL import Image
 
 # absl's prefix ("I0000 00:00:... file.cc:12]") and the known start-up notices.
 NATIVE_LOG = re.compile(
-    r"^[IWEF]\d{4} \d\d:\d\d|absl::InitializeLog|oneDNN|cudart|cuInit|cpu_feature_guard",
+    r"^[IWEF]\d{4} \d\d:\d\d|absl::InitializeLog|oneDNN|cudart|cuInit"
+    r"|cpu_feature_guard",
     re.MULTILINE,
 )
 

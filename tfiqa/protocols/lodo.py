@@ -38,15 +38,13 @@ CVPR 2020 (Table 2).
 """
 
 import copy
-import csv
-import io
 import os
 import warnings
 
 import numpy as np
 
 from tfiqa.errors import ConfigError
-from tfiqa.files import write_json_atomic, write_text_atomic
+from tfiqa.protocols.lodo_report import write_outputs
 from tfiqa.training.adaptation import describe
 
 PRIORS = ("meta", "multitask", "rank", "rank+meta", "scratch")
@@ -194,7 +192,7 @@ def _scratch_model(config, pristine, types, seed):
 
     from tfiqa.data.episodes import task_episodes
     from tfiqa.models import build_model
-    from tfiqa.training.maml import recalibrate_batchnorm
+    from tfiqa.training.batchnorm import recalibrate_batchnorm
 
     keras.utils.set_random_seed(seed)
     model = build_model(config.model, input_crop_size=config.data.crop_size)
@@ -237,44 +235,17 @@ def prior_adaptation(config, prior, run_dir, model):
 
 def train_prior(config, types, held_out, prior, pristine, pristine_dir, workdir):
     """Trains (or resumes) one prior; returns (model, run metrics or {})."""
-    import keras
-
     if prior == "scratch":
         others = [t for t in types if t != held_out]
         return _scratch_model(config, pristine, others, int(config.trainer.seed)), {}
-    from tfiqa.training.run import run_experiment
+    from tfiqa.export import load_keras_model
+    from tfiqa.training.experiment import run_experiment
 
     cfg = prior_config(config, types, held_out, prior, pristine_dir)
     run_dir = os.path.join(workdir, held_out, prior)
     metrics = run_experiment(cfg, run_dir)
-    model = keras.saving.load_model(os.path.join(run_dir, "model.keras"))
+    model = load_keras_model(os.path.join(run_dir, "model.keras"))
     return model, metrics
-
-
-def format_table(rows, priors, shots):
-    """Markdown: one row per held-out type, a column per prior and k."""
-    columns = [f"{p} k={k}" for p in priors for k in shots]
-    by_key = {(r["type"], r["prior"], r["k"]): r["srcc"] for r in rows}
-    types = list(dict.fromkeys(r["type"] for r in rows))
-    lines = [
-        "| held-out type | " + " | ".join(columns) + " |",
-        "|---|" + "---|" * len(columns),
-    ]
-
-    def cell(value):
-        return "nan" if value is None or not np.isfinite(value) else f"{value:.3f}"
-
-    for t in types:
-        values = [by_key.get((t, p, k)) for p in priors for k in shots]
-        lines.append(f"| {t} | " + " | ".join(cell(v) for v in values) + " |")
-    means = []
-    for p in priors:
-        for k in shots:
-            vals = [by_key.get((t, p, k)) for t in types]
-            vals = [v for v in vals if v is not None and np.isfinite(v)]
-            means.append(float(np.mean(vals)) if vals else float("nan"))
-    lines.append("| **mean** | " + " | ".join(cell(v) for v in means) + " |")
-    return "\n".join(lines) + "\n"
 
 
 def run_lodo(config, workdir, priors=("meta", "rank", "scratch"), repeats=3):
@@ -300,7 +271,7 @@ def run_lodo(config, workdir, priors=("meta", "rank", "scratch"), repeats=3):
     """
     import tensorflow as tf
 
-    from tfiqa.training.meta_stage import pristine_split
+    from tfiqa.training.stages.meta_tasks import pristine_split
 
     priors = check_priors(priors)
     types, swept = sweep_types(config)
@@ -353,50 +324,3 @@ def run_lodo(config, workdir, priors=("meta", "rank", "scratch"), repeats=3):
             )
         write_outputs(workdir, rows, priors, shots, config, adaptations, repeats)
     return rows
-
-
-def _adaptation_note(adaptations):
-    seen = {}
-    for a in adaptations:
-        rate = (
-            f"learned Meta-SGD rates (mean {a['learned_rate_mean']:.3g})"
-            if a["learned_rates"]
-            else f"lr {a['learning_rate']}"
-        )
-        seen.setdefault(
-            a["prior"],
-            f"{a['prior']}: {a['steps']} SGD step(s) on {a['variables']} "
-            f"variables ({a['parameters']} parameters), {rate}",
-        )
-    return "; ".join(seen.values())
-
-
-def write_outputs(workdir, rows, priors, shots, config, adaptations, repeats):
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=["type", "prior", "k", "srcc", "n_test"])
-    writer.writeheader()
-    writer.writerows(rows)
-    write_text_atomic(os.path.join(workdir, "lodo.csv"), buffer.getvalue())
-    note = (
-        f"SRCC on {config.meta.lodo_test_size} test crops of each held-out type "
-        f"(validation sources, label {config.meta.label}); k > 0: adapted to "
-        f"k labelled crops from training sources, mean of {repeats} draws, "
-        f"with the meta prior's adaptation ({_adaptation_note(adaptations)}).\n"
-    )
-    write_text_atomic(
-        os.path.join(workdir, "lodo.md"),
-        "# Leave-one-distortion-out SRCC\n\n"
-        + note
-        + "\n"
-        + format_table(rows, priors, shots),
-    )
-    write_json_atomic(
-        os.path.join(workdir, "lodo.json"),
-        {
-            "rows": rows,
-            "priors": list(priors),
-            "shots": list(shots),
-            "adaptation": adaptations,
-            "repeats": repeats,
-        },
-    )

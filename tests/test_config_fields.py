@@ -1,0 +1,42 @@
+"""Every config field is read by some code: a field nothing reads would be
+silently ignored when a user sets it."""
+
+import dataclasses
+import pathlib
+import re
+
+from tfiqa import config as config_lib
+
+PACKAGE = pathlib.Path(config_lib.__file__).parent
+
+
+def config_fields():
+    """(section, field) of every leaf field of `ExperimentConfig`."""
+    for section in dataclasses.fields(config_lib.ExperimentConfig):
+        for field in dataclasses.fields(section.type):
+            yield section.name, field.name
+
+
+def code_outside_config():
+    return "\n".join(
+        path.read_text()
+        for path in sorted(PACKAGE.rglob("*.py"))
+        if path != pathlib.Path(config_lib.__file__)
+    )
+
+
+def unread_fields(code):
+    return [
+        f"{section}.{field}"
+        for section, field in config_fields()
+        if not re.search(rf"\.{field}\b", code)
+    ]
+
+
+def test_every_config_field_is_read_outside_config_py():
+    assert unread_fields(code_outside_config()) == []
+
+
+def test_the_check_finds_an_unread_field():
+    code = code_outside_config().replace(".pristine_val_dirs", ".renamed")
+    assert unread_fields(code) == ["data.pristine_val_dirs"]

@@ -1,0 +1,3 @@
+from tfiqa.cli.base import main
+
+main()

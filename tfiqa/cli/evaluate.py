@@ -1,0 +1,93 @@
+"""`tfiqa evaluate`."""
+
+import os
+
+import click
+
+from tfiqa.cli import base
+
+
+@base.cli.command()
+@base.config_options("data.split_index=1", data_dir=False)
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False),
+    help="The dataset's folder (default: data.dataset_dir of the config).",
+)
+@click.option(
+    "--predictions", type=click.Path(dir_okay=False), help="CSV with image,score."
+)
+@click.option("--model", "model_path", help="Model to predict with before evaluating.")
+@click.option(
+    "--dataset", required=True, help="Dataset reader kind, e.g. csv, koniq10k."
+)
+@click.option(
+    "--split",
+    type=click.Choice(["all", "train", "val", "test"]),
+    default="all",
+    show_default=True,
+    help="Score every image, or one part of --workdir's splits.",
+)
+@click.option(
+    "--workdir", type=click.Path(file_okay=False), help="Run directory holding splits/."
+)
+@click.option(
+    "--output",
+    type=click.Path(file_okay=False),
+    default=".",
+    show_default=True,
+    help="Where metrics.json and the scatter plot go.",
+)
+@base.user_errors
+def evaluate(
+    config_path,
+    data_dir,
+    overrides,
+    predictions,
+    model_path,
+    dataset,
+    split,
+    workdir,
+    output,
+):
+    """Compute SRCC/PLCC/KRCC/RMSE of predictions against a dataset's MOS.
+
+    Matches the predictions CSV (image,score[,error]) to the dataset's images
+    by path (absolute, relative to --data-dir, or unique file name), prints
+    the metrics as JSON and writes metrics.json and scatter.png to --output.
+    PLCC and RMSE are computed after a 4-parameter logistic fit.
+
+    --data-dir is the dataset's folder (default: data.dataset_dir of --config,
+    or of --workdir's config.yaml); it does not change the config's data.root.
+    --model scores the images first and also writes predictions.csv.
+    """
+    base.start_tensorflow()
+    from tfiqa import evaluation
+
+    workdir_config = os.path.join(workdir or "", "config.yaml")
+    if config_path is None and workdir and os.path.isfile(workdir_config):
+        config_path = workdir_config
+    config = base.load_experiment_config(config_path, overrides)
+    dataset_dir = data_dir or config.resolve_path(config.data.dataset_dir)
+    if not dataset_dir:
+        raise base.UserError(
+            "--data-dir (the dataset folder) is required. Received: no --data-dir"
+        )
+    same_dataset = config.data.dataset == dataset
+    result = evaluation.evaluate_dataset(
+        dataset,
+        dataset_dir,
+        predictions=predictions,
+        model=model_path,
+        split=split,
+        workdir=workdir,
+        split_index=config.data.split_index,
+        reader_options=config.data.reader_options if same_dataset else {},
+    )
+    for note in result.notes:
+        click.echo(f"Warning: {note}", err=True)
+    paths = evaluation.write_outputs(
+        result, output, predictions_csv=model_path is not None
+    )
+    click.echo(evaluation.metrics_json(result))
+    click.echo(f"Wrote {', '.join(paths.values())}", err=True)

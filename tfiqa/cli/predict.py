@@ -1,0 +1,72 @@
+"""`tfiqa predict`."""
+
+import sys
+
+import click
+
+from tfiqa.cli import base
+
+
+@base.cli.command()
+@click.option(
+    "--model", "model_path", required=True, help=".keras, SavedModel dir or .tflite."
+)
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False),
+    help="CSV to write (image,score,error).",
+)
+@click.option("--crops", type=int, default=None, help="Average N deterministic crops.")
+@click.option("--full", is_flag=True, help="Score each whole image at its own size.")
+@click.argument("inputs", nargs=-1, required=True)
+@base.user_errors
+def predict(model_path, output, crops, full, inputs):
+    """Score images (files or folders) with a trained model.
+
+    Writes CSV rows image,score,error (to --output, or to stdout); an image
+    that cannot be read gets its message in the error column and the others
+    are still scored. Scores are higher-is-better (0..1 for sigmoid models).
+    Default: the average of 5 deterministic crops of the model's crop size.
+    """
+    if crops is not None and full:
+        raise base.UserError("--crops and --full are mutually exclusive; pass one.")
+    if crops is not None and crops < 1:
+        raise base.UserError(f"--crops must be a positive integer. Received: {crops}")
+    base.start_tensorflow()
+    from tfiqa.inference import load
+    from tfiqa.inference.predict import (
+        echo_csv,
+        expand_inputs,
+        predict_files,
+        predict_resumable,
+    )
+
+    paths = expand_inputs(inputs)
+    scorer = load(model_path)
+
+    def run(todo, sink=None):
+        if len(todo) <= 10:
+            return predict_files(scorer, todo, crops, full, sink=sink)
+        with click.progressbar(
+            length=len(todo), label="Scoring", file=sys.stderr
+        ) as bar:
+            return predict_files(
+                scorer, todo, crops, full, on_progress=bar.update, sink=sink
+            )
+
+    if output:
+        rows = predict_resumable(
+            output, paths, run, log=lambda message: click.echo(message, err=True)
+        )
+    else:
+        rows = run(paths)
+        echo_csv(rows)
+    failed = sum(1 for row in rows if row["error"])
+    destination = f" -> {output}" if output else ""
+    click.echo(
+        f"Scored {len(rows) - failed} of {len(rows)} images{destination}"
+        + (f"; {failed} failed (see the error column)." if failed else "."),
+        err=True,
+    )
+    if failed == len(rows):
+        raise base.UserError("No image could be scored; see the error column.")

@@ -1,0 +1,37 @@
+"""`tfiqa train`."""
+
+import os
+
+import click
+
+from tfiqa.cli import base
+
+
+@base.cli.command()
+@base.config_options("finetune.epochs=5")
+@click.option(
+    "--workdir",
+    type=click.Path(file_okay=False),
+    default="runs/quickstart",
+    show_default=True,
+    help="Run directory: config, checkpoints, logs, splits, model, metrics. "
+    "Running again with the same directory resumes.",
+)
+@base.user_errors
+def train(config_path, data_dir, overrides, workdir):
+    """Train a quality model (stages: rank, meta, finetune).
+
+    With no --config this runs the embedded quickstart: tiny scale, no
+    downloads, no data folder needed.
+    """
+    config = base.load_experiment_config(config_path, overrides, data_dir)
+
+    base.start_tensorflow()
+    from tfiqa.training.experiment import format_summary, run_experiment
+
+    click.echo(f"Training in {workdir} (stages: {', '.join(config.trainer.stages)})")
+    metrics = run_experiment(config, workdir)
+    click.echo("")
+    click.echo(format_summary(metrics))
+    click.echo(f"\nModel: {metrics['model']}")
+    click.echo(f"Metrics: {os.path.join(metrics['workdir'], 'metrics.json')}")
