@@ -24,7 +24,6 @@ Example:
 ```
 """
 
-import argparse
 import json
 import os
 import statistics
@@ -132,17 +131,19 @@ def zero_shot_srcc(model_path, data_dir, splits_file, split, crop):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data-dir", required=True)
-    parser.add_argument(
-        "--out", default=os.path.join(ROOT, "benchmarks", "out", "accuracy")
+    from benchmarks.common import benchmark_parser
+
+    parser = benchmark_parser(
+        __doc__,
+        data_dir=None,
+        out="accuracy",
+        backbone="mobilenet_v3_small",
+        crop=128,
+        batch=32,
+        splits=3,
+        seed=0,
     )
-    parser.add_argument("--backbone", default="mobilenet_v3_small")
     parser.add_argument("--heads", default="single,multi")
-    parser.add_argument("--crop", type=int, default=128)
-    parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--splits", type=int, default=3)
-    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--finetune-epochs", type=int, default=5)
     parser.add_argument("--finetune-steps", type=int, default=0, help="0: one pass")
     parser.add_argument("--finetune-lr", type=float, default=3e-4)

@@ -5,6 +5,7 @@ and `benchmarks/results/<name>.md` (a markdown table headed by the hardware,
 library versions and git commit it was measured on).
 """
 
+import argparse
 import os
 import platform
 import subprocess
@@ -15,6 +16,26 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from tfiqa.files import write_json_atomic, write_text_atomic  # noqa: E402
 
 RESULTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+OUT_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "out")
+
+
+def benchmark_parser(doc, **defaults):
+    """An argparse parser holding the options the benchmarks share.
+
+    Each keyword names an option (`data_dir` -> `--data-dir`) and gives its
+    default, whose type is the option's type; `data_dir=None` makes the data
+    folder required and `out="name"` defaults to `benchmarks/out/<name>`.
+    """
+    parser = argparse.ArgumentParser(description=doc.split("\n")[0])
+    for key, default in defaults.items():
+        flag = "--" + key.replace("_", "-")
+        if default is None:
+            parser.add_argument(flag, required=True)
+        elif key == "out":
+            parser.add_argument(flag, default=os.path.join(OUT_DIR, default))
+        else:
+            parser.add_argument(flag, type=type(default), default=default)
+    return parser
 
 
 def _cpu_name():

@@ -25,7 +25,6 @@ Example:
 ```
 """
 
-import argparse
 import csv
 import json
 import os
@@ -280,17 +279,19 @@ def lodo_part(args, data_dir, out, log):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data-dir", required=True)
-    parser.add_argument(
-        "--out", default=os.path.join(ROOT, "benchmarks", "out", "meta_accuracy")
+    from benchmarks.common import benchmark_parser
+
+    parser = benchmark_parser(
+        __doc__,
+        data_dir=None,
+        out="meta_accuracy",
+        backbone="mobilenet_v3_small",
+        crop=64,
+        batch=32,
+        splits=3,
+        seed=0,
     )
     parser.add_argument("--parts", default="biq,lodo")
-    parser.add_argument("--backbone", default="mobilenet_v3_small")
-    parser.add_argument("--crop", type=int, default=64)
-    parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--splits", type=int, default=3)
-    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--prior-epochs", type=int, default=2)
     parser.add_argument("--prior-steps", type=int, default=100)
     parser.add_argument("--prior-lr", type=float, default=1e-3)

@@ -179,15 +179,16 @@ def run_child(args, extra):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--backbones", default="mobilenet_v3_small,resnet18")
-    parser.add_argument("--crop", type=int, default=64)
+    from benchmarks.common import benchmark_parser
+
+    parser = benchmark_parser(
+        __doc__, backbones="mobilenet_v3_small,resnet18", crop=64, warmup=2
+    )
     parser.add_argument("--support", type=int, default=8)
     parser.add_argument("--query", type=int, default=4)
     parser.add_argument("--tasks", type=int, default=2)
     parser.add_argument("--inner-steps", type=int, default=1)
     parser.add_argument("--rounds", type=int, default=8)
-    parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--memory-steps", type=int, default=2)
     parser.add_argument("--no-memory", action="store_true")
     parser.add_argument("--name", default="meta_step")

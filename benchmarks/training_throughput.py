@@ -206,12 +206,16 @@ def _time_dataset(ds, mode, args, note):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--backbones", default="mobilenet_v3_small,resnet18,resnet50")
+    from benchmarks.common import benchmark_parser
+
+    parser = benchmark_parser(
+        __doc__,
+        backbones="mobilenet_v3_small,resnet18,resnet50",
+        crop=224,
+        batch=32,
+        warmup=2,
+    )
     parser.add_argument("--modes", default=",".join(MODES))
-    parser.add_argument("--crop", type=int, default=224)
-    parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--pipeline-images", type=int, default=96)
     parser.add_argument("--pipeline-batches", type=int, default=8)

@@ -17,12 +17,12 @@ from tfiqa.errors import ConfigError
 from tfiqa.metrics import srcc
 from tfiqa.protocols.lodo import (
     check_priors,
-    format_table,
     prior_adaptation,
     prior_config,
     score_prior,
     sweep_types,
 )
+from tfiqa.protocols.lodo_report import format_table
 from tfiqa.training.maml import MAMLStep
 
 

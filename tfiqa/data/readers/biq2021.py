@@ -16,13 +16,7 @@ assessment database", Journal of Electronic Imaging, 2022.
 
 import os
 
-from tfiqa.data.readers.base import (
-    check_images,
-    make_record,
-    read_table,
-    scale_score,
-    to_float,
-)
+from tfiqa.data.readers import base
 from tfiqa.data.readers.duplicates import DEFAULT_MIN_SIMILARITY, group_near_duplicates
 from tfiqa.data.readers.registry import READERS
 from tfiqa.errors import ConfigError, DataError
@@ -76,20 +70,20 @@ def read_biq2021(
     records = []
     for part in parts:
         path = _find(data_dir, part)
-        table = read_table(path, ["Image Name", "MOS"], dtype={"Image Name": str})
+        table = base.read_table(path, ["Image Name", "MOS"], dtype={"Image Name": str})
         part_records = []
         for i, row in enumerate(table.to_dict("records"), start=2):
             name = str(row["Image Name"]).strip()
-            mos_raw = to_float(row["MOS"], path, i)
+            mos_raw = base.to_float(row["MOS"], path, i)
             part_records.append(
-                make_record(
+                base.make_record(
                     os.path.join(data_dir, image_dir, name),
-                    scale_score(mos_raw, (0.0, 1.0)),
+                    base.scale_score(mos_raw, (0.0, 1.0)),
                     mos_raw,
                     name,
                 )
             )
-        records.extend(check_images(part_records, path, skip_bad))
+        records.extend(base.check_images(part_records, path, skip_bad))
     if group_duplicates:
         records = group_near_duplicates(records, duplicate_similarity)
     return records

@@ -14,12 +14,7 @@ valid database for deep learning of blind image quality assessment", IEEE TIP
 
 import os
 
-from tfiqa.data.readers.base import (
-    authentic_records,
-    check_images,
-    read_table,
-    require_file,
-)
+from tfiqa.data.readers import base
 from tfiqa.data.readers.registry import READERS
 
 
@@ -39,9 +34,9 @@ def read_koniq10k(
             the half-size release).
         skip_bad: bool. Log and skip rows whose image is missing.
     """
-    path = require_file(os.path.join(data_dir, file), "KonIQ-10k score file")
-    table = read_table(path, ["image_name", "MOS"], dtype={"image_name": str})
-    records = authentic_records(
+    path = base.require_file(os.path.join(data_dir, file), "KonIQ-10k score file")
+    table = base.read_table(path, ["image_name", "MOS"], dtype={"image_name": str})
+    records = base.authentic_records(
         path, table, "image_name", "MOS", (1.0, 5.0), os.path.join(data_dir, image_dir)
     )
-    return check_images(records, path, skip_bad)
+    return base.check_images(records, path, skip_bad)

@@ -19,14 +19,7 @@ import os
 
 import numpy as np
 
-from tfiqa.data.readers.base import (
-    check_images,
-    load_mat,
-    make_record,
-    mat_strings,
-    require_file,
-    scale_score,
-)
+from tfiqa.data.readers import base
 from tfiqa.data.readers.registry import READERS
 from tfiqa.errors import DataError
 
@@ -52,15 +45,15 @@ def read_live(data_dir, include_originals=False, skip_bad=False):
             level-0 records with DMOS 0.
         skip_bad: bool. Log and skip entries whose image is missing.
     """
-    dmos_path = require_file(
+    dmos_path = base.require_file(
         os.path.join(data_dir, "dmos_realigned.mat"), "LIVE score file"
     )
-    names_path = require_file(
+    names_path = base.require_file(
         os.path.join(data_dir, "refnames_all.mat"), "LIVE reference names file"
     )
-    dmos = np.asarray(load_mat(dmos_path, "dmos_new"), dtype=np.float64).ravel()
-    orgs = np.asarray(load_mat(dmos_path, "orgs")).ravel().astype(int)
-    refnames = mat_strings(load_mat(names_path, "refnames_all"))
+    dmos = np.asarray(base.load_mat(dmos_path, "dmos_new"), dtype=np.float64).ravel()
+    orgs = np.asarray(base.load_mat(dmos_path, "orgs")).ravel().astype(int)
+    refnames = base.mat_strings(base.load_mat(names_path, "refnames_all"))
     total = sum(n for _, n in LIVE_FOLDERS)
     if not len(dmos) == len(orgs) == len(refnames) == total:
         raise DataError(
@@ -78,13 +71,13 @@ def read_live(data_dir, include_originals=False, skip_bad=False):
         if is_org and not include_originals:
             continue
         records.append(
-            make_record(
+            base.make_record(
                 os.path.join(data_dir, folder, name),
-                scale_score(score, LIVE_DMOS_RANGE, higher_is_better=False),
+                base.scale_score(score, LIVE_DMOS_RANGE, higher_is_better=False),
                 score,
                 os.path.splitext(ref)[0],
                 "" if is_org else folder,
                 0,
             )
         )
-    return check_images(records, dmos_path, skip_bad)
+    return base.check_images(records, dmos_path, skip_bad)

@@ -17,14 +17,7 @@ import os
 
 import numpy as np
 
-from tfiqa.data.readers.base import (
-    check_images,
-    load_mat,
-    make_record,
-    mat_strings,
-    require_file,
-    scale_score,
-)
+from tfiqa.data.readers import base
 from tfiqa.data.readers.registry import READERS
 from tfiqa.errors import DataError
 
@@ -39,28 +32,30 @@ def read_livec(data_dir, skip_bad=False):
         data_dir: str. The ChallengeDB_release folder.
         skip_bad: bool. Log and skip entries whose image is missing.
     """
-    names_path = require_file(
+    names_path = base.require_file(
         os.path.join(data_dir, "Data", "AllImages_release.mat"),
         "LIVE Challenge image list",
     )
-    mos_path = require_file(
+    mos_path = base.require_file(
         os.path.join(data_dir, "Data", "AllMOS_release.mat"),
         "LIVE Challenge score file",
     )
-    names = mat_strings(load_mat(names_path, "AllImages_release"))
-    mos = np.asarray(load_mat(mos_path, "AllMOS_release"), dtype=np.float64).ravel()
+    names = base.mat_strings(base.load_mat(names_path, "AllImages_release"))
+    mos = np.asarray(
+        base.load_mat(mos_path, "AllMOS_release"), dtype=np.float64
+    ).ravel()
     if len(names) != len(mos):
         raise DataError(
             f"{names_path} and {mos_path} must list the same number of images. "
             f"Received: {len(names)} names, {len(mos)} scores"
         )
     records = [
-        make_record(
+        base.make_record(
             os.path.join(data_dir, "Images", name),
-            scale_score(score, (0.0, 100.0)),
+            base.scale_score(score, (0.0, 100.0)),
             score,
             name,
         )
         for name, score in list(zip(names, mos, strict=True))[LIVEC_TRAINING_IMAGES:]
     ]
-    return check_images(records, mos_path, skip_bad)
+    return base.check_images(records, mos_path, skip_bad)

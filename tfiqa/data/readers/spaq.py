@@ -17,12 +17,7 @@ assessment of smartphone photography", CVPR 2020.
 
 import os
 
-from tfiqa.data.readers.base import (
-    authentic_records,
-    check_images,
-    read_table,
-    require_file,
-)
+from tfiqa.data.readers import base
 from tfiqa.data.readers.registry import READERS
 
 
@@ -41,10 +36,10 @@ def read_spaq(
         image_dir: str. Image folder relative to `data_dir`.
         skip_bad: bool. Log and skip rows whose image is missing.
     """
-    path = require_file(os.path.join(data_dir, file), "SPAQ score file")
-    table = read_table(path, ["Image name", "MOS"], dtype={"Image name": str})
+    path = base.require_file(os.path.join(data_dir, file), "SPAQ score file")
+    table = base.read_table(path, ["Image name", "MOS"], dtype={"Image name": str})
     image_root = os.path.join(data_dir, image_dir)
-    records = authentic_records(
+    records = base.authentic_records(
         path, table, "Image name", "MOS", (0.0, 100.0), image_root
     )
-    return check_images(records, path, skip_bad)
+    return base.check_images(records, path, skip_bad)
