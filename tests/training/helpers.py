@@ -1,6 +1,27 @@
 """Tiny models and datasets for training-loop tests (no tfiqa.models needed)."""
 
+import os
+import subprocess
+import sys
+
 import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def run_script(script, timeout):
+    """Runs a Python file in a fresh process with the repository importable;
+    returns the finished `subprocess.CompletedProcess` (text output)."""
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
+    return subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=timeout,
+    )
 
 
 def tiny_regressor(seed=0, features=8):

@@ -175,8 +175,6 @@ print("STAGE OK")
 
 @pytest.mark.slow
 def test_meta_stage_on_two_replicas(tmp_path):
-    import subprocess
-    import sys
 
     script = tmp_path / "stage.py"
     script.write_text(
@@ -185,16 +183,8 @@ def test_meta_stage_on_two_replicas(tmp_path):
             workdir=str(tmp_path / "run"),
         )
     )
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
-    proc = subprocess.run(
-        [sys.executable, str(script)],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=root,
-        timeout=600,
-    )
+    from .helpers import run_script  # here: the script imports this module
+
+    proc = run_script(script, timeout=600)
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert "STAGE OK" in proc.stdout

@@ -1,8 +1,6 @@
 """MetaTrainer and MetaLoop: updates, validation, checkpoints, replicas."""
 
 import os
-import subprocess
-import sys
 import textwrap
 
 import keras
@@ -242,16 +240,8 @@ TWO_REPLICAS = textwrap.dedent(
 def test_two_replicas_split_tasks_and_match_one_replica(tmp_path):
     script = tmp_path / "two_replicas.py"
     script.write_text(TWO_REPLICAS.format(tests=os.path.dirname(__file__)))
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    root = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
-    env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
-    proc = subprocess.run(
-        [sys.executable, str(script)],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=root,
-        timeout=300,
-    )
+    from .helpers import run_script  # here: the script imports this module
+
+    proc = run_script(script, timeout=300)
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert "REPLICAS OK" in proc.stdout

@@ -68,6 +68,26 @@ def config_options(example, data_dir=True):
     return add
 
 
+def folder_option(*names, help, **kwargs):
+    """A `click.option` naming a folder."""
+    return click.option(*names, type=click.Path(file_okay=False), help=help, **kwargs)
+
+
+def file_option(*names, help, **kwargs):
+    """A `click.option` naming a file."""
+    return click.option(*names, type=click.Path(dir_okay=False), help=help, **kwargs)
+
+
+def workdir_option(default, help):
+    """`--workdir`: the run directory a command writes and resumes."""
+    return folder_option(
+        "--workdir",
+        default=default,
+        show_default=True,
+        help=help + " Running again with the same directory resumes.",
+    )
+
+
 def load_experiment_config(config_path, overrides, data_dir=None, default="quickstart"):
     start_tensorflow()  # validating the backbone and levels loads Keras
     from tfiqa import config as config_lib

@@ -8,18 +8,13 @@ from tfiqa.cli import base
 
 
 @base.cli.command()
-@click.option(
-    "--input",
-    "input_dir",
-    required=True,
-    type=click.Path(file_okay=False),
-    help="Folder of pristine images.",
+@base.folder_option(
+    "--input", "input_dir", required=True, help="Folder of pristine images."
 )
-@click.option(
+@base.folder_option(
     "--output",
     "output_dir",
     required=True,
-    type=click.Path(file_okay=False),
     help="Folder for refs/, images/ and distortions.csv.",
 )
 @click.option(

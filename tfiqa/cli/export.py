@@ -7,18 +7,11 @@ from tfiqa.cli import base
 
 @base.cli.command()
 @base.config_options("export.version=2", data_dir=False)
-@click.option(
-    "--model",
-    "model_path",
-    required=True,
-    type=click.Path(dir_okay=False),
-    help="The trained .keras model.",
+@base.file_option(
+    "--model", "model_path", required=True, help="The trained .keras model."
 )
-@click.option(
-    "--output",
-    required=True,
-    type=click.Path(file_okay=False),
-    help="Folder for the exports and export.json.",
+@base.folder_option(
+    "--output", required=True, help="Folder for the exports and export.json."
 )
 @click.option(
     "--format",

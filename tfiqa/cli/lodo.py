@@ -9,13 +9,9 @@ from tfiqa.cli import base
 
 @base.cli.command()
 @base.config_options("meta.epochs=2")
-@click.option(
-    "--workdir",
-    type=click.Path(file_okay=False),
-    default="runs/lodo",
-    show_default=True,
-    help="Sweep directory: one run per held-out type and prior, lodo.csv/.md. "
-    "Running again with the same directory resumes.",
+@base.workdir_option(
+    "runs/lodo",
+    "Sweep directory: one run per held-out type and prior, lodo.csv/.md.",
 )
 @click.option(
     "--priors",

@@ -9,13 +9,9 @@ from tfiqa.cli import base
 
 @base.cli.command()
 @base.config_options("finetune.epochs=5")
-@click.option(
-    "--workdir",
-    type=click.Path(file_okay=False),
-    default="runs/quickstart",
-    show_default=True,
-    help="Run directory: config, checkpoints, logs, splits, model, metrics. "
-    "Running again with the same directory resumes.",
+@base.workdir_option(
+    "runs/quickstart",
+    "Run directory: config, checkpoints, logs, splits, model, metrics.",
 )
 @base.user_errors
 def train(config_path, data_dir, overrides, workdir):
