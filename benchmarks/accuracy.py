@@ -142,13 +142,13 @@ def main():
         batch=32,
         splits=3,
         seed=0,
+        finetune_epochs=5,
+        finetune_steps=0,  # 0: one pass
+        finetune_lr=3e-4,
+        head_lr=1e-3,
+        patience=3,
     )
     parser.add_argument("--heads", default="single,multi")
-    parser.add_argument("--finetune-epochs", type=int, default=5)
-    parser.add_argument("--finetune-steps", type=int, default=0, help="0: one pass")
-    parser.add_argument("--finetune-lr", type=float, default=3e-4)
-    parser.add_argument("--head-lr", type=float, default=1e-3)
-    parser.add_argument("--patience", type=int, default=3)
     parser.add_argument("--rank-epochs", type=int, default=3)
     parser.add_argument("--rank-steps", type=int, default=150)
     parser.add_argument("--rank-groups", type=int, default=4)

@@ -290,6 +290,11 @@ def main():
         batch=32,
         splits=3,
         seed=0,
+        finetune_epochs=3,
+        finetune_steps=0,  # 0: one pass
+        finetune_lr=3e-4,
+        head_lr=1e-3,
+        patience=3,
     )
     parser.add_argument("--parts", default="biq,lodo")
     parser.add_argument("--prior-epochs", type=int, default=2)
@@ -302,11 +307,6 @@ def main():
     parser.add_argument("--inner-lr", type=float, default=0.1)
     parser.add_argument("--order", default="second")
     parser.add_argument("--adapt", default="head")
-    parser.add_argument("--finetune-epochs", type=int, default=3)
-    parser.add_argument("--finetune-steps", type=int, default=0, help="0: one pass")
-    parser.add_argument("--finetune-lr", type=float, default=3e-4)
-    parser.add_argument("--head-lr", type=float, default=1e-3)
-    parser.add_argument("--patience", type=int, default=3)
     parser.add_argument("--lodo-crop", type=int, default=64)
     parser.add_argument("--lodo-epochs", type=int, default=2)
     parser.add_argument("--lodo-steps", type=int, default=40)
