@@ -55,12 +55,8 @@ def read_biq2021(
             "train" and "test" separately to keep the official split.
         image_dir: str. Image folder relative to `data_dir`.
         skip_bad: bool. Log and skip rows whose image is missing.
-        group_duplicates: bool. Give near-duplicate photos (the same image
-            re-encoded or resized, burst shots) one `ref_id` so that splits
-            keep them together (`tfiqa.data.readers.duplicates`); False
-            keeps one reference per file.
-        duplicate_similarity: float. Thumbnail correlation from which two
-            files are taken as the same photo (default 0.95).
+        group_duplicates, duplicate_similarity: near-duplicate grouping, as
+            in the `csv` reader (`tfiqa.data.readers.generic_csv.read_csv`).
     """
     if split not in ("train", "test", "all"):
         raise ConfigError(
