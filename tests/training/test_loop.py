@@ -158,3 +158,70 @@ def test_loop_under_mixed_float16_policy(tmp_path):
         assert not np.allclose(before, model.get_weights()[0])
     finally:
         keras.mixed_precision.set_global_policy(previous)
+
+
+class Recorder(keras.callbacks.Callback):
+    """Records the hooks the loop calls and the logs they receive."""
+
+    def __init__(self):
+        super().__init__()
+        self.calls, self.batch_logs, self.epoch_logs = [], [], []
+
+    def on_train_begin(self, logs=None):
+        self.calls.append("train_begin")
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.calls.append(f"epoch_begin {epoch}")
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.batch_logs.append(dict(logs))
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.calls.append(f"epoch_end {epoch}")
+        self.epoch_logs.append(dict(logs))
+
+    def on_train_end(self, logs=None):
+        self.calls.append("train_end")
+
+
+def test_loop_drives_keras_callbacks(tmp_path):
+    x, y = helpers.regression_data()
+    model = helpers.tiny_regressor()
+    recorder = Recorder()
+    result = make_loop(tmp_path, model).fit(
+        lambda epoch: helpers.regression_dataset(x, y, 16, seed=epoch),
+        epochs=2,
+        steps_per_epoch=3,
+        callbacks=[recorder],
+    )
+    assert recorder.calls == [
+        "train_begin",
+        "epoch_begin 0",
+        "epoch_end 0",
+        "epoch_begin 1",
+        "epoch_end 1",
+        "train_end",
+    ]
+    assert len(recorder.batch_logs) == 6
+    # Batch logs are running means; the last of an epoch is the epoch's loss.
+    for epoch, logs in enumerate(result["history"]):
+        assert recorder.batch_logs[3 * epoch + 2]["loss"] == pytest.approx(logs["loss"])
+        assert recorder.epoch_logs[epoch]["loss"] == logs["loss"]
+
+
+def test_early_stopping_callback_ends_the_stage(tmp_path):
+    x, y = helpers.regression_data()
+    model = helpers.tiny_regressor()
+    # Validation never improves, so EarlyStopping(patience=1) stops after
+    # the second epoch.
+    result = make_loop(tmp_path, model).fit(
+        lambda epoch: helpers.regression_dataset(x, y, 16, seed=epoch),
+        epochs=5,
+        steps_per_epoch=2,
+        validate=lambda epoch: {"mse": 1.0},
+        callbacks=[
+            keras.callbacks.EarlyStopping(monitor="val_mse", mode="min", patience=1)
+        ],
+    )
+    assert len(result["history"]) == 2
+    assert result["stopped_early"]

@@ -21,41 +21,22 @@ files first and then replaces the small `checkpoint` index file atomically,
 so a run killed mid-write still restores the previous epoch.
 """
 
-import json
 import math
 import os
 import shutil
 import time
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from tfiqa.errors import TrainingError
-from tfiqa.files import write_json_atomic
+from tfiqa.training.loop_logs import (
+    read_history,
+    write_epoch_summaries,
+    write_history,
+    write_scalar,
+)
 from tfiqa.training.strategy import is_chief, worker_id
-
-HISTORY_FILE = "history.json"
-
-
-def _scalar_metadata():
-    from tensorflow.core.framework import summary_pb2
-
-    metadata = summary_pb2.SummaryMetadata()
-    metadata.plugin_data.plugin_name = "scalars"
-    metadata.data_class = summary_pb2.DATA_CLASS_SCALAR
-    return metadata
-
-
-def write_scalar(name, value, step):
-    """`tf.summary.scalar` without needing the tensorboard package installed.
-
-    Writes the same event TensorBoard's scalar plugin reads; call it under
-    `writer.as_default()`.
-    """
-    tf.summary.write(
-        name, tf.constant(value, tf.float32), step=step, metadata=_scalar_metadata()
-    )
 
 
 def distribute_dataset(strategy, dataset):
@@ -256,6 +237,7 @@ class DistributedLoop:
         validate=None,
         on_epoch_end=None,
         resume=True,
+        callbacks=None,
     ):
         """Runs epochs `[restored epoch, epochs)`, checkpointing after each.
 
@@ -269,6 +251,10 @@ class DistributedLoop:
                 Runs on every worker (all must agree on early stopping).
             on_epoch_end: callable `(epoch, logs) -> bool`; True stops early.
             resume: bool. Restore the latest checkpoint first.
+            callbacks: list of `keras.callbacks.Callback` (EarlyStopping,
+                TensorBoard, your own), driven through a `CallbackList` with
+                the usual train/epoch/batch hooks; one that sets
+                `model.stop_training` ends the stage after that epoch.
 
         Returns:
             dict with "history" (list of per-epoch logs of this call),
@@ -277,50 +263,41 @@ class DistributedLoop:
         """
         resumed_from = self.restore() if resume else None
         initial_epoch = int(self.epoch.numpy())
-        if resumed_from and self.chief and self.verbose >= 0:
-            print(
-                f"[{self.stage}] resuming at epoch {initial_epoch + 1}/{epochs} "
-                f"from {resumed_from}",
-                flush=True,
+        if resumed_from:
+            self._print(
+                f"resuming at epoch {initial_epoch + 1}/{epochs} from {resumed_from}"
             )
         if self._train_fn is None:
             self._train_fn = self._make_train_fn()
         # Epochs before a resume, so that metrics.json keeps all of them.
-        earlier = self._read_history(initial_epoch) if resumed_from else []
+        earlier = (
+            read_history(self.checkpoint_dir, initial_epoch) if resumed_from else []
+        )
         history = []
         stopped_early = False
+        hooks = keras.callbacks.CallbackList(
+            callbacks, model=self.model, epochs=epochs, steps=steps_per_epoch
+        )
+        self.model.stop_training = False
+        hooks.on_train_begin()
         for epoch in range(initial_epoch, epochs):
-            logs = self.train_epoch(dataset_fn(epoch), epoch, epochs, steps_per_epoch)
+            hooks.on_epoch_begin(epoch)
+            logs = self.train_epoch(
+                dataset_fn(epoch), epoch, epochs, steps_per_epoch, hooks
+            )
             if validate is not None:
                 start = time.time()
-                val_logs = validate(epoch)
-                logs.update({f"val_{k}": v for k, v in val_logs.items()})
+                logs.update({f"val_{k}": v for k, v in validate(epoch).items()})
                 logs["val_time"] = time.time() - start
             stop = bool(on_epoch_end(epoch, logs)) if on_epoch_end else False
-            self.epoch.assign(epoch + 1)
-            start = time.time()
-            path = self.save()
-            logs["checkpoint"] = path
-            logs["save_time"] = time.time() - start
+            hooks.on_epoch_end(epoch, logs)
+            stop = stop or bool(self.model.stop_training)
             history.append(logs)
-            self._write_history(earlier + history)
-            self._write_epoch_summaries(epoch, logs)
-            if self.chief and self.verbose >= 0:
-                shown = ", ".join(
-                    f"{k}={v:.4f}"
-                    for k, v in logs.items()
-                    if isinstance(v, float) and not k.endswith("time")
-                )
-                timing = f"train {logs['time']:.1f}s"
-                if "val_time" in logs:
-                    timing += f", validation {logs['val_time']:.1f}s"
-                print(
-                    f"[{self.stage}] epoch {epoch + 1}/{epochs}: {shown} ({timing})",
-                    flush=True,
-                )
+            self._finish_epoch(epoch, epochs, logs, earlier + history)
             if stop and epoch + 1 < epochs:
                 stopped_early = True
                 break
+        hooks.on_train_end(history[-1] if history else None)
         if self.writer is not None:
             self.writer.flush()
         return {
@@ -331,34 +308,41 @@ class DistributedLoop:
             "stopped_early": stopped_early,
         }
 
-    def _history_path(self):
-        return os.path.join(self.checkpoint_dir, HISTORY_FILE)
+    def _finish_epoch(self, epoch, epochs, logs, history):
+        """Checkpoints the epoch, records its logs (in `history`) and reports."""
+        self.epoch.assign(epoch + 1)
+        start = time.time()
+        logs["checkpoint"] = self.save()
+        logs["save_time"] = time.time() - start
+        if self.chief:
+            write_history(self.checkpoint_dir, history)
+        write_epoch_summaries(self.writer, self.stage, epoch, logs)
+        self._print_epoch(epoch, epochs, logs)
 
-    def _read_history(self, epochs):
-        """The logs of the first `epochs` epochs, as saved with checkpoints."""
-        if not self.checkpoint_dir:
-            return []
-        try:
-            with open(self._history_path()) as f:
-                saved = json.load(f)
-        except (OSError, ValueError):
-            return []
-        return saved[:epochs] if isinstance(saved, list) else []
+    def _print(self, message):
+        if self.chief and self.verbose >= 0:
+            print(f"[{self.stage}] {message}", flush=True)
 
-    def _write_history(self, history):
-        if not self.checkpoint_dir or not self.chief:
-            return
-        plain = [
-            {k: v for k, v in logs.items() if isinstance(v, (int, float, str))}
-            for logs in history
-        ]
-        write_json_atomic(self._history_path(), plain)
+    def _print_epoch(self, epoch, epochs, logs):
+        shown = ", ".join(
+            f"{k}={v:.4f}"
+            for k, v in logs.items()
+            if isinstance(v, float) and not k.endswith("time")
+        )
+        timing = f"train {logs['time']:.1f}s"
+        if "val_time" in logs:
+            timing += f", validation {logs['val_time']:.1f}s"
+        self._print(f"epoch {epoch + 1}/{epochs}: {shown} ({timing})")
 
-    def train_epoch(self, dataset, epoch, epochs, steps):
-        """One epoch of `steps` global batches; returns mean train metrics."""
+    def train_epoch(self, dataset, epoch, epochs, steps, hooks=None):
+        """One epoch of `steps` global batches; returns mean train metrics.
+
+        Each term is tracked by a `keras.metrics.Mean` weighted by its
+        global count, so the epoch value is sum / count over the epoch.
+        """
         start = time.time()
         iterator = iter(distribute_dataset(self.strategy, dataset))
-        totals = {}
+        trackers = {}
         progbar = None
         if self.chief and self.verbose >= 1:
             print(f"[{self.stage}] epoch {epoch + 1}/{epochs}", flush=True)
@@ -388,30 +372,23 @@ class DistributedLoop:
                     f"rate or check the data. Received: loss={step_loss}"
                 )
             for name, (s, c) in values.items():
-                total_s, total_c = totals.get(name, (0.0, 0.0))
-                totals[name] = (total_s + s, total_c + c)
+                if name not in trackers:
+                    trackers[name] = keras.metrics.Mean(name=name, dtype="float64")
+                if c:
+                    trackers[name].update_state(s / c, sample_weight=c)
+            means = {k: float(t.result()) for k, t in trackers.items()}
+            if hooks is not None:
+                hooks.on_train_batch_end(step, means)
             self.global_step.assign_add(1)
             if self.writer is not None:
                 with self.writer.as_default(step=int(self.global_step.numpy())):
                     write_scalar(f"{self.stage}/step_loss", step_loss, None)
             if progbar is not None:
                 # The values shown are already running means over the epoch.
-                progbar.stateful_metrics.update(totals)
-                progbar.update(
-                    step + 1,
-                    [(k, s / c if c else 0.0) for k, (s, c) in totals.items()],
-                    finalize=False,
-                )
-        logs = {k: (s / c if c else 0.0) for k, (s, c) in totals.items()}
+                progbar.stateful_metrics.update(means)
+                progbar.update(step + 1, list(means.items()), finalize=False)
+        logs = {k: float(t.result()) for k, t in trackers.items()}
         if progbar is not None:
             progbar.update(steps, finalize=True)
         logs["time"] = time.time() - start
         return logs
-
-    def _write_epoch_summaries(self, epoch, logs):
-        if self.writer is None:
-            return
-        with self.writer.as_default(step=epoch + 1):
-            for name, value in logs.items():
-                if isinstance(value, float) and np.isfinite(value):
-                    write_scalar(f"{self.stage}/epoch_{name}", value, None)
