@@ -42,11 +42,7 @@ from tfiqa.cli import base
 @click.option(
     "--pseudo-mos", is_flag=True, help="Add a full-reference pseudo-MOS column."
 )
-@click.option(
-    "--preview",
-    type=click.Path(dir_okay=False),
-    help="Write a types x levels contact sheet PNG.",
-)
+@base.file_option("--preview", help="Write a types x levels contact sheet PNG.")
 @base.user_errors
 def distort(
     input_dir, output_dir, distortion_set, types, levels, seed, pseudo_mos, preview

@@ -27,15 +27,9 @@ from tfiqa.cli import base
     help="Comma list of none,fp16,dynamic,int8,int8_io (default: "
     "export.quantize of the config, none).",
 )
-@click.option(
-    "--calibration-dir",
-    type=click.Path(file_okay=False),
-    help="Images for int8 calibration.",
-)
-@click.option(
-    "--verify-dir",
-    type=click.Path(file_okay=False),
-    help="Score these images with every export and compare.",
+@base.folder_option("--calibration-dir", help="Images for int8 calibration.")
+@base.folder_option(
+    "--verify-dir", help="Score these images with every export and compare."
 )
 @base.user_errors
 def export(
