@@ -5,6 +5,7 @@ Problems a user can fix (`TfiqaError`) exit with status 2 and one line.
 """
 
 import functools
+import os
 import signal
 import sys
 
@@ -277,6 +278,12 @@ def evaluate(
     type=click.Path(file_okay=False),
     help="Score these images with every export and compare.",
 )
+@click.option(
+    "--preset",
+    "preset_name",
+    help="Also package the model and its TFLite files as this preset "
+    "(OUTPUT/presets/NAME, see tfiqa/presets/).",
+)
 @user_errors
 def export(
     config_path,
@@ -288,6 +295,7 @@ def export(
     quantize,
     calibration_dir,
     verify_dir,
+    preset_name,
 ):
     """Export a model to a TF Serving SavedModel and/or TFLite."""
     config = load_experiment_config(config_path, overrides, data_dir).export
@@ -317,6 +325,12 @@ def export(
         click.echo(f"TF Serving config: {manifest['models_config']}")
     for path in manifest["tflite"].values():
         click.echo(f"TFLite: {path}")
+    if preset_name:
+        from tfiqa.presets.build import write_preset
+
+        folder = os.path.join(output, "presets", preset_name)
+        write_preset(model, model_path, folder, preset_name, manifest)
+        click.echo(f"Preset: {folder}")
 
 
 @cli.command()
