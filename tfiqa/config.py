@@ -165,6 +165,12 @@ class TrainerConfig:
     # the default strategy; "multi_worker" reads TF_CONFIG.
     strategy: str = "auto"
     mixed_precision: bool = False
+    # With more than one replica, BatchNorm layers normalise with the
+    # statistics of the global batch (all-reduced across replicas and
+    # workers) in the rank and finetune stages, so that every replica sees
+    # the statistics one device would. The meta stage keeps per-task
+    # statistics.
+    sync_batchnorm: bool = True
     weight_decay: float = 0.0
     # 1 shows a progress bar per epoch, 0 prints only epoch summaries.
     verbose: int = 1

@@ -538,6 +538,11 @@ def run_meta(ctx, stage_index):
     }
 
 
+# Stages whose replicas see parts of one global batch; meta-learning
+# replicas each adapt to their own tasks, whose statistics must stay apart.
+SYNC_BN_STAGES = ("rank", "finetune")
+
+
 STAGE_RUNNERS = {
     "rank": run_rank_stage,
     "meta": run_meta,
@@ -712,6 +717,8 @@ def load_initial_weights(model, path):
 
 
 def _run_stages(ctx, policy):
+    from tfiqa.training.strategy import synchronize_batchnorm
+
     config, workdir = ctx.config, ctx.workdir
     stages = list(config.trainer.stages)
     metrics = {
@@ -729,6 +736,10 @@ def _run_stages(ctx, policy):
         "dtype_policy": policy,
         "resumed": [],
     }
+    sync_batchnorm = (
+        config.trainer.sync_batchnorm and ctx.strategy.num_replicas_in_sync > 1
+    )
+    metrics["sync_batchnorm"] = sync_batchnorm
     start = time.time()
     synthetic_mos = config.data.dataset == "distorted" and not config.data.dataset_dir
     if "rank" in stages or ("finetune" in stages and synthetic_mos):
@@ -753,7 +764,9 @@ def _run_stages(ctx, policy):
             pending_weights = None
         ctx.log(f"[{stage}] stage {index + 1}/{len(stages)}")
         stage_start = time.time()
+        synchronize_batchnorm(ctx.model, sync_batchnorm and stage in SYNC_BN_STAGES)
         result = STAGE_RUNNERS[stage](ctx, index)
+        synchronize_batchnorm(ctx.model, False)
         result["wall_s"] = time.time() - stage_start
         if result.get("resumed_from"):
             metrics["resumed"].append(

@@ -82,6 +82,18 @@ def worker_id(strategy):
     return f"{resolver.task_type}_{resolver.task_id}"
 
 
+def synchronize_batchnorm(model, enabled):
+    """Makes every BatchNormalization layer of `model` compute its batch
+    statistics over all replicas (`enabled`) or per replica; returns the
+    number of layers. Takes effect in steps traced afterwards."""
+    from tfiqa.training.callbacks import batchnorm_layers
+
+    layers = batchnorm_layers(model)
+    for layer in layers:
+        layer.synchronized = bool(enabled)
+    return len(layers)
+
+
 def set_mixed_precision(enabled):
     """Sets the Keras global dtype policy; "mixed_float16" pays off on GPUs.
 
