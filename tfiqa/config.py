@@ -94,6 +94,10 @@ class RankingConfig:
     steps_per_epoch: int = 200
     val_steps: int = 20
     learning_rate: float = 1e-4
+    # Apply the distortion types that are pure TF ops inside the train step
+    # (on the accelerator) instead of in the CPU input pipeline; JPEG and
+    # JPEG2000 stay in the pipeline. Same images either way.
+    device_distortions: bool = False
 
 
 @dataclasses.dataclass

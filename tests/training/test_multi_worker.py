@@ -63,11 +63,10 @@ def start_workers(config, workdir, log_dir):
             "TF_CPP_MIN_LOG_LEVEL": "2",
             "TF_CONFIG": json.dumps(tf_config),
         }
-        log = open(os.path.join(log_dir, f"worker{index}.log"), "a")
         command = [sys.executable, "-m", "tfiqa.cli", "train"]
         command += ["--config", config, "--workdir", str(workdir)]
-        procs.append(subprocess.Popen(command, env=env, stdout=log, stderr=log))
-        log.close()
+        with open(os.path.join(log_dir, f"worker{index}.log"), "a") as log:
+            procs.append(subprocess.Popen(command, env=env, stdout=log, stderr=log))
     return procs
 
 
@@ -90,9 +89,11 @@ def stage_weights(folder, stage):
     values = []
     with h5py.File(os.path.join(folder, "checkpoints", stage, "final.weights.h5")) as f:
         f.visititems(
-            lambda name, obj: values.append((name, np.asarray(obj)))
-            if isinstance(obj, h5py.Dataset)
-            else None
+            lambda name, obj: (
+                values.append((name, np.asarray(obj)))
+                if isinstance(obj, h5py.Dataset)
+                else None
+            )
         )
     return values
 

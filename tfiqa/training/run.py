@@ -307,6 +307,7 @@ def run_rank_stage(ctx, stage_index):
             crop,
             cfg.groups_per_batch,
             seed=_dataset_seed(ctx, "rank", epoch),
+            device_distortions=cfg.device_distortions,
         ).repeat()
 
     # A fixed validation set: the same crops and distortions every epoch.
@@ -318,12 +319,19 @@ def run_rank_stage(ctx, stage_index):
         for images, labels in val_ds.take(max(1, cfg.val_steps))
     ]
     trainer = RankingTrainer(ctx.model, margin=cfg.margin)
+    compute_terms, finish = trainer.compute_terms, lambda images, labels: images
+    if cfg.device_distortions:
+        from tfiqa.data.device_distortions import device_step
+
+        finish, compute_terms = device_step(
+            trainer.compute_terms, types, crop, cfg.groups_per_batch, replicas
+        )
 
     # Training batches for BatchNorm statistics, drawn once (the ranking
     # pipeline distorts on the fly, which costs more than the forward passes).
     bn_batches = [
-        (images.numpy(), None)
-        for images, _ in dataset_fn(-1).take(config.trainer.precise_bn_batches)
+        (np.asarray(finish(images, labels)), None)
+        for images, labels in dataset_fn(-1).take(config.trainer.precise_bn_batches)
     ]
 
     def validate(epoch):
@@ -340,7 +348,7 @@ def run_rank_stage(ctx, stage_index):
     loop = DistributedLoop(
         ctx.strategy,
         ctx.model,
-        trainer.compute_terms,
+        compute_terms,
         [(optimizer, ctx.model.trainable_variables)],
         stage="rank",
         stage_index=stage_index,
