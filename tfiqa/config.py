@@ -168,7 +168,10 @@ class TrainerConfig:
     # "auto": MirroredStrategy over all GPUs when there are any, otherwise
     # the default strategy; "multi_worker" reads TF_CONFIG.
     strategy: str = "auto"
-    mixed_precision: bool = False
+    # false (float32), true (mixed_float16, for GPUs) or a Keras policy
+    # name: "mixed_bfloat16" for CPUs with bf16 instructions (AVX512-BF16,
+    # AMX) and TPUs.
+    mixed_precision: bool | str = False
     # With more than one replica, BatchNorm layers normalise with the
     # statistics of the global batch (all-reduced across replicas and
     # workers) in the rank and finetune stages, so that every replica sees
