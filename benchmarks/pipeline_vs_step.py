@@ -132,7 +132,7 @@ def main():
             }
         )
     rows = [
-        {k: round(v, 1) if isinstance(v, float) else v for k, v in r.items()}
+        {k: round(v, 2) if isinstance(v, float) else v for k, v in r.items()}
         for r in rows
     ]
     notes = (
