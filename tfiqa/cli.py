@@ -94,8 +94,6 @@ def train(config_path, data_dir, overrides, workdir):
     """
     config = load_experiment_config(config_path, overrides, data_dir)
 
-    import os
-
     from tfiqa.training.run import format_summary, run_experiment
 
     click.echo(f"Training in {workdir} (stages: {', '.join(config.trainer.stages)})")
@@ -218,7 +216,6 @@ def evaluate(
     or of --workdir's config.yaml). --model scores the images first and also
     writes predictions.csv.
     """
-    import os
 
     from tfiqa import evaluation
 
@@ -251,6 +248,38 @@ def evaluate(
     click.echo(f"Wrote {', '.join(paths.values())}", err=True)
 
 
+def export_choices(config, export_format, quantize, calibration_dir):
+    """(formats, TFLite variants): the command line's, else the config's.
+
+    Config defaults that need calibration images are dropped with a warning
+    when there is no --calibration-dir; asked for on the command line they
+    stay and fail with a clear error.
+    """
+    if export_format is None:
+        formats = list(config.formats)
+    elif export_format == "all":
+        formats = ["saved_model", "tflite"]
+    else:
+        formats = [export_format]
+    if quantize is not None:
+        return formats, [q.strip() for q in quantize.split(",") if q.strip()]
+    if "tflite" not in formats:
+        return formats, ["none"]  # export.quantize applies to TFLite only
+    from tfiqa.export.tflite import CALIBRATED
+
+    variants = list(config.quantize)
+    if calibration_dir is None:
+        skipped = [q for q in variants if q in CALIBRATED]
+        if skipped:
+            click.echo(
+                f"Warning: export.quantize lists {skipped}, which need "
+                "--calibration-dir; exporting without them.",
+                err=True,
+            )
+            variants = [q for q in variants if q not in skipped]
+    return formats, variants
+
+
 @cli.command()
 @config_options
 @click.option("--model", "model_path", required=True, type=click.Path(dir_okay=False))
@@ -259,14 +288,12 @@ def evaluate(
     "--format",
     "export_format",
     type=click.Choice(["saved_model", "tflite", "all"]),
-    default="all",
-    show_default=True,
+    help="Default: export.formats of the config.",
 )
 @click.option(
     "--quantize",
-    default="none",
-    show_default=True,
-    help="Comma list of none,fp16,dynamic,int8,int8_io.",
+    help="Comma list of none,fp16,dynamic,int8,int8_io. Default: "
+    "export.quantize of the config (int8 variants need --calibration-dir).",
 )
 @click.option(
     "--calibration-dir",
@@ -297,10 +324,20 @@ def export(
     verify_dir,
     preset_name,
 ):
-    """Export a model to a TF Serving SavedModel and/or TFLite."""
+    """Export a model to a TF Serving SavedModel and/or TFLite.
+
+    Settings not given on the command line come from the `export` section
+    of --config, else of the config.yaml next to --model (its training run),
+    else of the defaults.
+    """
+
+    run_config = os.path.join(
+        os.path.dirname(os.path.abspath(model_path)), "config.yaml"
+    )
+    if config_path is None and os.path.isfile(run_config):
+        config_path = run_config
     config = load_experiment_config(config_path, overrides, data_dir).export
-    formats = ["saved_model", "tflite"] if export_format == "all" else [export_format]
-    variants = [q.strip() for q in quantize.split(",") if q.strip()]
+    formats, variants = export_choices(config, export_format, quantize, calibration_dir)
 
     from tfiqa.export import export_model, load_keras_model
 
@@ -436,8 +473,6 @@ def lodo(config_path, data_dir, overrides, workdir, priors, shots, types, repeat
     if types:
         extra.append(f"meta.lodo_types=[{types}]")
     config = load_experiment_config(config_path, (*overrides, *extra), data_dir)
-
-    import os
 
     from tfiqa.protocols.lodo import run_lodo
 

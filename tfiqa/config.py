@@ -97,6 +97,10 @@ class RankingConfig:
     steps_per_epoch: int = 200
     val_steps: int = 20
     learning_rate: float = 1e-4
+    # Apply the distortion types that are pure TF ops inside the train step
+    # (on the accelerator) instead of in the CPU input pipeline; JPEG and
+    # JPEG2000 stay in the pipeline. Same images either way.
+    device_distortions: bool = False
 
 
 @dataclasses.dataclass
@@ -182,7 +186,16 @@ class TrainerConfig:
     # "auto": MirroredStrategy over all GPUs when there are any, otherwise
     # the default strategy; "multi_worker" reads TF_CONFIG.
     strategy: str = "auto"
-    mixed_precision: bool = False
+    # false (float32), true (mixed_float16, for GPUs) or a Keras policy
+    # name: "mixed_bfloat16" for CPUs with bf16 instructions (AVX512-BF16,
+    # AMX) and TPUs.
+    mixed_precision: bool | str = False
+    # With more than one replica, BatchNorm layers normalise with the
+    # statistics of the global batch (all-reduced across replicas and
+    # workers) in the rank and finetune stages, so that every replica sees
+    # the statistics one device would. The meta stage keeps per-task
+    # statistics.
+    sync_batchnorm: bool = True
     weight_decay: float = 0.0
     # 1 shows a progress bar per epoch, 0 prints only epoch summaries.
     verbose: int = 1

@@ -404,6 +404,49 @@ def mobilenet_v3_large(weights="none"):
     return feature_backbone(network, names, "none", "mobilenet_v3_large_backbone")
 
 
+@BACKBONES.register("mobilenet_v3_small_minimalistic")
+def mobilenet_v3_small_minimalistic(weights="none"):
+    """MobileNetV3-Small without hard-swish and squeeze-excite (ReLU, 3x3
+    kernels). Same levels as `mobilenet_v3_small`; full-integer int8 runs
+    faster than float on CPUs, unlike the standard variant."""
+    network = _application(
+        keras.applications.MobileNetV3Small,
+        weights,
+        include_preprocessing=True,
+        minimalistic=True,
+    )
+    names = {
+        "P2": "expanded_conv_project_bn",
+        "P3": "expanded_conv_2_add",
+        "P4": "expanded_conv_7_add",
+        "P5": None,
+    }
+    return feature_backbone(
+        network, names, "none", "mobilenet_v3_small_minimalistic_backbone"
+    )
+
+
+@BACKBONES.register("mobilenet_v3_large_minimalistic")
+def mobilenet_v3_large_minimalistic(weights="none"):
+    """MobileNetV3-Large without hard-swish and squeeze-excite (see
+    `mobilenet_v3_small_minimalistic`)."""
+    network = _application(
+        keras.applications.MobileNetV3Large,
+        weights,
+        include_preprocessing=True,
+        minimalistic=True,
+    )
+    names = {
+        "P2": "expanded_conv_2_add",
+        "P3": "expanded_conv_5_add",
+        "P4": "expanded_conv_11_add",
+        "P5": None,
+    }
+    return feature_backbone(
+        network, names, "none", "mobilenet_v3_large_minimalistic_backbone"
+    )
+
+
 @BACKBONES.register("efficientnet_v2_b0")
 def efficientnet_v2_b0(weights="none"):
     """EfficientNetV2-B0; the network rescales and normalises [0, 255] itself."""

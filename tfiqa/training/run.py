@@ -318,6 +318,7 @@ def run_rank_stage(ctx, stage_index):
             crop,
             cfg.groups_per_batch,
             seed=_dataset_seed(ctx, "rank", epoch),
+            device_distortions=cfg.device_distortions,
         ).repeat()
 
     # A fixed validation set: the same crops and distortions every epoch.
@@ -329,12 +330,19 @@ def run_rank_stage(ctx, stage_index):
         for images, labels in val_ds.take(max(1, cfg.val_steps))
     ]
     trainer = RankingTrainer(ctx.model, cfg.margin, cfg.logit_margin)
+    compute_terms, finish = trainer.compute_terms, lambda images, labels: images
+    if cfg.device_distortions:
+        from tfiqa.data.device_distortions import device_step
+
+        finish, compute_terms = device_step(
+            trainer.compute_terms, types, crop, cfg.groups_per_batch, replicas
+        )
 
     # Training batches for BatchNorm statistics, drawn once (the ranking
     # pipeline distorts on the fly, which costs more than the forward passes).
     bn_batches = [
-        (images.numpy(), None)
-        for images, _ in dataset_fn(-1).take(config.trainer.precise_bn_batches)
+        (np.asarray(finish(images, labels)), None)
+        for images, labels in dataset_fn(-1).take(config.trainer.precise_bn_batches)
     ]
 
     def validate(epoch):
@@ -351,7 +359,7 @@ def run_rank_stage(ctx, stage_index):
     loop = DistributedLoop(
         ctx.strategy,
         ctx.model,
-        trainer.compute_terms,
+        compute_terms,
         [(optimizer, ctx.model.trainable_variables)],
         stage="rank",
         stage_index=stage_index,
@@ -400,6 +408,11 @@ def run_meta(ctx, stage_index):
         "val": {k: v for k, v in (metrics or {}).items() if _is_number(v)},
         "details": metrics,
     }
+
+
+# Stages whose replicas see parts of one global batch; meta-learning
+# replicas each adapt to their own tasks, whose statistics must stay apart.
+SYNC_BN_STAGES = ("rank", "finetune")
 
 
 STAGE_RUNNERS = {
@@ -591,6 +604,8 @@ def run_seeds(ctx):
 
 
 def _run_stages(ctx, policy):
+    from tfiqa.training.strategy import synchronize_batchnorm
+
     config, workdir = ctx.config, ctx.workdir
     stages = list(config.trainer.stages)
     metrics = {
@@ -602,6 +617,10 @@ def _run_stages(ctx, policy):
         "dtype_policy": policy,
         "resumed": [],
     }
+    sync_batchnorm = (
+        config.trainer.sync_batchnorm and ctx.strategy.num_replicas_in_sync > 1
+    )
+    metrics["sync_batchnorm"] = sync_batchnorm
     start = time.time()
     prepare_data(ctx, stages)
 
@@ -622,7 +641,9 @@ def _run_stages(ctx, policy):
             pending_weights = None
         ctx.log(f"[{stage}] stage {index + 1}/{len(stages)}")
         stage_start = time.time()
+        synchronize_batchnorm(ctx.model, sync_batchnorm and stage in SYNC_BN_STAGES)
         result = STAGE_RUNNERS[stage](ctx, index)
+        synchronize_batchnorm(ctx.model, False)
         result["wall_s"] = time.time() - stage_start
         if result.get("resumed_from"):
             metrics["resumed"].append(
