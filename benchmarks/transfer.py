@@ -102,6 +102,7 @@ def run_arm(name, config_path, overrides, data_dir, out, split_file, seed):
         "srcc": test["srcc"],
         "plcc": test["plcc"],
         "n_test": test["n"],
+        "val_srcc": finetune["val"].get("srcc"),
         "best_epoch": finetune.get("best_epoch"),
         "epochs_done": finetune.get("epochs_done"),
         "budget": {
@@ -185,6 +186,12 @@ def main():
     )
     parser.add_argument("--splits", type=int, default=5)
     parser.add_argument("--seeds", default="0,1")
+    parser.add_argument(
+        "--select",
+        action="store_true",
+        help="Print each arm's median validation SRCC (for choosing settings) "
+        "and write no test table.",
+    )
     parser.add_argument("--baseline", default="head_single")
     args = parser.parse_args()
     data_dir = os.path.abspath(args.data_dir)
@@ -220,6 +227,15 @@ def main():
                 print(json.dumps(row), flush=True)
                 rows.append(row)
                 write_json_atomic(rows_path, rows)
+    if args.select:
+        for name in names:
+            values = [
+                r["val_srcc"] for r in rows if r["arm"] == name and "val_srcc" in r
+            ]
+            print(
+                f"{name}: median validation SRCC {np.median(values):.4f} ({len(values)} runs)"
+            )
+        return
     notes = (
         f"{args.splits} content-disjoint splits of biq2021-dev (65/15/20, "
         f"`--out/splits/`) x seeds {seeds}. Per-run rows: "

@@ -82,6 +82,9 @@ class ModelConfig:
     # Hidden layers of the head: "relu" or "prelu" (MetaIQA), BatchNorm or not.
     head_activation: str = "relu"
     batch_norm: bool = True
+    # Standardise the pooled features before the head's MLP (a BatchNorm);
+    # helps most with a frozen pretrained backbone.
+    head_input_norm: bool = False
 
 
 @dataclasses.dataclass
