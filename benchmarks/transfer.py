@@ -233,7 +233,8 @@ def main():
                 r["val_srcc"] for r in rows if r["arm"] == name and "val_srcc" in r
             ]
             print(
-                f"{name}: median validation SRCC {np.median(values):.4f} ({len(values)} runs)"
+                f"{name}: median validation SRCC {np.median(values):.4f} "
+                f"({len(values)} runs)"
             )
         return
     notes = (
