@@ -60,6 +60,9 @@ class DataConfig:
     split_file: str = ""
     num_splits: int = 10
     split_index: int = 0
+    # Seed of the content splits; -1 uses trainer.seed. Fix it to compare
+    # training seeds on the same splits.
+    split_seed: int = -1
     skip_bad: bool = False
     # Inference: "crops" averages `eval_crops` deterministic crops, "full"
     # scores the whole image at its own resolution.

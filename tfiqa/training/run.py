@@ -257,7 +257,10 @@ def prepare_mos_data(ctx):
         )
     records = read_dataset(data.dataset, folder, **options)
     parts = splits_for_config(
-        records, data, seed=ctx.seed, workdir=ctx.workdir if ctx.chief else None
+        records,
+        data,
+        seed=split_seed(config, ctx.seed),
+        workdir=ctx.workdir if ctx.chief else None,
     )
     # Held-out types are not trained or validated on; the test keeps them.
     held_out = set(config.meta.holdout)
@@ -274,6 +277,11 @@ def prepare_mos_data(ctx):
 
 
 # -- stages ----------------------------------------------------------------
+
+
+def split_seed(config, seed):
+    """The seed of the fine-tuning content splits (`data.split_seed`)."""
+    return seed if int(config.data.split_seed) < 0 else int(config.data.split_seed)
 
 
 def rank_types(config):
@@ -589,7 +597,7 @@ def run_seeds(ctx):
     return {
         "trainer": seed,
         "model_init": seed,
-        "splits": seed + int(ctx.config.data.split_index),
+        "splits": split_seed(ctx.config, seed) + int(ctx.config.data.split_index),
         "pristine_split": seed,
         "pristine_generation": seed,
         "rank_data": [_dataset_seed(ctx, "rank", 0), "+ epoch"],

@@ -94,13 +94,15 @@ def write_data_splits(ctx, stages):
             types=rank_types(ctx.config),
         )
     if "finetune" in stages:
+        from tfiqa.training.run import split_seed
+
         data = ctx.config.data
         write_stage_split(
             ctx.workdir,
             "finetune",
             ctx.mos_dir,
             {part: record_ids(ctx.mos_splits[part]) for part in ctx.mos_splits},
-            ctx.seed + int(data.split_index),  # split i of make_splits
+            split_seed(ctx.config, ctx.seed) + int(data.split_index),
             split_file=data.split_file,
             split_index=data.split_index,
             holdout_not_trained=list(ctx.config.meta.holdout),
