@@ -119,8 +119,14 @@ def make_steps(args, variants, xla=False):
     return steps, params
 
 
+def selected_variants(args):
+    if not args.variants:
+        return VARIANTS
+    return [tuple(v.split(":")) for v in args.variants.split(",")]
+
+
 def time_child(args):
-    steps, params = make_steps(args, VARIANTS, xla=args.xla)
+    steps, params = make_steps(args, selected_variants(args), xla=args.xla)
     compile_s = {}
     for key, step in steps.items():
         start = time.perf_counter()
@@ -174,6 +180,7 @@ def run_child(args, extra):
         cmd.append(f"--{key.replace('_', '-')}={getattr(args, key)}")
     cmd += [f"--rounds={args.rounds}", f"--memory-steps={args.memory_steps}"]
     cmd += ["--xla"] if args.xla else []
+    cmd += [f"--variants={args.variants}"] if args.variants else []
     proc = subprocess.run(cmd, capture_output=True, text=True)
     line = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
     if proc.returncode or not line:
@@ -196,6 +203,9 @@ def main():
     parser.add_argument("--no-memory", action="store_true")
     parser.add_argument(
         "--xla", action="store_true", help="Also time XLA-compiled steps."
+    )
+    parser.add_argument(
+        "--variants", default="", help="e.g. plain:-,second:all (default: all)"
     )
     parser.add_argument("--name", default="meta_step")
     parser.add_argument("--child", choices=["time", "memory"], help=argparse.SUPPRESS)
