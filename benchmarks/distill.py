@@ -144,7 +144,7 @@ def score_test(model, paths, mos):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-dir", required=True)
-    parser.add_argument("--teacher", required=True)
+    parser.add_argument("--teacher", default="")
     parser.add_argument("--split-file", required=True)
     parser.add_argument(
         "--out", default=os.path.join(ROOT, "benchmarks", "out", "distill")
@@ -156,6 +156,11 @@ def main():
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--arms",
+        default="student_mos_only,student_distilled",
+        help="Students to train (the MOS-only one needs no teacher scores).",
+    )
     args = parser.parse_args()
     from tfiqa.data.readers import read_dataset
     from tfiqa.data.splits import split_from_file
@@ -166,17 +171,20 @@ def main():
     parts = split_from_file(records, args.split_file)
     labelled = [(r["image_path"], r["mos"]) for r in parts["train"]]
     held = {p: [(r["image_path"], r["mos"]) for r in parts[p]] for p in ("val", "test")}
-    extra = unlabelled_images(
-        data_dir,
-        out,
-        args.distort_count,
-        args.types.split(","),
-        [int(v) for v in args.levels.split(",")],
-    )
-    start = time.time()
-    teacher = teacher_scores(args.teacher, extra, out)
-    teacher_s = time.time() - start
-    pseudo = [(p, teacher[p]) for p in extra if p in teacher]
+    wanted = args.arms.split(",")
+    pseudo, teacher_s = [], 0.0
+    if "student_distilled" in wanted:
+        extra = unlabelled_images(
+            data_dir,
+            out,
+            args.distort_count,
+            args.types.split(","),
+            [int(v) for v in args.levels.split(",")],
+        )
+        start = time.time()
+        teacher = teacher_scores(args.teacher, extra, out)
+        teacher_s = time.time() - start
+        pseudo = [(p, teacher[p]) for p in extra if p in teacher]
 
     def split_of(train_rows):
         return {
@@ -186,13 +194,27 @@ def main():
         }
 
     arms = {
-        "student_mos_only": labelled,
-        "student_distilled": labelled + pseudo,
+        name: rows
+        for name, rows in (
+            ("student_mos_only", labelled),
+            ("student_distilled", labelled + pseudo),
+        )
+        if name in wanted
     }
     test_paths = [p for p, _ in held["test"]]
     test_mos = np.array([m for _, m in held["test"]], np.float64)
-    rows = [{"model": "teacher", **score_test(args.teacher, test_paths, test_mos)}]
+    rows_path = os.path.join(out, f"{args.name}_rows.json")
+    rows = []
+    if os.path.isfile(rows_path):
+        with open(rows_path) as f:
+            rows = json.load(f)
+    if args.teacher and not any(r["model"] == "teacher" for r in rows):
+        rows.append(
+            {"model": "teacher", **score_test(args.teacher, test_paths, test_mos)}
+        )
     for name, train_rows in arms.items():
+        if any(r["model"].startswith(f"{name} (") for r in rows):
+            continue  # done in an earlier invocation
         folder = write_dataset(
             out, name, train_rows + held["val"] + held["test"], split_of(train_rows)
         )
@@ -224,6 +246,9 @@ def main():
                 }
             )
             print(json.dumps(rows[-1]), flush=True)
+            from tfiqa.files import write_json_atomic
+
+            write_json_atomic(rows_path, rows)
     notes = (
         f"One split ({os.path.basename(args.split_file)}) of biq2021-dev: "
         f"{len(labelled)} labelled training photos, {len(pseudo)} teacher-scored "

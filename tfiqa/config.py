@@ -258,7 +258,7 @@ class ExperimentConfig:
                 f"data.batch_size must be positive. Received: {self.data.batch_size}"
             )
         finetune = self.finetune
-        freeze_choices = ("none", "all", "P2", "P3", "P4", "P5")
+        freeze_choices = ("none", "all", "P0", "P1", "P2", "P3", "P4", "P5")
         if finetune.freeze_backbone not in freeze_choices:
             raise ConfigError(
                 f"finetune.freeze_backbone must be one of {list(freeze_choices)}. "

@@ -37,8 +37,10 @@ def check_strides(name):
     height, width = 64, 96
     images = np.random.default_rng(0).uniform(0, 255, (2, height, width, 3))
     features = backbone(images.astype("float32"))
-    assert sorted(features) == ["P2", "P3", "P4", "P5"]
-    for level, stride in LEVEL_STRIDES.items():
+    extra = ["P0", "P1"] if name == "vgg16" else []
+    assert sorted(features) == extra + ["P2", "P3", "P4", "P5"]
+    for level in features:
+        stride = LEVEL_STRIDES[level]
         shape = tuple(features[level].shape)
         assert shape[:3] == (2, height // stride, width // stride), (level, shape)
         assert np.all(np.isfinite(np.asarray(features[level])))

@@ -29,7 +29,7 @@ from tfiqa.files import atomic_path
 
 logger = logging.getLogger("tfiqa.training")
 
-FREEZE_CHOICES = ("none", "all", "P2", "P3", "P4", "P5")
+FREEZE_CHOICES = ("none", "all", "P0", "P1", "P2", "P3", "P4", "P5")
 # A view of an image for the cache: N deterministic crops, or "full".
 FULL_IMAGE = "full"
 
@@ -86,10 +86,11 @@ def freeze_backbone(model, until):
 
 
 def fingerprint(model, crop_size):
-    """Identifies what cached features depend on: the backbone's name and
-    weights and the crop size. Any change (e.g. a ranking stage that trained
+    """Identifies what cached features depend on: the backbone's name, levels
+    and weights and the crop size. Any change (e.g. a ranking stage that trained
     the backbone) gives a new cache folder."""
-    digest = hashlib.sha1(repr((model.backbone.name, int(crop_size))).encode())
+    levels = sorted(model.backbone.output)
+    digest = hashlib.sha1(repr((model.backbone.name, levels, int(crop_size))).encode())
     for weight in model.backbone.weights:
         digest.update(np.ascontiguousarray(keras.ops.convert_to_numpy(weight)))
     return digest.hexdigest()[:16]
