@@ -1,21 +1,28 @@
-"""Does ranking pretraining help? The RankIQA ablation on the shared data.
+"""Does ranking pretraining help, and how should it hand over to fine-tuning?
 
-On `--data-dir` (the shared data folder: `pristine/` and `biq2021-dev/`),
-for a single-level head (P5 only) and a multi-level head (P2..P5):
-  (a) fine-tune from scratch on BIQ2021-dev;
-  (b) rank-pretrain on `pristine/` (validation sources BSDS500/test, Kodak24,
-      McMaster), then fine-tune exactly as in (a).
-Fine-tuning has the same budget (epochs, steps, learning rates) and the same
-seeds in (a) and (b); (b) additionally pays for the ranking stage, whose
-cost is reported. Each fine-tuning runs on `--splits` seeded 80/20 content
-splits (BIQ2021 photos are their own content); the table gives the median
-validation SRCC/PLCC of the model selected on that validation split (PLCC
-after the 4-parameter logistic mapping) and the per-split values.
+The RankIQA ablation on the shared data (`--data-dir`: `pristine/` and
+`biq2021-dev/`), measured under the protocol of `benchmarks/README.md`:
+every arm is fine-tuned on `--splits` seeded content-disjoint splits of
+BIQ2021-dev with `--seeds` seeds each, selected on the split's validation
+part and scored once on its **test** part; `benchmarks/arms.py` gives the
+median, bootstrap 95% intervals, paired differences to `scratch` and the
+protocol checks. Arms (`--arms`):
+
+- `scratch`: fine-tuning from random weights;
+- `rank`: rank-pretrain on `pristine/` (one ranker per seed), then
+  fine-tune exactly as `scratch`;
+- `rank_reinit`: as `rank`, with a fresh score layer at fine-tune start
+  (`finetune.reinit_score`);
+- `rank_logit`: the ranker trained on the head's logits with a margin in
+  logit units (`ranking.logit_margin`), then fine-tuned as `rank_reinit`.
+
+Each arm's budget (ranking + fine-tuning steps, images seen, seconds) is
+recorded; the prior arms pay for ranking, so `scratch` has a smaller budget
+unless `--scratch-extra-steps` gives it the difference.
 
 Every run is a `tfiqa train` subprocess with `configs/shared_data_biq2021.yaml`
 plus `--set` overrides; run folders live under `--out` and an interrupted
-benchmark resumes where it stopped. Budgets are arguments and are recorded
-with the results.
+benchmark resumes where it stopped.
 
 Example:
 ```
@@ -24,9 +31,9 @@ Example:
 ```
 """
 
+import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import time
@@ -68,103 +75,56 @@ def train(workdir, overrides, data_dir, log):
     return metrics
 
 
-def per_type_pair_accuracy(rank_dir, crop, batches=2, seed=5):
-    """Pair accuracy of the ranker per distortion type on its validation sources.
+ARMS = ("scratch", "rank", "rank_reinit", "rank_logit")
 
-    Cached in `<rank_dir>/per_type.json`. A type below 0.5 is ranked
-    backwards: the model scores its more distorted copies higher.
-    """
-    cache = os.path.join(rank_dir, "per_type.json")
-    if os.path.isfile(cache):
-        with open(cache) as f:
-            return json.load(f)
-    import keras
 
-    import tfiqa.models  # noqa: F401  (registers IQAModel for loading)
-    from tfiqa.data.ranking import ranking_dataset
-    from tfiqa.data.splits import load_splits
-    from tfiqa.models.scoring import predict
-    from tfiqa.training.losses import ranking_hinge_terms
+def ranker_of(arm):
+    """The ranking prior an arm starts from."""
+    return "rank_logit" if arm == "rank_logit" else "rank"
 
-    with open(os.path.join(rank_dir, "metrics.json")) as f:
-        types = json.load(f)["stages"]["rank"]["types"]
-    model = keras.saving.load_model(
-        os.path.join(rank_dir, "model.keras"), compile=False
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data-dir", required=True)
+    parser.add_argument(
+        "--out", default=os.path.join(ROOT, "benchmarks", "out", "accuracy")
     )
-    val = load_splits(os.path.join(rank_dir, "splits", "pristine.json"))[0]["val"]
-    result = {}
-    for name in types:
-        correct = pairs = 0.0
-        for images, labels in ranking_dataset(val, [name], crop, 4, seed).take(batches):
-            scores = predict(model, images.numpy())
-            _, n, c = ranking_hinge_terms(scores, labels["group"], labels["level"], 0.0)
-            correct, pairs = correct + float(c), pairs + float(n)
-        result[name] = correct / pairs
-    with open(cache, "w") as f:
-        json.dump(result, f, indent=2)
-    return result
-
-
-def zero_shot_srcc(model_path, data_dir, splits_file, split, crop):
-    """SRCC on a split's validation images of a model never shown MOS.
-
-    Applied to the rank-pretrained model, it says whether ranking synthetic
-    distortions alone taught anything about BIQ2021's authentic ones.
-    """
-    import keras
-
-    import tfiqa.models  # noqa: F401  (registers IQAModel for loading)
-    from tfiqa.data.pipeline import mos_dataset
-    from tfiqa.data.readers import read_dataset
-    from tfiqa.data.splits import load_splits, select
-    from tfiqa.metrics import srcc
-    from tfiqa.models.scoring import predict
-
-    model = keras.saving.load_model(model_path, compile=False)
-    records = read_dataset("csv", os.path.join(data_dir, "biq2021-dev"))
-    val = select(records, load_splits(splits_file)[split])["val"]
-    predictions, targets = [], []
-    for images, mos in mos_dataset(val, crop, 64, training=False):
-        predictions.extend(predict(model, images))
-        targets.extend(mos.numpy())
-    return float(srcc(predictions, targets))
-
-
-def main():
-    from benchmarks.common import benchmark_parser
-
-    parser = benchmark_parser(
-        __doc__,
-        data_dir=None,
-        out="accuracy",
-        backbone="mobilenet_v3_small",
-        crop=128,
-        batch=32,
-        splits=3,
-        seed=0,
-        finetune_epochs=5,
-        finetune_steps=0,  # 0: one pass
-        finetune_lr=3e-4,
-        head_lr=1e-3,
-        patience=3,
-    )
-    parser.add_argument("--heads", default="single,multi")
+    parser.add_argument("--backbone", default="mobilenet_v3_small")
+    parser.add_argument("--levels", default="P2,P3,P4,P5")
+    parser.add_argument("--arms", default=",".join(ARMS))
+    parser.add_argument("--crop", type=int, default=128)
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--splits", type=int, default=5)
+    parser.add_argument("--seeds", type=int, default=2)
+    parser.add_argument("--val-ratio", type=float, default=0.2)
+    parser.add_argument("--test-ratio", type=float, default=0.2)
+    parser.add_argument("--finetune-epochs", type=int, default=5)
+    parser.add_argument("--finetune-steps", type=int, default=50)
+    parser.add_argument("--scratch-extra-steps", type=int, default=0)
+    parser.add_argument("--finetune-lr", type=float, default=3e-4)
+    parser.add_argument("--head-lr", type=float, default=1e-3)
+    parser.add_argument("--patience", type=int, default=3)
     parser.add_argument("--rank-epochs", type=int, default=3)
     parser.add_argument("--rank-steps", type=int, default=150)
     parser.add_argument("--rank-groups", type=int, default=4)
     parser.add_argument("--rank-lr", type=float, default=1e-3)
     parser.add_argument("--rank-margin", type=float, default=0.05)
+    parser.add_argument("--rank-logit-margin", type=float, default=1.0)
     parser.add_argument("--rank-val-steps", type=int, default=10)
-    parser.add_argument(
-        "--rank-types", default="", help="Comma list (default: all fast KADID types)"
-    )
-    parser.add_argument(
-        "--tag", default="", help="Prefix of the run folders (compare variants)"
-    )
+    parser.add_argument("--rank-types", default="", help="Comma list; empty = all")
+    parser.add_argument("--name", default="accuracy", help="results/<name>.*")
     parser.add_argument("--notes", default="")
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def main():
+    args = parse_args()
     data_dir = os.path.abspath(args.data_dir)
     out = os.path.abspath(args.out)
+    arms = [a for a in args.arms.split(",") if a]
+    unknown = [a for a in arms if a not in ARMS]
+    if unknown:
+        raise SystemExit(f"--arms must be among {list(ARMS)}. Received: {unknown}")
 
     def log(message):
         print(message, flush=True)
@@ -172,19 +132,14 @@ def main():
     common = [
         f"model.backbone={args.backbone}",
         "model.weights=none",
+        f"model.levels=[{args.levels}]",
         f"data.crop_size={args.crop}",
         f"data.batch_size={args.batch}",
         f"data.num_splits={args.splits}",
-        f"trainer.seed={args.seed}",
+        f"data.val_ratio={args.val_ratio}",
+        f"data.test_ratio={args.test_ratio}",
+        "data.split_seed=0",  # the same content splits for every seed
         "trainer.verbose=0",
-    ]
-    finetune = [
-        f"finetune.epochs={args.finetune_epochs}",
-        f"finetune.steps_per_epoch={args.finetune_steps}",
-        f"finetune.learning_rate={args.finetune_lr}",
-        f"finetune.head_learning_rate={args.head_lr}",
-        f"finetune.patience={args.patience}",
-        "trainer.stages=[finetune]",
     ]
     rank = [
         f"ranking.epochs={args.rank_epochs}",
@@ -197,121 +152,92 @@ def main():
     ]
     if args.rank_types:
         rank.append(f"ranking.types=[{args.rank_types}]")
-    prefix = f"{args.tag}_" if args.tag else ""
-    rows, runs = [], []
-    for head in args.heads.split(","):
-        levels = "[" + ",".join(HEADS[head]) + "]"
-        model = [f"model.levels={levels}"]
-        log(f"[{head}] rank pretraining")
-        rank_dir = os.path.join(out, f"{prefix}{head}_rank")
-        rank_metrics = train(rank_dir, common + model + rank, data_dir, log)
-        rank_stage = rank_metrics["stages"]["rank"]
-        rank_weights = os.path.join(rank_dir, "checkpoints", "rank", "final.weights.h5")
-        per_type = per_type_pair_accuracy(rank_dir, args.crop)
-        backwards = sorted((v, k) for k, v in per_type.items() if v < 0.5)
-        log(f"  ranked backwards: {', '.join(f'{k} {v:.2f}' for v, k in backwards)}")
-        results = {"scratch": [], "rank": []}
-        zero_shot = []
-        for split in range(args.splits):
-            for init in ("scratch", "rank"):
-                log(f"[{head}] split {split}: fine-tune from {init}")
-                extra = [f"data.split_index={split}"]
-                if init == "rank":
-                    extra.append(f"trainer.init_from={rank_weights}")
-                name = f"{head}_{init}_split{split}"
-                if init == "rank":
-                    name = prefix + name
-                workdir = os.path.join(out, name)
-                metrics = train(
-                    workdir, common + model + finetune + extra, data_dir, log
-                )
-                stage = metrics["stages"]["finetune"]
-                entry = {
-                    "head": head,
-                    "init": init,
-                    "split": split,
-                    "srcc": stage["val"].get("srcc"),
-                    "plcc": stage["val"].get("plcc"),
-                    "best_epoch": stage.get("best_epoch"),
-                    "epochs_done": stage.get("epochs_done"),
-                    "time_s": stage.get("wall_s"),
-                    "history": stage.get("history"),
-                }
-                if init == "rank":
-                    entry["zero_shot_srcc"] = zero_shot_srcc(
-                        os.path.join(rank_dir, "model.keras"),
-                        data_dir,
-                        os.path.join(workdir, "splits", "splits.json"),
-                        split,
-                        args.crop,
-                    )
-                    zero_shot.append(entry["zero_shot_srcc"])
-                results[init].append(entry)
-                runs.append(entry)
-                log(f"    val SRCC {entry['srcc']:.3f} PLCC {entry['plcc']:.3f}")
-        for init in ("scratch", "rank"):
-            entries = results[init]
-            srccs = [e["srcc"] for e in entries]
-            plccs = [e["plcc"] for e in entries]
-            rows.append(
-                {
-                    "head": f"{head} ({'+'.join(HEADS[head])})",
-                    "init": "from scratch" if init == "scratch" else "rank-pretrained",
-                    "val_srcc_median": statistics.median(srccs),
-                    "val_plcc_median": statistics.median(plccs),
-                    "srcc_per_split": " / ".join(f"{v:.3f}" for v in srccs),
-                    "best_epochs": " / ".join(str(e["best_epoch"]) for e in entries),
-                    "finetune_s_median": statistics.median(
-                        e["time_s"] for e in entries
-                    ),
-                    "rank_val_pair_acc": rank_stage["val"].get("pair_accuracy")
-                    if init == "rank"
-                    else "",
-                    "rank_val_srcc": rank_stage["val"].get("srcc")
-                    if init == "rank"
-                    else "",
-                    "rank_s": rank_stage.get("wall_s") if init == "rank" else "",
-                    "rank_zero_shot_srcc": statistics.median(zero_shot)
-                    if init == "rank"
-                    else "",
-                    "rank_backwards_types": ", ".join(k for _, k in backwards)
-                    if init == "rank"
-                    else "",
-                }
+    rank_steps = args.rank_epochs * args.rank_steps
+    rank_images = rank_steps * args.rank_groups * 6  # pristine + 5 levels
+    results = []
+    for seed in range(args.seeds):
+        rankers = {}
+        for variant in sorted({ranker_of(a) for a in arms if a != "scratch"}):
+            extra = [f"trainer.seed={seed}"]
+            if variant == "rank_logit":
+                extra.append(f"ranking.logit_margin={args.rank_logit_margin}")
+            folder = os.path.join(out, f"{variant}_seed{seed}")
+            log(f"[seed {seed}] {variant} pretraining")
+            metrics = train(folder, common + rank + extra, data_dir, log)
+            rankers[variant] = (
+                os.path.join(folder, "checkpoints", "rank", "final.weights.h5"),
+                metrics["stages"]["rank"].get("wall_s", 0.0),
             )
+        for split in range(args.splits):
+            for arm in arms:
+                results.append(
+                    run_arm(args, arm, split, seed, common, rankers, data_dir, out, log)
+                )
+                results[-1]["budget"]["steps"] += rank_steps if arm != "scratch" else 0
+                results[-1]["budget"]["images_seen"] += (
+                    rank_images if arm != "scratch" else 0
+                )
 
-    from benchmarks.common import write_results
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from arms import summarize_arms
 
-    budget = {k: v for k, v in vars(args).items() if k not in ("notes",)}
-    notes = (
-        "Budget: "
+    budget = {k: v for k, v in vars(args).items() if k != "notes"}
+    summary = summarize_arms(
+        results,
+        args.name,
+        baseline="scratch" if "scratch" in arms else None,
+        title="Ranking pretraining ablation on BIQ2021-dev (test splits)",
+        notes="Arguments: "
         + ", ".join(f"{k}={v}" for k, v in budget.items())
-        + ". Validation = the model selected (best epoch by val SRCC) on its "
-        "own validation split; no test split is used. " + args.notes
+        + ". "
+        + args.notes,
     )
-    text = write_results(
-        f"accuracy{'_' + args.tag if args.tag else ''}",
-        rows,
-        [
-            "head",
-            "init",
-            "val_srcc_median",
-            "val_plcc_median",
-            "srcc_per_split",
-            "best_epochs",
-            "finetune_s_median",
-            "rank_val_pair_acc",
-            "rank_val_srcc",
-            "rank_s",
-            "rank_zero_shot_srcc",
-            "rank_backwards_types",
-        ],
-        "Ranking pretraining ablation on BIQ2021-dev (validation, median of splits)",
-        notes=notes,
-    )
-    with open(os.path.join(out, f"{prefix}runs.json"), "w") as f:
-        json.dump({"budget": budget, "runs": runs}, f, indent=2)
-    print(text)
+    with open(os.path.join(out, "runs.json"), "w") as f:
+        json.dump({"arguments": budget, "runs": results}, f, indent=2)
+    print(json.dumps(summary["checks"]))
+
+
+def run_arm(args, arm, split, seed, common, rankers, data_dir, out, log):
+    """Fine-tunes one arm on one split with one seed; returns its result."""
+    steps = args.finetune_steps + (args.scratch_extra_steps if arm == "scratch" else 0)
+    extra = [
+        f"finetune.epochs={args.finetune_epochs}",
+        f"finetune.steps_per_epoch={steps}",
+        f"finetune.learning_rate={args.finetune_lr}",
+        f"finetune.head_learning_rate={args.head_lr}",
+        f"finetune.patience={args.patience}",
+        "trainer.stages=[finetune]",
+        f"data.split_index={split}",
+        f"trainer.seed={seed}",
+    ]
+    rank_seconds = 0.0
+    if arm != "scratch":
+        weights, rank_seconds = rankers[ranker_of(arm)]
+        extra.append(f"trainer.init_from={weights}")
+    if arm in ("rank_reinit", "rank_logit"):
+        extra.append("finetune.reinit_score=true")
+    log(f"[seed {seed}] split {split}: {arm}")
+    workdir = os.path.join(out, f"{arm}_split{split}_seed{seed}")
+    metrics = train(workdir, common + extra, data_dir, log)
+    stage = metrics["stages"]["finetune"]
+    test = metrics.get("test") or {}
+    done = stage.get("epochs_done") or args.finetune_epochs
+    log(f"    test SRCC {test.get('srcc')} PLCC {test.get('plcc')}")
+    return {
+        "arm": arm,
+        "split": split,
+        "seed": seed,
+        "srcc": test.get("srcc"),
+        "plcc": test.get("plcc"),
+        "best_epoch": stage.get("best_epoch"),
+        "budget": {
+            # Early stopping can end an arm sooner; the planned steps count.
+            "steps": args.finetune_epochs * steps,
+            "images_seen": args.finetune_epochs * steps * args.batch,
+            "seconds": float(stage.get("wall_s") or 0.0) + float(rank_seconds),
+        },
+        "epochs_done": done,
+    }
 
 
 if __name__ == "__main__":

@@ -85,7 +85,12 @@ def main():
     parser.add_argument("--splits", default="val,test")
     parser.add_argument("--calibration-count", type=int, default=100)
     parser.add_argument("--out", default=os.path.join(HERE, "out", "export_accuracy"))
+    parser.add_argument(
+        "--variants", default=",".join(VARIANTS), help="TFLite variants to score."
+    )
+    parser.add_argument("--name", default="export_accuracy", help="Result name.")
     args = parser.parse_args()
+    args.variants = args.variants.split(",")
     rows, checks, models = [], [], []
     for model_path in args.model or [find_model(None, args.data_dir)]:
         model_rows, model_checks, about = evaluate_model(model_path, args)
@@ -104,7 +109,7 @@ def main():
         "on it).\n\n" + "\n".join(f"- {c}" for c in checks)
     )
     text = write_results(
-        "export_accuracy",
+        args.name,
         rows,
         list(rows[0]),
         "Export accuracy on biq2021-dev held-out splits",
@@ -132,7 +137,7 @@ def evaluate_model(model_path, args):
     manifest = export_model(
         model,
         out,
-        quantize=list(VARIANTS),
+        quantize=args.variants,
         calibration_dir=calibration,
         calibration_count=args.calibration_count,
         model_path=model_path,
@@ -140,10 +145,11 @@ def evaluate_model(model_path, args):
     )
     backends = {"Keras float32": load(model_path)}
     backends["SavedModel"] = load(manifest["saved_model"])
-    for q in VARIANTS:
+    for q in args.variants:
         backends[f"TFLite {q}"] = load(manifest["tflite"][q])
     sizes = {
-        f"TFLite {q}": os.path.getsize(manifest["tflite"][q]) / 1e6 for q in VARIANTS
+        f"TFLite {q}": os.path.getsize(manifest["tflite"][q]) / 1e6
+        for q in args.variants
     }
 
     rows, checks = [], []
@@ -173,17 +179,18 @@ def evaluate_model(model_path, args):
                     }
                 )
         float_srcc = srcc(float_scores, mos)
-        for q in ("int8", "int8_io"):
+        for q in [q for q in ("int8", "int8_io") if q in args.variants]:
             drop = float_srcc - srcc(scores[f"TFLite {q}"], mos)
             checks.append(
                 f"{backbone} {part}: {q} SRCC {drop:+.4f} below float (target "
                 f"within 0.01: {'met' if abs(drop) <= 0.01 else 'missed'})"
             )
-    size_ratio = sizes["TFLite int8"] / sizes["TFLite none"]
-    checks.append(
-        f"{backbone}: int8 file {size_ratio:.2f} of float32 (target <= 0.30: "
-        f"{'met' if size_ratio <= 0.30 else 'missed'})"
-    )
+    if {"TFLite int8", "TFLite none"} <= set(sizes):
+        size_ratio = sizes["TFLite int8"] / sizes["TFLite none"]
+        checks.append(
+            f"{backbone}: int8 file {size_ratio:.2f} of float32 (target <= 0.30: "
+            f"{'met' if size_ratio <= 0.30 else 'missed'})"
+        )
     test_srcc = ""
     metrics_path = os.path.join(os.path.dirname(model_path), "metrics.json")
     if os.path.isfile(metrics_path):

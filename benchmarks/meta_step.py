@@ -47,8 +47,10 @@ def _rss_mb():
     return float("nan")
 
 
-def make_steps(args, variants):
-    """Builds the model and a compiled step function per variant."""
+def make_steps(args, variants, xla=False):
+    """Builds the model and a compiled step function per variant; with
+    `xla`, also an XLA-compiled (`jit_compile=True`) one, keyed
+    (order, "<adapt> xla")."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
     import numpy as np
@@ -85,11 +87,12 @@ def make_steps(args, variants):
         0,
     )
     steps = {}
-    for order, adapt in variants:
+    jits = (False, True) if xla else (False,)
+    for (order, adapt), jit in [(v, j) for v in variants for j in jits]:
         optimizer = keras.optimizers.Adam(1e-4)
         if order == "plain":
 
-            @tf.function
+            @tf.function(jit_compile=jit)
             def step(optimizer=optimizer):
                 with tf.GradientTape() as tape:
                     pred = model(images, training=True)
@@ -106,18 +109,24 @@ def make_steps(args, variants):
                 adapt=adapt,
             )
 
-            @tf.function
+            @tf.function(jit_compile=jit)
             def step(trainer=trainer, optimizer=optimizer):
                 groups = [(optimizer, trainer.meta_variables)]
                 return trainer.replica_step(batch, groups)["loss"][0]
 
-        steps[(order, adapt)] = step
+        steps[(order, f"{adapt} xla" if jit else adapt)] = step
     params = int(sum(np.prod(v.shape) for v in model.trainable_variables))
     return steps, params
 
 
+def selected_variants(args):
+    if not args.variants:
+        return VARIANTS
+    return [tuple(v.split(":")) for v in args.variants.split(",")]
+
+
 def time_child(args):
-    steps, params = make_steps(args, VARIANTS)
+    steps, params = make_steps(args, selected_variants(args), xla=args.xla)
     compile_s = {}
     for key, step in steps.items():
         start = time.perf_counter()
@@ -170,6 +179,8 @@ def run_child(args, extra):
     for key in ("crop", "support", "query", "tasks", "inner_steps", "warmup"):
         cmd.append(f"--{key.replace('_', '-')}={getattr(args, key)}")
     cmd += [f"--rounds={args.rounds}", f"--memory-steps={args.memory_steps}"]
+    cmd += ["--xla"] if args.xla else []
+    cmd += [f"--variants={args.variants}"] if args.variants else []
     proc = subprocess.run(cmd, capture_output=True, text=True)
     line = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
     if proc.returncode or not line:
@@ -191,6 +202,12 @@ def main():
     parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--memory-steps", type=int, default=2)
     parser.add_argument("--no-memory", action="store_true")
+    parser.add_argument(
+        "--xla", action="store_true", help="Also time XLA-compiled steps."
+    )
+    parser.add_argument(
+        "--variants", default="", help="e.g. plain:-,second:all (default: all)"
+    )
     parser.add_argument("--name", default="meta_step")
     parser.add_argument("--child", choices=["time", "memory"], help=argparse.SUPPRESS)
     parser.add_argument("--backbone", help=argparse.SUPPRESS)
@@ -213,7 +230,7 @@ def main():
         plain = next(r for r in timed if r["mode"] == "plain")["step_s"]
         for row in timed:
             row["vs_plain"] = row["step_s"] / plain
-            if not args.no_memory:
+            if not args.no_memory and not row["adapt"].endswith("xla"):
                 memory = run_child(
                     args,
                     [
@@ -241,7 +258,9 @@ def main():
         f"same process) after {args.warmup} warm-up steps; first_steps_s: the "
         "warm-up (tracing and graph optimisation). Memory: a fresh process per "
         "variant; peak_rss_mb its peak resident memory, step_rss_mb the growth "
-        "from the built model to that peak."
+        "from the built model to that peak. 'xla': the same step compiled "
+        "with `jit_compile=True`; vs_plain is against the plain step without "
+        "XLA."
     )
     print(
         write_results(

@@ -20,8 +20,10 @@ Runs are `run_experiment` calls in this process sharing one feature cache
 (`--out/cache`), so features are extracted once per backbone; run folders
 live under `--out/runs/` and an interrupted benchmark resumes. Rows (arm,
 split, seed, test SRCC/PLCC, budget) are written after every run to
-`--out/rows.json`; the summary (median over splits and seeds with a
-bootstrap 95% interval) goes to `benchmarks/results/<--name>.{json,md}`.
+`--out/rows.json`; `benchmarks/arms.py` summarises them (median over splits,
+bootstrap 95% interval, paired difference to `--baseline`, protocol checks)
+into `benchmarks/results/<--name>.{json,md}` and, for the probe,
+`<--name>_probe.{json,md}`.
 
 Example:
 ```
@@ -41,7 +43,7 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from benchmarks.common import write_results  # noqa: E402
+from benchmarks.arms import summarize_arms  # noqa: E402
 
 CONFIG = os.path.join(ROOT, "configs", "hed_vgg16_biq2021.yaml")
 ARMS = {
@@ -100,10 +102,17 @@ def run_arm(name, config_path, overrides, data_dir, out, split_file, seed):
         "srcc": test["srcc"],
         "plcc": test["plcc"],
         "n_test": test["n"],
+        "val_srcc": finetune["val"].get("srcc"),
         "best_epoch": finetune.get("best_epoch"),
         "epochs_done": finetune.get("epochs_done"),
-        "train_s": sum(s.get("wall_s", 0.0) for s in metrics["stages"].values()),
-        "wall_s": time.time() - start,
+        "budget": {
+            "epochs": config.finetune.epochs,
+            "steps_per_epoch": finetune.get("steps_per_epoch"),
+            "images_seen": config.finetune.epochs
+            * finetune.get("steps_per_epoch", 0)
+            * config.data.batch_size,
+            "seconds": time.time() - start,
+        },
     }
 
 
@@ -147,7 +156,7 @@ def probe_rows(records, split_files, out, seeds):
                     "plcc": float(metrics["plcc"]),
                     "n_test": len(y["test"]),
                     "alpha": float(best[1]),
-                    "wall_s": time.time() - start,
+                    "budget": {"fits": 12, "seconds": time.time() - start},
                 }
             )
     return rows
@@ -164,31 +173,6 @@ def predict(w, x):
     return np.c_[x, np.ones(len(x))] @ w
 
 
-def summarize(rows, resamples=2000, seed=0):
-    """Median test SRCC/PLCC per arm with a bootstrap 95% interval.
-
-    The interval resamples the (split, seed) runs of an arm with replacement.
-    """
-    rng = np.random.default_rng(seed)
-    table = []
-    for arm in dict.fromkeys(r["arm"] for r in rows):
-        mine = [r for r in rows if r["arm"] == arm]
-        row = {"arm": arm, "runs": len(mine)}
-        for key in ("srcc", "plcc"):
-            values = np.array([r[key] for r in mine])
-            boots = np.median(
-                rng.choice(values, (resamples, len(values)), replace=True), axis=1
-            )
-            low, high = np.percentile(boots, [2.5, 97.5])
-            row[key] = float(np.median(values))
-            row[f"{key}_95ci"] = f"[{low:.3f}, {high:.3f}]"
-        row["median_train_s"] = float(
-            np.median([r.get("train_s", r["wall_s"]) for r in mine])
-        )
-        table.append(row)
-    return table
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-dir", required=True)
@@ -202,6 +186,13 @@ def main():
     )
     parser.add_argument("--splits", type=int, default=5)
     parser.add_argument("--seeds", default="0,1")
+    parser.add_argument(
+        "--select",
+        action="store_true",
+        help="Print each arm's median validation SRCC (for choosing settings) "
+        "and write no test table.",
+    )
+    parser.add_argument("--baseline", default="head_single")
     args = parser.parse_args()
     data_dir = os.path.abspath(args.data_dir)
     out = os.path.abspath(args.out)
@@ -236,24 +227,41 @@ def main():
                 print(json.dumps(row), flush=True)
                 rows.append(row)
                 write_json_atomic(rows_path, rows)
-    table = summarize([r for r in rows if r["arm"] in names])
+    if args.select:
+        for name in names:
+            values = [
+                r["val_srcc"] for r in rows if r["arm"] == name and "val_srcc" in r
+            ]
+            print(
+                f"{name}: median validation SRCC {np.median(values):.4f} "
+                f"({len(values)} runs)"
+            )
+        return
     notes = (
-        f"Test-split medians over {args.splits} content-disjoint splits of "
-        f"biq2021-dev (65/15/20) x seeds {seeds}; 95% bootstrap intervals over "
-        "those runs. Per-run rows: the JSON file."
+        f"{args.splits} content-disjoint splits of biq2021-dev (65/15/20, "
+        f"`--out/splits/`) x seeds {seeds}. Per-run rows: "
+        f"`{os.path.relpath(rows_path, ROOT)}` (not committed)."
     )
-    print(
-        write_results(
-            args.name,
-            table,
-            ["arm", "runs", "srcc", "srcc_95ci", "plcc", "plcc_95ci", "median_train_s"],
-            "Offline pretrained VGG16 (hed) on BIQ2021-dev, test splits",
-            notes,
+    if "probe" in names:
+        summarize_arms(
+            [r for r in rows if r["arm"] == "probe"],
+            f"{args.name}_probe",
+            title="Linear probe on frozen offline VGG16 features, BIQ2021-dev test",
+            notes=notes + " The probe is deterministic: one run per split, "
+            "repeated per seed.",
         )
-    )
-    write_json_atomic(
-        os.path.join(ROOT, "benchmarks", "results", f"{args.name}_runs.json"), rows
-    )
+    trained = [r for r in rows if r["arm"] in names and r["arm"] != "probe"]
+    if trained:
+        summary = summarize_arms(
+            trained,
+            args.name,
+            baseline=args.baseline
+            if args.baseline in {r["arm"] for r in trained}
+            else None,
+            title="Offline pretrained VGG16 (hed) on BIQ2021-dev, test splits",
+            notes=notes,
+        )
+        print(json.dumps(summary["arms"], indent=1))
 
 
 if __name__ == "__main__":

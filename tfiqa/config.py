@@ -59,6 +59,9 @@ class DataConfig:
     split_file: str = ""
     num_splits: int = 10
     split_index: int = 0
+    # Seed of the content splits; -1 uses trainer.seed. Fix it to compare
+    # training seeds on the same splits.
+    split_seed: int = -1
     skip_bad: bool = False
     # Inference: "crops" averages `eval_crops` deterministic crops, "full"
     # scores the whole image at its own resolution.
@@ -81,6 +84,9 @@ class ModelConfig:
     # Hidden layers of the head: "relu" or "prelu" (MetaIQA), BatchNorm or not.
     head_activation: str = "relu"
     batch_norm: bool = True
+    # Standardise the pooled features before the head's MLP (a BatchNorm);
+    # helps most with a frozen pretrained backbone.
+    head_input_norm: bool = False
 
 
 @dataclasses.dataclass
@@ -96,6 +102,10 @@ class RankingConfig:
     steps_per_epoch: int = 200
     val_steps: int = 20
     learning_rate: float = 1e-4
+    # Apply the distortion types that are pure TF ops inside the train step
+    # (on the accelerator) instead of in the CPU input pipeline; JPEG and
+    # JPEG2000 stay in the pipeline. Same images either way.
+    device_distortions: bool = False
 
 
 @dataclasses.dataclass
@@ -181,7 +191,16 @@ class TrainerConfig:
     # "auto": MirroredStrategy over all GPUs when there are any, otherwise
     # the default strategy; "multi_worker" reads TF_CONFIG.
     strategy: str = "auto"
-    mixed_precision: bool = False
+    # false (float32), true (mixed_float16, for GPUs) or a Keras policy
+    # name: "mixed_bfloat16" for CPUs with bf16 instructions (AVX512-BF16,
+    # AMX) and TPUs.
+    mixed_precision: bool | str = False
+    # With more than one replica, BatchNorm layers normalise with the
+    # statistics of the global batch (all-reduced across replicas and
+    # workers) in the rank and finetune stages, so that every replica sees
+    # the statistics one device would. The meta stage keeps per-task
+    # statistics.
+    sync_batchnorm: bool = True
     weight_decay: float = 0.0
     # 1 shows a progress bar per epoch, 0 prints only epoch summaries.
     verbose: int = 1
@@ -199,9 +218,10 @@ class TrainerConfig:
 class ExportConfig:
     name: str = "tfiqa"
     version: int = 1
-    # What `tfiqa export` writes when --format / --quantize are not given.
     formats: list = dataclasses.field(default_factory=lambda: ["saved_model", "tflite"])
-    quantize: list = dataclasses.field(default_factory=lambda: ["none"])
+    quantize: list = dataclasses.field(
+        default_factory=lambda: ["none", "dynamic", "int8"]
+    )
     # A fixed input is one crop of the model's scoring policy: null (default)
     # or the model's crop size fixes H = W to it; 0 exports a dynamic size.
     input_size: int | None = None
@@ -237,7 +257,7 @@ class ExperimentConfig:
                 f"data.batch_size must be positive. Received: {self.data.batch_size}"
             )
         finetune = self.finetune
-        freeze_choices = ("none", "all", "P2", "P3", "P4", "P5")
+        freeze_choices = ("none", "all", "P0", "P1", "P2", "P3", "P4", "P5")
         if finetune.freeze_backbone not in freeze_choices:
             raise ConfigError(
                 f"finetune.freeze_backbone must be one of {list(freeze_choices)}. "

@@ -13,7 +13,13 @@ from tfiqa.models.backbones import (
     resnet18_network,
 )
 
-FAST = ["resnet18", "mobilenet_v3_small", "mobilenet_v3_large"]
+FAST = [
+    "resnet18",
+    "mobilenet_v3_small",
+    "mobilenet_v3_large",
+    "mobilenet_v3_small_minimalistic",
+    "mobilenet_v3_large_minimalistic",
+]
 SLOW = ["vgg16", "resnet50", "efficientnet_v2_b0"]
 
 
@@ -31,8 +37,10 @@ def check_strides(name):
     height, width = 64, 96
     images = np.random.default_rng(0).uniform(0, 255, (2, height, width, 3))
     features = backbone(images.astype("float32"))
-    assert sorted(features) == ["P2", "P3", "P4", "P5"]
-    for level, stride in LEVEL_STRIDES.items():
+    extra = ["P0", "P1"] if name == "vgg16" else []
+    assert sorted(features) == extra + ["P2", "P3", "P4", "P5"]
+    for level in features:
+        stride = LEVEL_STRIDES[level]
         shape = tuple(features[level].shape)
         assert shape[:3] == (2, height // stride, width // stride), (level, shape)
         assert np.all(np.isfinite(np.asarray(features[level])))
@@ -47,6 +55,23 @@ def test_feature_strides(name):
 @pytest.mark.parametrize("name", SLOW)
 def test_feature_strides_large_backbones(name):
     check_strides(name)
+
+
+@pytest.mark.parametrize("size", ["small", "large"])
+def test_minimalistic_mobilenets_have_no_hard_swish_or_squeeze_excite(size):
+    # Both ops fall back from XNNPACK's int8 path, which made int8 slower
+    # than float; the minimalistic variants must not contain them.
+    def layer_types(name):
+        backbone = build_backbone(name, weights="none")
+        network = backbone.get_layer(f"{name}_backbone_features")
+        return {type(layer).__name__ for layer in network.layers}
+
+    standard = layer_types(f"mobilenet_v3_{size}")
+    minimal = layer_types(f"mobilenet_v3_{size}_minimalistic")
+    # hard-swish is x * relu6(x + 3) / 6 and squeeze-excite ends in Multiply.
+    assert "Multiply" in standard and "Multiply" not in minimal
+    assert "GlobalAveragePooling2D" in standard
+    assert "GlobalAveragePooling2D" not in minimal
 
 
 def test_torch_preprocessing_normalises_with_imagenet_statistics():

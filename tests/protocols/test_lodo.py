@@ -224,7 +224,9 @@ def test_lodo_command_writes_the_table_and_resumes(tmp_path):
     ]
     assert all(r["n_test"] == "8" for r in rows)
     with open(workdir / "lodo.json") as f:
-        adaptation = json.load(f)["adaptation"]
+        saved = json.load(f)
+    adaptation = saved["adaptation"]
+    assert set(saved["seeds"]["held_out_data"]) == {"darken"}
     head = {a["prior"]: a["variables"] for a in adaptation}
     assert head["meta"] == head["scratch"] < 10  # the head only (meta.adapt)
     assert {a["steps"] for a in adaptation} == {1}

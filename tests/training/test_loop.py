@@ -124,24 +124,41 @@ def test_two_optimizers_update_their_own_variables(tmp_path):
 def test_mixed_precision_optimizer_is_loss_scaled():
     import keras
 
+    from tfiqa.errors import ConfigError
+    from tfiqa.training.strategy import precision_policy
+
     optimizer = make_optimizer(1e-3, mixed_precision=True)
     assert isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
+    # bfloat16 keeps float32's range: no loss scaling.
+    bf16 = make_optimizer(1e-3, mixed_precision="mixed_bfloat16")
+    assert isinstance(bf16, keras.optimizers.Adam)
     assert isinstance(make_optimizer(1e-3, weight_decay=1e-4), keras.optimizers.AdamW)
+    assert [precision_policy(v) for v in (False, "false", True, "mixed_bfloat16")] == [
+        "float32",
+        "float32",
+        "mixed_float16",
+        "mixed_bfloat16",
+    ]
+    with pytest.raises(ConfigError, match="Received: 'bf16'"):
+        precision_policy("bf16")
 
 
-def test_loop_under_mixed_float16_policy(tmp_path):
+@pytest.mark.parametrize(
+    "setting, dtype", [(True, "float16"), ("mixed_bfloat16", "bfloat16")]
+)
+def test_loop_under_mixed_precision_policies(tmp_path, setting, dtype):
     import keras
 
     from tfiqa.training.strategy import set_mixed_precision
 
     previous = keras.mixed_precision.global_policy().name
     try:
-        assert set_mixed_precision(True) == "mixed_float16"
+        assert set_mixed_precision(setting) == f"mixed_{dtype}"
         x, y = helpers.regression_data()
         model = helpers.tiny_regressor()
-        assert model.layers[1].compute_dtype == "float16"
+        assert model.layers[1].compute_dtype == dtype
         before = model.get_weights()[0].copy()
-        optimizer = make_optimizer(0.01, mixed_precision=True)
+        optimizer = make_optimizer(0.01, mixed_precision=setting)
         loop = DistributedLoop(
             tf.distribute.get_strategy(),
             model,

@@ -303,3 +303,24 @@ def test_init_from_loads_weights_and_rejects_other_architectures(tmp_path):
         load_initial_weights(build_model(other.model), str(tmp_path / "a.weights.h5"))
     with pytest.raises(ConfigError, match="not found"):
         load_initial_weights(source, str(tmp_path / "missing.keras"))
+
+
+@pytest.mark.slow
+def test_rank_stage_with_device_distortions_trains_like_the_cpu_path(tmp_path):
+    import numpy as np
+
+    from tfiqa.training.run import run_experiment
+
+    results = {}
+    for device in (False, True):
+        ranking = {**TINY["ranking"], "device_distortions": device}
+        folder = tmp_path / str(device)
+        folder.mkdir()
+        config = load_config(
+            write_config(folder, ranking=ranking, trainer={"stages": ["rank"]})
+        )
+        results[device] = run_experiment(config, str(folder / "run"))
+    cpu, device = (results[d]["stages"]["rank"]["history"] for d in (False, True))
+    # The same batches up to one intensity level on a few pixels.
+    for a, b in zip(cpu, device, strict=True):
+        np.testing.assert_allclose(b["loss"], a["loss"], rtol=0.02, atol=1e-3)

@@ -79,6 +79,22 @@ def test_priors_never_see_the_synthesised_finetune_test_content(tmp_path):
     assert any(r["distortion"] == "jpeg" for r in ctx.mos_splits["test"])
 
 
+def test_split_seed_fixes_the_content_split_across_training_seeds(tmp_path):
+    import json
+
+    tests = []
+    for seed in (0, 1):
+        ctx = context(tiny_config("data.split_seed=4"), tmp_path / str(seed))
+        ctx.seed = seed
+        prepare_data(ctx, ["finetune"])
+        saved = json.loads(
+            (tmp_path / str(seed) / "splits" / "finetune.json").read_text()
+        )
+        assert saved["seed"] == 4 + 2  # split_seed + split_index
+        tests.append(saved["test"])
+    assert tests[0] == tests[1]
+
+
 def test_meta_tasks_from_the_finetune_dataset_leave_out_its_val_and_test(tmp_path):
     from tfiqa.data.pristine import generate_pristine
     from tfiqa.training.stages.data import synthesize_mos_set

@@ -80,6 +80,18 @@ def test_cached_features_score_like_the_model(model, tmp_path):
     np.testing.assert_array_equal(again.features(paths, 5), pooled)
 
 
+def test_heads_with_other_levels_share_the_cache(model, tmp_path):
+    paths = write_images(tmp_path / "images", 2)
+    cache = transfer.PooledFeatureCache(model, str(tmp_path / "cache"), 32)
+    pooled = cache.features(paths, 1)
+    single = IQAModel(**{**SMALL, "levels": ("P5",), "pooling": ("std",)})
+    single.backbone.set_weights(model.backbone.get_weights())
+    other = transfer.PooledFeatureCache(single, str(tmp_path / "cache"), 32)
+    other._compute = lambda path, views: pytest.fail(f"recomputed {path}")
+    # P5's std is the last quarter of (P3 avg, P3 std, P5 avg, P5 std).
+    np.testing.assert_array_equal(other.features(paths, 1), pooled[..., -512:])
+
+
 def test_cache_folder_changes_with_the_backbone_weights(model, tmp_path):
     before = transfer.fingerprint(model, 32)
     assert transfer.fingerprint(model, 48) != before
@@ -188,7 +200,7 @@ def test_frozen_backbone_with_cached_features_trains_only_the_head(tmp_path):
     test = metrics["stages"]["finetune"]["test"]
     assert test["scored_from"] == "feature cache"
     assert metrics["stages"]["finetune"]["phases"] == {"warmup": 3}
-    cache_files = list((tmp_path / "run" / "cache" / "features").rglob("*.npy"))
+    cache_files = list((tmp_path / "run" / "cache" / "features").rglob("*.npz"))
     assert len(cache_files) >= 8  # train views, val and test crops of 16 images
 
 

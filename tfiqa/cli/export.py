@@ -1,8 +1,42 @@
 """`tfiqa export`."""
 
+import os
+
 import click
 
 from tfiqa.cli import base
+
+
+def export_choices(config, export_format, quantize, calibration_dir):
+    """(formats, TFLite variants): the command line's, else the config's.
+
+    Config defaults that need calibration images are dropped with a warning
+    when there is no --calibration-dir; asked for on the command line they
+    stay and fail with a clear error.
+    """
+    if export_format is None:
+        formats = list(config.formats)
+    elif export_format == "all":
+        formats = ["saved_model", "tflite"]
+    else:
+        formats = [export_format]
+    if quantize is not None:
+        return formats, [q.strip() for q in quantize.split(",") if q.strip()]
+    if "tflite" not in formats:
+        return formats, ["none"]  # export.quantize applies to TFLite only
+    from tfiqa.export.tflite import CALIBRATED
+
+    variants = list(config.quantize)
+    if calibration_dir is None:
+        skipped = [q for q in variants if q in CALIBRATED]
+        if skipped:
+            click.echo(
+                f"Warning: export.quantize lists {skipped}, which need "
+                "--calibration-dir; exporting without them.",
+                err=True,
+            )
+            variants = [q for q in variants if q not in skipped]
+    return formats, variants
 
 
 @base.cli.command()
@@ -17,19 +51,22 @@ from tfiqa.cli import base
     "--format",
     "export_format",
     type=click.Choice(["saved_model", "tflite", "all"]),
-    default=None,
-    help="Which formats to write (default: export.formats of the config, "
-    "saved_model and tflite).",
+    help="Formats to write. Default: export.formats of the config.",
 )
 @click.option(
     "--quantize",
-    default=None,
-    help="Comma list of none,fp16,dynamic,int8,int8_io (default: "
-    "export.quantize of the config, none).",
+    help="Comma list of none,fp16,dynamic,int8,int8_io. Default: "
+    "export.quantize of the config (int8 variants need --calibration-dir).",
 )
 @base.folder_option("--calibration-dir", help="Images for int8 calibration.")
 @base.folder_option(
     "--verify-dir", help="Score these images with every export and compare."
+)
+@click.option(
+    "--preset",
+    "preset_name",
+    help="Also package the model and its TFLite files as this preset "
+    "(OUTPUT/presets/NAME, see tfiqa/presets/).",
 )
 @base.user_errors
 def export(
@@ -41,19 +78,21 @@ def export(
     quantize,
     calibration_dir,
     verify_dir,
+    preset_name,
 ):
-    """Export a model to a TF Serving SavedModel and/or TFLite."""
+    """Export a model to a TF Serving SavedModel and/or TFLite.
+
+    Settings not given on the command line come from the `export` section
+    of --config, else of the config.yaml next to --model (its training run),
+    else of the defaults.
+    """
+    run_config = os.path.join(
+        os.path.dirname(os.path.abspath(model_path)), "config.yaml"
+    )
+    if config_path is None and os.path.isfile(run_config):
+        config_path = run_config
     config = base.load_experiment_config(config_path, overrides).export
-    if export_format is None:
-        formats = list(config.formats)
-    elif export_format == "all":
-        formats = ["saved_model", "tflite"]
-    else:
-        formats = [export_format]
-    if quantize is None:
-        variants = list(config.quantize)
-    else:
-        variants = [q.strip() for q in quantize.split(",") if q.strip()]
+    formats, variants = export_choices(config, export_format, quantize, calibration_dir)
 
     base.start_tensorflow()
     from tfiqa.export import export_model, load_keras_model
@@ -79,3 +118,9 @@ def export(
         click.echo(f"TF Serving config: {manifest['models_config']}")
     for path in manifest["tflite"].values():
         click.echo(f"TFLite: {path}")
+    if preset_name:
+        from tfiqa.presets.build import write_preset
+
+        folder = os.path.join(output, "presets", preset_name)
+        write_preset(model, model_path, folder, preset_name, manifest)
+        click.echo(f"Preset: {folder}")

@@ -30,7 +30,7 @@ from tensorflow.core.framework import attr_value_pb2
 
 from tfiqa.data.image_io import load_image
 from tfiqa.data.pipeline import check_records
-from tfiqa.distortions import DISTORTIONS, LEVELS, resolve_types
+from tfiqa.distortions import DISTORTIONS, LEVELS, cpu_only, resolve_types
 from tfiqa.distortions.base import sub_seed
 from tfiqa.distortions.ops import to_uint8
 from tfiqa.errors import ConfigError, DataError
@@ -189,12 +189,16 @@ def distort_one(image, type_index, level, seed, types):
     return tf.switch_case(type_index, [type_branch(n) for n in types])
 
 
-def distort_levels(image, type_index, seed, types, levels):
+def distort_levels(image, type_index, seed, types, levels, skip=()):
     """Applies `types[type_index]` at every level of `levels` to one image:
-    float (H, W, 3) -> (len(levels), H, W, 3), one seed for all levels."""
+    float (H, W, 3) -> (len(levels), H, W, 3), one seed for all levels.
+    Types in `skip` return `image` at every level (their graph holds no op
+    of theirs: used where their kernels cannot run)."""
 
     def type_branch(name):
         fn = DISTORTIONS.get(name).fn
+        if name in skip:
+            return lambda: tf.stack([image] * len(levels))
 
         def run():
             return tf.stack(
@@ -257,6 +261,7 @@ def ranking_dataset(
     include_pristine=True,
     deterministic=True,
     cache_mb=DEFAULT_CACHE_MB,
+    device_distortions=False,
 ):
     """Endless dataset of ranking batches (see the module docstring).
 
@@ -273,6 +278,11 @@ def ranking_dataset(
             on the seed only, but which groups share a batch may vary.
         cache_mb: int. Decode the images once and keep them in memory when
             they fit in this many MiB (0 or None: decode every crop's file).
+        device_distortions: bool. Distort only the types that need CPU-only
+            kernels (`cpu_only`: JPEG, JPEG2000) here; groups of the other
+            types hold the pristine crop at every level, and the labels add
+            "type_index" and "seed" (G,) for `tfiqa.data.device_distortions`
+            to distort them inside the train step, with the same result.
 
     Returns:
         tf.data.Dataset of (images uint8 (N, c, c, 3), {"group": int32 (N,),
@@ -300,6 +310,7 @@ def ranking_dataset(
     n_paths, n_types = len(paths), len(types)
     group_levels = ((0,) if include_pristine else ()) + levels
     per_group = len(group_levels)
+    on_cpu = tf.constant([cpu_only(t) for t in types])
 
     def make_group(index):
         key = tf.stack([tf.constant(seed, tf.int64), index])
@@ -309,17 +320,33 @@ def ranking_dataset(
             [], sub_seed(key, 1), 0, n_types, tf.int32
         )
         crop = crop_fn(path_index, sub_seed(key, 2))
-        distorted = distort_fn(crop, type_index, sub_seed(key, 3))
-        distorted = tf.ensure_shape(distorted, [len(levels), crop_size, crop_size, 3])
+        distort_seed = sub_seed(key, 3)
+
+        def distort():
+            out = distort_fn(crop, type_index, distort_seed)
+            return tf.ensure_shape(out, [len(levels), crop_size, crop_size, 3])
+
+        if device_distortions:
+            distorted = tf.cond(
+                tf.gather(on_cpu, type_index),
+                distort,
+                lambda: tf.stack([crop] * len(levels)),
+            )
+        else:
+            distorted = distort()
         if include_pristine:
             distorted = tf.concat([crop[None], distorted], axis=0)
-        return to_uint8(distorted)  # (per_group, c, c, 3)
+        # (per_group, c, c, 3)
+        return to_uint8(distorted), type_index, distort_seed
 
-    def flatten(groups):
+    def flatten(groups, type_index, distort_seed):
         images = tf.reshape(groups, [-1, crop_size, crop_size, 3])
         group = tf.repeat(tf.range(groups_per_batch, dtype=tf.int32), per_group)
         level = tf.tile(tf.constant(group_levels, tf.int32), [groups_per_batch])
-        return images, {"group": group, "level": level}
+        labels = {"group": group, "level": level}
+        if device_distortions:
+            labels.update(type_index=type_index, seed=distort_seed)
+        return images, labels
 
     ds = tf.data.Dataset.counter()
     ds = ds.map(

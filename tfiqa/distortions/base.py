@@ -154,6 +154,16 @@ def fast_types(set_name):
     return [n for n in distortion_set(set_name) if not DISTORTIONS.get(n).python_only]
 
 
+# Types built on TF's JPEG codec ops, which have CPU kernels only.
+CPU_KERNEL_TYPES = ("jpeg", "live_jpeg")
+
+
+def cpu_only(name):
+    """True when type `name` cannot run on an accelerator (JPEG codec ops or
+    `tf.numpy_function`)."""
+    return name in CPU_KERNEL_TYPES or DISTORTIONS.get(name).python_only
+
+
 def resolve_types(set_name="kadid", types=None):
     """The types to use: `types` if given (validated), else the fast types of
     `set_name`. Unknown names raise a ConfigError with a suggestion."""

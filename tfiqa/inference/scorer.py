@@ -353,13 +353,36 @@ def _load_tflite(path):
     return Scorer(fn, backend="tflite", path=path, **_from_sidecar(sidecar, input_size))
 
 
+def _load_preset(text):
+    from tfiqa.models.scoring import predict_fn, scoring_policy
+    from tfiqa.presets import build_head_model, preset_card, preset_file, split_name
+
+    name, fmt = split_name(text)
+    fmt, file = preset_file(name, fmt)
+    if fmt != "head":
+        scorer = load(file)
+    else:
+        model = build_head_model(preset_card(name), file)
+        predict = predict_fn(model)
+        scorer = Scorer(
+            lambda images: predict(images).numpy(),
+            policy=scoring_policy(model),
+            backend="keras",
+            path=file,
+        )
+    scorer.preset = name
+    return scorer
+
+
 def load(path):
     """Loads a quality model for scoring.
 
     Args:
         path: str or path-like. A `.keras` model (as `tfiqa train` writes), a
             SavedModel folder (as `tfiqa export` writes: the version folder,
-            the model folder or the export folder) or a `.tflite` file.
+            the model folder or the export folder), a `.tflite` file, or the
+            name of a shipped preset (`tfiqa list presets`), optionally with
+            a format: "mobile-mnv3s:tflite".
 
     Returns:
         `Scorer`; `scorer.score(images)` returns float32 scores (N,), higher
@@ -370,6 +393,10 @@ def load(path):
     """
     path = os.fspath(path)
     if not os.path.exists(path):
+        from tfiqa.presets import is_preset
+
+        if is_preset(path):
+            return _load_preset(path)
         raise TfiqaError(f"Model not found. Received: {path}")
     if os.path.isdir(path):
         return _load_saved_model(path)

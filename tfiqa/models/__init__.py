@@ -28,7 +28,7 @@ def build_model(model_config, input_crop_size=None, eval_crops=None):
     """
     optional = {
         key: getattr(model_config, key)
-        for key in ("batch_norm", "head_activation")
+        for key in ("batch_norm", "head_activation", "head_input_norm")
         if hasattr(model_config, key)
     }
     return IQAModel(

@@ -35,8 +35,10 @@ from tfiqa.registry import Registry
 
 BACKBONES = Registry("backbone")
 
-LEVELS = ("P2", "P3", "P4", "P5")
-LEVEL_STRIDES = {"P2": 4, "P3": 8, "P4": 16, "P5": 32}
+# Every backbone has P2..P5; VGG16 also exposes its first two blocks (P0, P1),
+# whose statistics carry much of the low-level quality signal.
+LEVELS = ("P0", "P1", "P2", "P3", "P4", "P5")
+LEVEL_STRIDES = {"P0": 1, "P1": 2, "P2": 4, "P3": 8, "P4": 16, "P5": 32}
 
 # ImageNet statistics of RGB images in [0, 1] (torchvision/keras-hub style).
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -353,6 +355,8 @@ def vgg16(weights="none"):
     if hed:
         load_hed_vgg16(network)
     names = {
+        "P0": "block1_conv2",
+        "P1": "block2_conv2",
         "P2": "block3_conv3",
         "P3": "block4_conv3",
         "P4": "block5_conv3",
@@ -402,6 +406,49 @@ def mobilenet_v3_large(weights="none"):
         "P5": None,
     }
     return feature_backbone(network, names, "none", "mobilenet_v3_large_backbone")
+
+
+@BACKBONES.register("mobilenet_v3_small_minimalistic")
+def mobilenet_v3_small_minimalistic(weights="none"):
+    """MobileNetV3-Small without hard-swish and squeeze-excite (ReLU, 3x3
+    kernels). Same levels as `mobilenet_v3_small`; full-integer int8 runs
+    faster than float on CPUs, unlike the standard variant."""
+    network = _application(
+        keras.applications.MobileNetV3Small,
+        weights,
+        include_preprocessing=True,
+        minimalistic=True,
+    )
+    names = {
+        "P2": "expanded_conv_project_bn",
+        "P3": "expanded_conv_2_add",
+        "P4": "expanded_conv_7_add",
+        "P5": None,
+    }
+    return feature_backbone(
+        network, names, "none", "mobilenet_v3_small_minimalistic_backbone"
+    )
+
+
+@BACKBONES.register("mobilenet_v3_large_minimalistic")
+def mobilenet_v3_large_minimalistic(weights="none"):
+    """MobileNetV3-Large without hard-swish and squeeze-excite (see
+    `mobilenet_v3_small_minimalistic`)."""
+    network = _application(
+        keras.applications.MobileNetV3Large,
+        weights,
+        include_preprocessing=True,
+        minimalistic=True,
+    )
+    names = {
+        "P2": "expanded_conv_2_add",
+        "P3": "expanded_conv_5_add",
+        "P4": "expanded_conv_11_add",
+        "P5": None,
+    }
+    return feature_backbone(
+        network, names, "none", "mobilenet_v3_large_minimalistic_backbone"
+    )
 
 
 @BACKBONES.register("efficientnet_v2_b0")

@@ -81,6 +81,9 @@ class MultiLevelHead(keras.layers.Layer):
         batch_norm: bool. Batch normalisation after each hidden Dense.
         activation: str. "relu" or "prelu" (MetaIQA).
         output_activation: str. "sigmoid" (scores in [0, 1]) or "linear".
+        input_norm: bool. Standardise the pooled vector (a BatchNormalization
+            before the MLP): pooled statistics of different depths differ in
+            scale by orders of magnitude, which a frozen backbone never fixes.
 
     Returns:
         float32 tensor (batch, 1).
@@ -101,9 +104,11 @@ class MultiLevelHead(keras.layers.Layer):
         batch_norm=True,
         activation="relu",
         output_activation="sigmoid",
+        input_norm=False,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        self.input_norm = bool(input_norm)
         self.levels = tuple(levels)
         self.pooling = tuple(pooling)
         self.head_units = tuple(int(u) for u in head_units)
@@ -132,6 +137,8 @@ class MultiLevelHead(keras.layers.Layer):
         ]
         # One flat list (Dense, BN?, ReLU/PReLU, Dropout?) per hidden layer.
         self.hidden = []
+        if self.input_norm:
+            self.hidden.append(keras.layers.BatchNormalization(name="input_bn"))
         for i, units in enumerate(self.head_units):
             self.hidden.append(keras.layers.Dense(units, name=f"dense_{i}"))
             if self.batch_norm:
@@ -212,6 +219,7 @@ class MultiLevelHead(keras.layers.Layer):
                 "batch_norm": self.batch_norm,
                 "activation": self.activation,
                 "output_activation": self.output_activation,
+                "input_norm": self.input_norm,
             }
         )
         return config

@@ -27,6 +27,8 @@ class IQAModel(keras.Model):
         dropout: float. Dropout after each hidden layer.
         output_activation: str. "sigmoid" (scores in [0, 1]) or "linear".
         batch_norm: bool. BatchNorm after each hidden Dense.
+        head_input_norm: bool. Standardise the pooled features before the MLP
+            (`MultiLevelHead(input_norm=True)`).
         head_activation: str. "relu" or "prelu".
         input_crop_size: int. Crop size the model was trained on.
         eval_crops: int. Crops averaged per image when scoring.
@@ -64,6 +66,7 @@ class IQAModel(keras.Model):
         output_activation="sigmoid",
         batch_norm=True,
         head_activation="relu",
+        head_input_norm=False,
         input_crop_size=224,
         eval_crops=5,
         small_images="upscale",
@@ -79,6 +82,7 @@ class IQAModel(keras.Model):
             head_units=head_units,
             dropout=dropout,
             batch_norm=batch_norm,
+            input_norm=head_input_norm,
             activation=head_activation,
             output_activation=output_activation,
             name="head",
@@ -101,6 +105,7 @@ class IQAModel(keras.Model):
         self.dropout = float(dropout)
         self.output_activation = output_activation
         self.batch_norm = bool(batch_norm)
+        self.head_input_norm = bool(head_input_norm)
         self.head_activation = head_activation
         self.input_crop_size = policy["crop_size"]
         self.eval_crops = policy["crops"]
@@ -140,6 +145,7 @@ class IQAModel(keras.Model):
             "dropout": self.dropout,
             "output_activation": self.output_activation,
             "batch_norm": self.batch_norm,
+            "head_input_norm": self.head_input_norm,
             "head_activation": self.head_activation,
             "input_crop_size": self.input_crop_size,
             "eval_crops": self.eval_crops,

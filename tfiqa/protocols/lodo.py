@@ -294,7 +294,10 @@ def run_lodo(config, workdir, priors=("meta", "rank", "scratch"), repeats=3):
     )
     seed = int(config.trainer.seed)
     rows, adaptations = [], []
+    seeds = {"trainer": seed, "held_out_data": {}}
     for index, held_out in enumerate(swept):
+        # Test crops use this seed, the k-shot draws this seed + k.
+        seeds["held_out_data"][held_out] = seed * 1_009 + index
         data = HeldOutType(
             config, pristine, held_out, shots, int(repeats), seed * 1_009 + index
         )
@@ -322,5 +325,5 @@ def run_lodo(config, workdir, priors=("meta", "rank", "scratch"), repeats=3):
                 + ", ".join(f"k={k}: {scores[k]:.3f}" for k in shots),
                 flush=True,
             )
-        write_outputs(workdir, rows, priors, shots, config, adaptations, repeats)
+        write_outputs(workdir, rows, priors, shots, config, adaptations, repeats, seeds)
     return rows

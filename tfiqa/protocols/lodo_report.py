@@ -51,7 +51,9 @@ def _adaptation_note(adaptations):
     return "; ".join(seen.values())
 
 
-def write_outputs(workdir, rows, priors, shots, config, adaptations, repeats):
+def write_outputs(
+    workdir, rows, priors, shots, config, adaptations, repeats, seeds=None
+):
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=["type", "prior", "k", "srcc", "n_test"])
     writer.writeheader()
@@ -78,5 +80,6 @@ def write_outputs(workdir, rows, priors, shots, config, adaptations, repeats):
             "shots": list(shots),
             "adaptation": adaptations,
             "repeats": repeats,
+            "seeds": seeds or {},
         },
     )

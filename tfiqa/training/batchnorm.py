@@ -88,14 +88,42 @@ class BatchNormSlots:
             zeroed[var_i] = tf.zeros_like(non_trainable[var_i])
         with dropout_off(model):  # statistics of what inference will see
             _, new = model.stateless_call(params, zeroed, images, training=True)
-        values = list(non_trainable)
         stats = []
         for mean_i, var_i, momentum in self.slots:
             for i in (mean_i, var_i):
-                value = tf.stop_gradient(new[i] / (1.0 - momentum))
-                values[i] = value
-                stats.append(value)
-        return values, stats
+                stats.append(tf.stop_gradient(new[i] / (1.0 - momentum)))
+        return self.substitute(non_trainable, stats), stats
+
+    def substitute(self, non_trainable, stats):
+        """`non_trainable` with `stats` ([mean, variance, ...]) in the slots."""
+        values = list(non_trainable)
+        k = 0
+        for mean_i, var_i, _ in self.slots:
+            for i in (mean_i, var_i):
+                values[i] = stats[k]
+                k += 1
+        return values
+
+    def cross_replica(self, stats, count, context):
+        """Statistics of the images of every replica, from each replica's
+        statistics `stats` of its `count` images (all-reduced)."""
+        count = tf.cast(count, tf.float32)
+        moments = []
+        for mean, variance in zip(stats[0::2], stats[1::2], strict=True):
+            mean32 = tf.cast(mean, tf.float32)
+            second = tf.cast(variance, tf.float32) + tf.square(mean32)
+            moments += [count * mean32, count * second]
+        total = context.all_reduce(tf.distribute.ReduceOp.SUM, count)
+        moments = context.all_reduce(tf.distribute.ReduceOp.SUM, moments)
+        out = []
+        for k in range(0, len(moments), 2):
+            mean = moments[k] / total
+            variance = tf.maximum(moments[k + 1] / total - tf.square(mean), 0.0)
+            out += [
+                tf.cast(mean, stats[k].dtype),
+                tf.cast(variance, stats[k + 1].dtype),
+            ]
+        return out
 
     def moving_update(self, model, stats):
         """Folds batch statistics into the moving averages (one BN update)."""

@@ -36,7 +36,7 @@ from tfiqa.config import save_config
 from tfiqa.errors import ConfigError, LeakError
 from tfiqa.files import atomic_path, json_ready, write_json_atomic
 from tfiqa.training.stage_splits import check_run
-from tfiqa.training.stage_utils import dataset_seed, save_weights_atomic
+from tfiqa.training.stage_utils import dataset_seed, save_weights_atomic, split_seed
 from tfiqa.training.stages import STAGES, StageContext
 from tfiqa.training.stages.data import prepare_data
 
@@ -160,7 +160,7 @@ def run_seeds(ctx):
     return {
         "trainer": seed,
         "model_init": seed,
-        "splits": seed + int(ctx.config.data.split_index),
+        "splits": split_seed(ctx.config, seed) + int(ctx.config.data.split_index),
         "pristine_split": seed,
         "pristine_generation": seed,
         "rank_data": [dataset_seed(ctx, "rank", 0), "+ epoch"],
@@ -175,6 +175,8 @@ def run_seeds(ctx):
 
 
 def _run_stages(ctx, policy):
+    from tfiqa.training.strategy import synchronize_batchnorm
+
     config, workdir = ctx.config, ctx.workdir
     stages = list(config.trainer.stages)
     metrics = {
@@ -186,6 +188,10 @@ def _run_stages(ctx, policy):
         "dtype_policy": policy,
         "resumed": [],
     }
+    sync_batchnorm = (
+        config.trainer.sync_batchnorm and ctx.strategy.num_replicas_in_sync > 1
+    )
+    metrics["sync_batchnorm"] = sync_batchnorm
     start = time.time()
     prepare_data(ctx, stages)
 
@@ -206,7 +212,10 @@ def _run_stages(ctx, policy):
             pending_weights = None
         ctx.log(f"[{stage}] stage {index + 1}/{len(stages)}")
         stage_start = time.time()
-        result = STAGES.get(stage).run(ctx, index)
+        part = STAGES.get(stage)
+        synchronize_batchnorm(ctx.model, sync_batchnorm and part.sync_batchnorm)
+        result = part.run(ctx, index)
+        synchronize_batchnorm(ctx.model, False)
         result["wall_s"] = time.time() - stage_start
         if result.get("resumed_from"):
             metrics["resumed"].append(

@@ -36,7 +36,7 @@ from tfiqa.training.loop_logs import (
     write_history,
     write_scalar,
 )
-from tfiqa.training.strategy import is_chief, worker_id
+from tfiqa.training.strategy import is_chief, precision_policy, worker_id
 
 
 def distribute_dataset(strategy, dataset):
@@ -54,7 +54,8 @@ def distribute_dataset(strategy, dataset):
 
 
 def make_optimizer(learning_rate, weight_decay=0.0, mixed_precision=False, name=None):
-    """Adam (AdamW when `weight_decay` > 0), loss-scaled under mixed precision.
+    """Adam (AdamW when `weight_decay` > 0), loss-scaled under mixed_float16
+    (`mixed_precision` as in `trainer.mixed_precision`).
 
     Create optimizers inside `strategy.scope()`.
     """
@@ -64,7 +65,8 @@ def make_optimizer(learning_rate, weight_decay=0.0, mixed_precision=False, name=
         )
     else:
         optimizer = keras.optimizers.Adam(learning_rate=learning_rate, name=name)
-    if mixed_precision:
+    # bfloat16 has float32's exponent range: only float16 needs loss scaling.
+    if precision_policy(mixed_precision) == "mixed_float16":
         optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
     return optimizer
 

@@ -22,7 +22,7 @@ model in inference mode (`training=False`: Dropout off, BatchNorm normalising
 with statistics it is *given*), and the statistics are frozen for the whole
 step - the same for every task, every inner step and the query pass:
 - "batch" (default): the statistics of the meta-batch (all support and query
-  images of the replica's tasks) under the meta-parameters theta, computed
+  images; `MetaTrainer` sums them across replicas) under theta, computed
   by one training-mode pass before the inner loops. They are treated as
   constants (no gradient through them), and the moving averages are updated
   with them once per meta-step, so at inference the model sees the moving

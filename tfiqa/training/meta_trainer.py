@@ -9,12 +9,11 @@ weights, averaged over the meta-batch (`tfiqa.training.maml.MAMLStep`).
 Under a distribution strategy the tasks of a meta-batch are split across
 replicas: each replica computes the meta-gradients of its tasks, scaled by
 1 / (global number of tasks), and the optimizers sum them over replicas, so
-the update is the mean of the per-task meta-gradients. Each task's gradient
-depends only on that task with `batchnorm: moving`, so then the update is
-the same however the tasks are split. With `batchnorm: batch` it is not:
-each replica normalises with the statistics of its own tasks' images (the
-moving averages receive the cross-replica mean), so the update depends on
-the number of replicas, as with ordinary per-replica BatchNorm.
+the update is the mean of the per-task meta-gradients. With `batchnorm:
+batch` the frozen statistics are those of the whole meta-batch: each
+replica's mean and second moment are summed across replicas before the
+inner loops. So the update is the same however the tasks are split (up to
+floating-point rounding).
 
 What is trained, checkpointed, validated and handed on is the meta-parameters
 theta (the scoring model's weights, plus the learned inner learning rates with
@@ -132,6 +131,11 @@ class MetaTrainer:
         statistics, stats = self.maml.meta_batch_statistics(
             batch["support_images"], batch["query_images"]
         )
+        if stats and context is not None and context.num_replicas_in_sync > 1:
+            # Statistics of the whole meta-batch, not of this replica's share.
+            images = tf.size(batch["support_labels"]) + tf.size(batch["query_labels"])
+            stats = self.maml.bn_slots.cross_replica(stats, images, context)
+            statistics = self.maml.bn_slots.substitute(statistics, stats)
         query_loss, support_loss, grads = self.maml.meta_gradients(
             batch["support_images"],
             batch["support_labels"],
@@ -142,10 +146,7 @@ class MetaTrainer:
         )
         apply_gradient_groups(optimizer_groups, grads, self.meta_variables)
         if stats:
-            if context is not None and context.num_replicas_in_sync > 1:
-                # Every replica folds the same (mean) statistics into its
-                # copy of the moving averages, which keeps the copies equal.
-                stats = context.all_reduce(tf.distribute.ReduceOp.MEAN, stats)
+            # The same statistics on every replica keep the copies equal.
             self.maml.bn_slots.moving_update(self.model, stats)
         return {
             "loss": (query_loss * count, count),

@@ -16,6 +16,7 @@ from tfiqa.protocols.audit import (
     source_key,
     write_stage_split,
 )
+from tfiqa.training.stage_utils import split_seed
 
 
 def record_ids(records):
@@ -113,7 +114,7 @@ def write_data_splits(ctx, stages):
             "finetune",
             ctx.mos_dir,
             {part: record_ids(ctx.mos_splits[part]) for part in ctx.mos_splits},
-            ctx.seed + int(data.split_index),  # split i of make_splits
+            split_seed(ctx.config, ctx.seed) + int(data.split_index),
             split_file=data.split_file,
             split_index=data.split_index,
             holdout_not_trained=list(ctx.config.meta.holdout),

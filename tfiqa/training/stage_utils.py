@@ -26,6 +26,11 @@ def stage_seed(seed, stage, epoch):
     return int(seed) * 100_003 + STAGE_SEED_OFFSETS[stage] * 10_007 + int(epoch)
 
 
+def split_seed(config, seed):
+    """The seed of the fine-tuning content splits (`data.split_seed`)."""
+    return seed if int(config.data.split_seed) < 0 else int(config.data.split_seed)
+
+
 def dataset_seed(ctx, stage, epoch):
     return stage_seed(ctx.seed, stage, epoch)
 

@@ -82,14 +82,45 @@ def worker_id(strategy):
     return f"{resolver.task_type}_{resolver.task_id}"
 
 
-def set_mixed_precision(enabled):
-    """Sets the Keras global dtype policy; "mixed_float16" pays off on GPUs.
+def synchronize_batchnorm(model, enabled):
+    """Makes every BatchNormalization layer of `model` compute its batch
+    statistics over all replicas (`enabled`) or per replica; returns the
+    number of layers. Takes effect in steps traced afterwards."""
+    from tfiqa.training.batchnorm import batchnorm_layers
+
+    layers = batchnorm_layers(model)
+    for layer in layers:
+        layer.synchronized = bool(enabled)
+    return len(layers)
+
+
+POLICIES = ("float32", "mixed_float16", "mixed_bfloat16")
+
+
+def precision_policy(value):
+    """The Keras dtype policy named by `trainer.mixed_precision`: false ->
+    "float32", true -> "mixed_float16" (GPUs), or a policy name
+    ("mixed_bfloat16" for CPUs with bf16 instructions and TPUs)."""
+    if value is None or value is False or value == "false":
+        return "float32"
+    if value is True or value == "true":
+        return "mixed_float16"
+    if value not in POLICIES:
+        raise ConfigError(
+            "trainer.mixed_precision must be true, false or one of "
+            f"{list(POLICIES)}. Received: {value!r}"
+        )
+    return value
+
+
+def set_mixed_precision(value):
+    """Sets the Keras global dtype policy (see `precision_policy`).
 
     Returns the policy name. Models must be built after this call.
     """
     import keras
 
-    policy = "mixed_float16" if enabled else "float32"
+    policy = precision_policy(value)
     keras.mixed_precision.set_global_policy(policy)
     return policy
 

@@ -29,7 +29,7 @@ from tfiqa.files import atomic_path
 
 logger = logging.getLogger("tfiqa.training")
 
-FREEZE_CHOICES = ("none", "all", "P2", "P3", "P4", "P5")
+FREEZE_CHOICES = ("none", "all", "P0", "P1", "P2", "P3", "P4", "P5")
 # A view of an image for the cache: N deterministic crops, or "full".
 FULL_IMAGE = "full"
 
@@ -86,25 +86,26 @@ def freeze_backbone(model, until):
 
 
 def fingerprint(model, crop_size):
-    """Identifies what cached features depend on: backbone weights, levels,
-    pooling and crop size. Any change (e.g. a ranking stage that trained the
-    backbone) gives a new cache folder."""
-    digest = hashlib.sha1()
+    """Identifies what cached features depend on: the backbone's name, levels
+    and weights and the crop size. Any change (e.g. a ranking stage that trained
+    the backbone) gives a new cache folder."""
+    levels = sorted(model.backbone.output)
+    digest = hashlib.sha1(repr((model.backbone.name, levels, int(crop_size))).encode())
     for weight in model.backbone.weights:
         digest.update(np.ascontiguousarray(keras.ops.convert_to_numpy(weight)))
-    head = model.head
-    digest.update(repr((head.levels, head.pooling, int(crop_size))).encode())
     return digest.hexdigest()[:16]
 
 
 class PooledFeatureCache:
     """Pooled head inputs of fixed views of images, under a frozen backbone.
 
-    Each image's features for one view are stored as a `.npy` file named by a
-    hash of the image path, its size and modification time, and the view, in
-    a folder named by `fingerprint(model, crop_size)`; files are written
-    atomically, so an interrupted extraction resumes where it stopped and
-    runs with the same backbone share the folder.
+    Every level the backbone has is pooled every way `GlobalPooling` knows,
+    so heads with other levels or poolings share one cache; `features` picks
+    the model's head layout. Each image's pooled levels for one set of views
+    are stored as a `.npz` file named by a hash of the image path, its size
+    and modification time, and the views, in a folder named by
+    `fingerprint(model, crop_size)`; files are written atomically, so an
+    interrupted extraction resumes where it stopped.
 
     Args:
         model: IQAModel whose backbone stays frozen while the cache is used.
@@ -118,28 +119,49 @@ class PooledFeatureCache:
         self.folder = os.path.join(folder, fingerprint(model, crop_size))
         os.makedirs(self.folder, exist_ok=True)
 
+        from tfiqa.models.head import POOLINGS, GlobalPooling
+
+        pool = GlobalPooling(POOLINGS)
+
         @tf.function(reduce_retracing=True)
         def pooled(images):
             features = model.features(images)
-            return tf.cast(model.head.pool(features), tf.float32)
+            return {level: pool(maps) for level, maps in features.items()}
 
         self._pooled = pooled
+        self._layout = [
+            (level, POOLINGS.index(kind))
+            for level in model.head.levels
+            for kind in model.head.pooling
+        ]
+        self._kinds = len(POOLINGS)
 
     def _file(self, path, views):
         stat = os.stat(path)
         key = f"{os.path.abspath(path)}|{stat.st_size}|{stat.st_mtime_ns}|{views}"
-        return os.path.join(
-            self.folder, hashlib.sha1(key.encode()).hexdigest() + ".npy"
-        )
+        name = hashlib.sha1(key.encode()).hexdigest()
+        return os.path.join(self.folder, name + ".npz")
 
     def _compute(self, path, views):
+        """{level: (V, 3 * channels)}: avg, max and std of each level."""
         from tfiqa.data.crops import eval_crops
         from tfiqa.data.image_io import load_image
 
         image = load_image(path)
         if views == FULL_IMAGE:
-            return self._pooled(image[None]).numpy()
-        return self._pooled(eval_crops(image, self.crop_size, views, path)).numpy()
+            batch = image[None]
+        else:
+            batch = eval_crops(image, self.crop_size, views, path)
+        return {level: value.numpy() for level, value in self._pooled(batch).items()}
+
+    def _head_input(self, levels):
+        """The head's pooled vector (V, width), in `GlobalPooling`'s layout."""
+        parts = []
+        for level, kind in self._layout:
+            values = levels[level]
+            channels = values.shape[-1] // self._kinds
+            parts.append(values[:, kind * channels : (kind + 1) * channels])
+        return np.concatenate(parts, axis=-1).astype(np.float32)
 
     def features(self, paths, views, log_every=100):
         """Pooled features (N, V, width) of every image's views.
@@ -156,12 +178,13 @@ class PooledFeatureCache:
         for index, path in enumerate(paths):
             file = self._file(path, views)
             if os.path.isfile(file):
-                out.append(np.load(file))
+                with np.load(file) as levels:
+                    out.append(self._head_input(levels))
                 continue
-            value = self._compute(path, views)
+            levels = self._compute(path, views)
             with atomic_path(file) as tmp, open(tmp, "wb") as f:
-                np.save(f, value)
-            out.append(value)
+                np.savez(f, **levels)
+            out.append(self._head_input(levels))
             computed += 1
             if log_every and computed % log_every == 0:
                 rate = computed / (time.time() - start)

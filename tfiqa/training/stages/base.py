@@ -65,6 +65,9 @@ class Stage(typing.Protocol):
     """
 
     name: str
+    # Whether BatchNorm uses global-batch statistics across replicas while
+    # this stage runs (with `trainer.sync_batchnorm` and several replicas).
+    sync_batchnorm: bool
 
     def run(self, ctx: StageContext, stage_index: int) -> dict: ...
 

@@ -10,6 +10,7 @@ from tfiqa.errors import ConfigError, DataError
 from tfiqa.files import write_text_atomic
 from tfiqa.protocols.audit import source_id
 from tfiqa.training.stage_splits import keep_out_of_priors, write_data_splits
+from tfiqa.training.stage_utils import split_seed
 
 MAX_SYNTHETIC_SIDE = 256
 
@@ -179,7 +180,10 @@ def prepare_mos_data(ctx):
         )
     records = read_dataset(data.dataset, folder, **options)
     parts = splits_for_config(
-        records, data, seed=ctx.seed, workdir=ctx.workdir if ctx.chief else None
+        records,
+        data,
+        seed=split_seed(config, ctx.seed),
+        workdir=ctx.workdir if ctx.chief else None,
     )
     # Held-out types are not trained or validated on; the test keeps them.
     held_out = set(config.meta.holdout)

@@ -8,7 +8,8 @@
    the layers up to `finetune.freeze_backbone`.
 
 Both phases share model selection: the epoch with the best validation SRCC
-(centre crop per image) is kept, across phases. Each phase checkpoints every
+(centre crop per image; the scoring policy's crops when the backbone stays
+frozen and the cache holds them) is kept, across phases. Each phase checkpoints every
 epoch and resumes on its own.
 """
 
@@ -117,7 +118,7 @@ def _cached_warmup(ctx, trainer, selection, data, epochs, stage_index):
     ctx.log(f"[finetune] caching pooled features of {len(train)} training images")
     train_x = cache.features([r["image_path"] for r in train], cfg.cache_views)
     train_y = [r["mos"] for r in train]
-    val_x = cached_views(ctx, cache, val, 1) if val else None
+    val_x = cached_views(ctx, cache, val, _val_crops(ctx)) if val else None
 
     def compute_terms(batch_, training):
         pooled, mos = batch_
@@ -154,6 +155,15 @@ def _cached_warmup(ctx, trainer, selection, data, epochs, stage_index):
         validate=validate if val else None,
         on_epoch_end=lambda e, logs: bool(val) and selection.on_epoch_end(e, logs, 0),
     )
+
+
+def _val_crops(ctx):
+    """Crops per validation image: the scoring policy's when the cache holds
+    them for free (backbone frozen throughout), else the centre crop."""
+    cfg, data = ctx.config.finetune, ctx.config.data
+    if cfg.freeze_backbone == "all" and cfg.cache_views == data.eval_crops:
+        return data.eval_crops
+    return 1
 
 
 def feature_cache(ctx):
@@ -298,7 +308,7 @@ def run_finetune_stage(ctx, stage_index):
     )
     # The selected model on the whole validation split, with the logistic
     # mapping for PLCC/RMSE (per-epoch PLCC is raw).
-    summary["val"] = _evaluate(ctx, trainer, val, crops=1) if val else {}
+    summary["val"] = _evaluate(ctx, trainer, val, _val_crops(ctx)) if val else {}
     if test:
         summary["test"] = evaluate_test(ctx, trainer, test)
     return summary
@@ -373,6 +383,8 @@ def evaluate_test(ctx, trainer, records):
 
 class FinetuneStage:
     name = "finetune"
+    # Replicas see parts of one global batch: BatchNorm may sync across them.
+    sync_batchnorm = True
 
     def run(self, ctx, stage_index):
         return run_finetune_stage(ctx, stage_index)

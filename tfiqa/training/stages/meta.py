@@ -183,6 +183,8 @@ class MetaStage:
     reserved for fine-tuning) and meta-trains `ctx.model`."""
 
     name = STAGE
+    # Each replica adapts to its own tasks, whose statistics stay apart.
+    sync_batchnorm = False
 
     def run(self, ctx: StageContext, stage_index):
         start = time.time()

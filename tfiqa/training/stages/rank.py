@@ -3,6 +3,8 @@
 import logging
 import os
 
+import numpy as np
+
 from tfiqa.training.stage_splits import rank_types
 from tfiqa.training.stage_utils import (
     dataset_seed,
@@ -34,7 +36,8 @@ def run_rank_stage(ctx, stage_index):
     config = ctx.config
     cfg = config.ranking
     types = rank_types(config)
-    _warn_uneven_groups(cfg, ctx.strategy.num_replicas_in_sync)
+    replicas = ctx.strategy.num_replicas_in_sync
+    _warn_uneven_groups(cfg, replicas)
     crop = config.data.crop_size
     train_paths, val_paths = ctx.pristine["train"], ctx.pristine["val"]
 
@@ -45,6 +48,7 @@ def run_rank_stage(ctx, stage_index):
             crop,
             cfg.groups_per_batch,
             seed=dataset_seed(ctx, "rank", epoch),
+            device_distortions=cfg.device_distortions,
         ).repeat()
 
     # A fixed validation set: the same crops and distortions every epoch.
@@ -56,12 +60,19 @@ def run_rank_stage(ctx, stage_index):
         for images, labels in val_ds.take(max(1, cfg.val_steps))
     ]
     trainer = RankingTrainer(ctx.model, cfg.margin, cfg.logit_margin)
+    compute_terms, finish = trainer.compute_terms, lambda images, labels: images
+    if cfg.device_distortions:
+        from tfiqa.data.device_distortions import device_step
+
+        finish, compute_terms = device_step(
+            trainer.compute_terms, types, crop, cfg.groups_per_batch, replicas
+        )
 
     # Training batches for BatchNorm statistics, drawn once (the ranking
     # pipeline distorts on the fly, which costs more than the forward passes).
     bn_batches = [
-        (images.numpy(), None)
-        for images, _ in dataset_fn(-1).take(config.trainer.precise_bn_batches)
+        (np.asarray(finish(images, labels)), None)
+        for images, labels in dataset_fn(-1).take(config.trainer.precise_bn_batches)
     ]
 
     def validate(epoch):
@@ -78,7 +89,7 @@ def run_rank_stage(ctx, stage_index):
     loop = DistributedLoop(
         ctx.strategy,
         ctx.model,
-        trainer.compute_terms,
+        compute_terms,
         [(optimizer, ctx.model.trainable_variables)],
         stage="rank",
         stage_index=stage_index,
@@ -106,6 +117,8 @@ def run_rank_stage(ctx, stage_index):
 
 class RankStage:
     name = "rank"
+    # Replicas see parts of one global batch: BatchNorm may sync across them.
+    sync_batchnorm = True
 
     def run(self, ctx, stage_index):
         return run_rank_stage(ctx, stage_index)

@@ -1,0 +1,142 @@
+"""Ready-to-use quality models shipped with the package (offline).
+
+Each preset is a folder here with a `preset.json` card and its files:
+- "keras": a complete `.keras` scoring model;
+- "tflite": an exported TFLite file with its JSON sidecar;
+- "head": only the trained head (`head.npz`), for a model whose backbone
+  weights come from an installed package (`model.weights: hed`): the model
+  is rebuilt from its config and the head's weights are set at load time.
+
+`preset.json` also records the backbone, input policy, score range and
+direction, test-split SRCC/PLCC and latency, and the SHA-256 of every file;
+`tfiqa list presets` prints them and `tfiqa.load("<name>")` loads one.
+
+Example:
+```python
+scorer = tfiqa.load("hed-vgg16-biq")           # the preset's default format
+scorer = tfiqa.load("mobile-mnv3s:tflite")     # a chosen format
+scorer.score(["photo.jpg"])
+```
+"""
+
+import hashlib
+import json
+import os
+
+from tfiqa.errors import TfiqaError
+
+PRESETS_DIR = os.path.dirname(os.path.abspath(__file__))
+FORMATS = ("keras", "tflite", "head")
+
+
+def preset_names():
+    """Names of the shipped presets, sorted."""
+    return sorted(
+        name
+        for name in os.listdir(PRESETS_DIR)
+        if os.path.isfile(os.path.join(PRESETS_DIR, name, "preset.json"))
+    )
+
+
+def split_name(text):
+    """ "name" or "name:format" -> (name, format or None)."""
+    name, _, fmt = str(text).partition(":")
+    return name, fmt or None
+
+
+def is_preset(text):
+    return split_name(text)[0] in preset_names()
+
+
+def preset_card(name):
+    """The parsed `preset.json` of preset `name`."""
+    if name not in preset_names():
+        from tfiqa.registry import Registry
+
+        registry = Registry("preset")
+        for known in preset_names():
+            registry.register(known, known)
+        raise TfiqaError(registry.unknown_message(name))
+    with open(os.path.join(PRESETS_DIR, name, "preset.json"), encoding="utf-8") as f:
+        return json.load(f)
+
+
+def preset_file(name, fmt=None):
+    """(format, absolute path) of a preset's file, checked against its card."""
+    card = preset_card(name)
+    fmt = fmt or card["default_format"]
+    files = card["files"]
+    if fmt not in files:
+        raise TfiqaError(
+            f"Preset {name!r} has no {fmt!r} file. Available: {', '.join(files)}"
+        )
+    path = os.path.join(PRESETS_DIR, name, files[fmt]["file"])
+    if not os.path.isfile(path):
+        raise TfiqaError(f"Preset {name!r}: file missing from the package: {path}")
+    return fmt, path
+
+
+def file_sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def build_head_model(card, path):
+    """An IQAModel from a "head" preset: backbone from its weights source,
+    head weights from `head.npz` (in `head.weights` order)."""
+    import numpy as np
+
+    from tfiqa.models import IQAModel
+
+    model = IQAModel(**card["model"])
+    with np.load(path) as saved:
+        values = [saved[f"w{i}"] for i in range(len(saved.files))]
+    weights = model.head.weights
+    if len(values) != len(weights) or any(
+        v.shape != tuple(w.shape) for v, w in zip(values, weights, strict=False)
+    ):
+        raise TfiqaError(
+            f"Preset head {path} does not fit its model: "
+            f"{[v.shape for v in values]} vs {[tuple(w.shape) for w in weights]}"
+        )
+    for variable, value in zip(weights, values, strict=True):
+        variable.assign(value.astype(variable.dtype))
+    return model
+
+
+def save_head(model, path):
+    """Writes `model.head`'s weights to `path` (.npz), for a "head" preset."""
+    import numpy as np
+
+    from tfiqa.files import atomic_path
+
+    arrays = {f"w{i}": w.numpy() for i, w in enumerate(model.head.weights)}
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez_compressed(f, **arrays)
+
+
+def preset_rows():
+    """One summary dict per preset, for `tfiqa list presets`."""
+    rows = []
+    for name in preset_names():
+        card = preset_card(name)
+        test = card.get("test", {})
+        rows.append(
+            {
+                "name": name,
+                "backbone": card["model"]["backbone"],
+                "formats": ",".join(card["files"]),
+                "size_mb": round(
+                    sum(f["bytes"] for f in card["files"].values()) / 1e6, 2
+                ),
+                "input": card.get("input", ""),
+                "scores": card.get("scores", ""),
+                "test_srcc": test.get("srcc", ""),
+                "test_plcc": test.get("plcc", ""),
+                "latency_ms": card.get("latency_ms", ""),
+            }
+        )
+    return rows

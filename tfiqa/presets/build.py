@@ -1,0 +1,104 @@
+"""Packages a trained model as a preset folder (`tfiqa export --preset NAME`).
+
+What goes in:
+- a model whose backbone weights come from an installed package
+  (`model.weights: hed`) ships only its head (`head.npz`) and is rebuilt
+  at load time; any other model ships its `.keras` file;
+- the TFLite files the export wrote (with their sidecars);
+- `preset.json`: model config, input policy, score range, the run's
+  test metrics (from the `metrics.json` beside the model), sizes and SHA-256.
+Copy the folder into `tfiqa/presets/` to ship it with the package.
+"""
+
+import os
+import shutil
+
+from tfiqa.files import write_json_atomic
+from tfiqa.presets import file_sha256, save_head
+
+# Backbone weight sources installed with the package: ship the head only.
+PACKAGED_WEIGHTS = ("hed",)
+
+
+def _model_card(model):
+    config = model.get_config()
+    config.pop("trainable", None)
+    config.pop("name", None)
+    config["weights"] = model.backbone_weights
+    return config
+
+
+def _run_metrics(model_path):
+    import json
+
+    path = os.path.join(os.path.dirname(os.path.abspath(model_path)), "metrics.json")
+    if not os.path.isfile(path):
+        return {}, {}
+    with open(path) as f:
+        metrics = json.load(f)
+    test = metrics.get("test") or {}
+    keep = ("srcc", "plcc", "krcc", "rmse", "n", "eval_mode")
+    return {k: test[k] for k in keep if k in test}, metrics.get("seeds", {})
+
+
+def write_preset(model, model_path, folder, name, manifest=None, description=""):
+    """Writes preset `name` for `model` (loaded from `model_path`) to `folder`.
+
+    Args:
+        model: IQAModel.
+        model_path: str. Its `.keras` file (next to the run's metrics.json).
+        folder: str. Output folder (created; files are replaced).
+        name: str. Preset name.
+        manifest: dict or None. `export_model`'s manifest: its TFLite files
+            are included.
+        description: str.
+
+    Returns:
+        dict, the card written to `folder/preset.json`.
+    """
+    from tfiqa.models.scoring import scoring_policy
+
+    os.makedirs(folder, exist_ok=True)
+    files = {}
+    if model.backbone_weights in PACKAGED_WEIGHTS:
+        save_head(model, os.path.join(folder, "head.npz"))
+        files["head"] = "head.npz"
+        default = "head"
+    else:
+        shutil.copyfile(model_path, os.path.join(folder, "model.keras"))
+        files["keras"] = "model.keras"
+        default = "keras"
+    for variant, path in ((manifest or {}).get("tflite") or {}).items():
+        target = f"model_{variant}.tflite"
+        shutil.copyfile(path, os.path.join(folder, target))
+        sidecar = os.path.splitext(path)[0] + ".json"
+        if os.path.isfile(sidecar):
+            shutil.copyfile(sidecar, os.path.join(folder, f"model_{variant}.json"))
+        files["tflite" if variant == "int8" or "tflite" not in files else variant] = (
+            target
+        )
+    test, seeds = _run_metrics(model_path)
+    policy = scoring_policy(model)
+    card = {
+        "name": name,
+        "description": description,
+        "default_format": default,
+        "model": _model_card(model),
+        "input": f"{policy['crops']} x {policy['crop_size']} px crops, "
+        f"small images: {policy['small_images']}",
+        "scores": "[0, 1], higher is better"
+        if model.output_activation == "sigmoid"
+        else "unbounded, higher is better",
+        "test": test,
+        "seeds": seeds,
+        "files": {
+            fmt: {
+                "file": file,
+                "bytes": os.path.getsize(os.path.join(folder, file)),
+                "sha256": file_sha256(os.path.join(folder, file)),
+            }
+            for fmt, file in files.items()
+        },
+    }
+    write_json_atomic(os.path.join(folder, "preset.json"), card)
+    return card
