@@ -27,6 +27,21 @@ def _warn_uneven_groups(cfg, replicas):
         )
 
 
+def _validation_batches(ctx, paths, types):
+    """A fixed validation set: the same crops and distortions every epoch."""
+    from tfiqa.data.ranking import ranking_dataset
+
+    cfg = ctx.config.ranking
+    crop = ctx.config.data.crop_size
+    val_ds = ranking_dataset(
+        paths, types, crop, cfg.groups_per_batch, seed=ctx.seed + 999_983
+    ).repeat()
+    return [
+        (images.numpy(), {k: v.numpy() for k, v in labels.items()})
+        for images, labels in val_ds.take(max(1, cfg.val_steps))
+    ]
+
+
 def run_rank_stage(ctx, stage_index):
     """Ranking pretraining; returns the stage's result dict."""
     from tfiqa.data.ranking import ranking_dataset
@@ -51,14 +66,7 @@ def run_rank_stage(ctx, stage_index):
             device_distortions=cfg.device_distortions,
         ).repeat()
 
-    # A fixed validation set: the same crops and distortions every epoch.
-    val_ds = ranking_dataset(
-        val_paths, types, crop, cfg.groups_per_batch, seed=ctx.seed + 999_983
-    ).repeat()
-    val_batches = [
-        (images.numpy(), {k: v.numpy() for k, v in labels.items()})
-        for images, labels in val_ds.take(max(1, cfg.val_steps))
-    ]
+    val_batches = _validation_batches(ctx, val_paths, types)
     trainer = RankingTrainer(ctx.model, cfg.margin, cfg.logit_margin)
     compute_terms, finish = trainer.compute_terms, lambda images, labels: images
     if cfg.device_distortions:
