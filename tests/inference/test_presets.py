@@ -123,3 +123,20 @@ def test_shipped_presets_fit_in_the_repository():
         for f in files
     )
     assert total <= 10 * 1024 * 1024
+
+
+def test_list_presets_prints_the_card_summary(tmp_path, preset_root):
+    from click.testing import CliRunner
+
+    from tfiqa.cli import cli
+
+    model = IQAModel(**SMALL, weights="none", input_crop_size=32)
+    build.write_preset(
+        model, save_run(tmp_path, model), str(preset_root / "tiny"), "tiny"
+    )
+    result = CliRunner().invoke(cli, ["list", "presets"])
+    assert result.exit_code == 0, result.output
+    header, row = result.output.strip().splitlines()
+    assert header.split()[:2] == ["name", "backbone"]
+    assert row.split()[:3] == ["tiny", "resnet18", "keras"]
+    assert "0.500" in row and "0.600" in row
