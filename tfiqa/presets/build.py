@@ -74,9 +74,9 @@ def write_preset(model, model_path, folder, name, manifest=None, description="")
         sidecar = os.path.splitext(path)[0] + ".json"
         if os.path.isfile(sidecar):
             shutil.copyfile(sidecar, os.path.join(folder, f"model_{variant}.json"))
-        files["tflite" if variant == "int8" or "tflite" not in files else variant] = (
-            target
-        )
+        # "tflite" is the int8 file phones want; other variants keep their name.
+        label = "float32" if variant == "none" else variant
+        files["tflite" if variant == "int8" else f"tflite_{label}"] = target
     test, seeds = _run_metrics(model_path)
     policy = scoring_policy(model)
     card = {
