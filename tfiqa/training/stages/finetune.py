@@ -15,6 +15,7 @@ epoch and resumes on its own.
 
 import json
 import os
+import weakref
 
 import numpy as np
 
@@ -166,6 +167,11 @@ def _val_crops(ctx):
     return 1
 
 
+# One cache per model: building one hashes every backbone weight and traces
+# the feature function, and the warm-up, validation and test all use it.
+_CACHES = weakref.WeakKeyDictionary()
+
+
 def feature_cache(ctx):
     """The stage's `PooledFeatureCache` (folder: `finetune.cache_dir`)."""
     from tfiqa.training.transfer import PooledFeatureCache
@@ -176,7 +182,12 @@ def feature_cache(ctx):
         if cfg.cache_dir
         else os.path.join(ctx.workdir, "cache", "features")
     )
-    return PooledFeatureCache(ctx.model, folder, ctx.config.data.crop_size)
+    key = (folder, int(ctx.config.data.crop_size))
+    cache = _CACHES.get(ctx.model)
+    if cache is None or cache[0] != key:
+        cache = (key, PooledFeatureCache(ctx.model, *key))
+        _CACHES[ctx.model] = cache
+    return cache[1]
 
 
 def cached_views(ctx, cache, records, crops):
