@@ -4,8 +4,8 @@ import os
 
 import numpy as np
 import pytest
+from conftest import make_image
 
-from tests.conftest import make_image
 from tfiqa import presets
 from tfiqa.errors import TfiqaError
 from tfiqa.models import IQAModel

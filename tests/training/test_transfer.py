@@ -3,9 +3,9 @@ import os
 
 import numpy as np
 import pytest
+from conftest import make_image
 from PIL import Image
 
-from tests.conftest import make_image
 from tfiqa.config import load_config
 from tfiqa.errors import ConfigError
 from tfiqa.models import IQAModel
