@@ -106,6 +106,9 @@ class RankingConfig:
     # (on the accelerator) instead of in the CPU input pipeline; JPEG and
     # JPEG2000 stay in the pipeline. Same images either way.
     device_distortions: bool = False
+    # Backbone layers up to this level stay frozen while ranking ("none":
+    # all train); see `finetune.freeze_backbone`.
+    freeze_backbone: str = "none"
 
 
 @dataclasses.dataclass
@@ -133,6 +136,9 @@ class MetaConfig:
     # Inner-loop weights: "all", or "head" (only the head adapts; the
     # backbone is still meta-learned through it; much cheaper).
     adapt: str = "all"
+    # Backbone layers up to this level are neither adapted nor meta-learned
+    # ("none": all are); see `finetune.freeze_backbone`.
+    freeze_backbone: str = "none"
     # Outer learning rate of the head and Meta-SGD rates; 0 = learning_rate.
     head_learning_rate: float = 0.0
     # Query images per validation task (0 = query_size); more = steadier SRCC.
@@ -258,11 +264,13 @@ class ExperimentConfig:
             )
         finetune = self.finetune
         freeze_choices = ("none", "all", "P0", "P1", "P2", "P3", "P4", "P5")
-        if finetune.freeze_backbone not in freeze_choices:
-            raise ConfigError(
-                f"finetune.freeze_backbone must be one of {list(freeze_choices)}. "
-                f"Received: {finetune.freeze_backbone!r}"
-            )
+        for section in ("ranking", "meta", "finetune"):
+            value = getattr(self, section).freeze_backbone
+            if value not in freeze_choices:
+                raise ConfigError(
+                    f"{section}.freeze_backbone must be one of "
+                    f"{list(freeze_choices)}. Received: {value!r}"
+                )
         if finetune.warmup_epochs < 0 or finetune.cache_views < 0:
             raise ConfigError(
                 "finetune.warmup_epochs and finetune.cache_views must be >= 0. "

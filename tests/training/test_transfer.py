@@ -240,3 +240,79 @@ def test_warmup_then_unfreeze_keeps_early_blocks_frozen(tmp_path):
     assert again["stages"]["finetune"]["skipped"] == "already done"
     with open(tmp_path / "run" / "metrics.json") as f:
         assert json.load(f)["stages"]["finetune"]
+
+
+PLAIN = {**SMALL, "levels": ("P4", "P5"), "pooling": ("avg",)}
+
+
+@pytest.mark.slow
+def test_rank_and_meta_stages_train_only_the_unfrozen_blocks(tmp_path):
+    import keras
+
+    from tfiqa.training.experiment import run_experiment
+
+    config = load_config(
+        None,
+        [
+            "model.backbone=resnet18",
+            "model.weights=none",
+            "model.levels=[P4, P5]",
+            "model.pooling=[avg]",
+            "model.head_units=[8]",
+            "data.crop_size=32",
+            "data.pristine_count=6",
+            "data.pristine_size=48",
+            "data.pristine_val_ratio=0.34",
+            "ranking.types=[jpeg, gaussian_blur]",
+            "ranking.epochs=1",
+            "ranking.steps_per_epoch=2",
+            "ranking.val_steps=1",
+            "ranking.learning_rate=0.001",
+            "ranking.freeze_backbone=P3",
+            "meta.types=[jpeg, gaussian_blur, white_noise]",
+            "meta.support_size=4",
+            "meta.query_size=3",
+            "meta.meta_batch_size=2",
+            "meta.epochs=1",
+            "meta.steps_per_epoch=2",
+            "meta.val_steps=1",
+            "meta.label=level",
+            "meta.learning_rate=0.01",
+            "meta.freeze_backbone=P4",
+            "trainer.stages=[rank, meta]",
+            "trainer.verbose=-1",
+            "trainer.precise_bn_batches=1",
+        ],
+    )
+    keras.utils.set_random_seed(0)
+    initial = IQAModel(**PLAIN, input_crop_size=32)
+    initial.save_weights(tmp_path / "init.weights.h5")
+    config.trainer.init_from = str(tmp_path / "init.weights.h5")
+    run_experiment(config, str(tmp_path / "run"))
+    ranked = IQAModel(**PLAIN, input_crop_size=32)
+    ranked.load_weights(tmp_path / "run" / "checkpoints" / "rank" / "final.weights.h5")
+    final = keras.saving.load_model(tmp_path / "run" / "model.keras")
+    start, after_rank, end = map(backbone_kernels, (initial, ranked, final))
+    # Ranking: P3 and below frozen, P4 trains; meta: P4 and below frozen.
+    np.testing.assert_array_equal(start["conv1_conv"], after_rank["conv1_conv"])
+    np.testing.assert_array_equal(
+        start["stack1_block1_2_conv"], after_rank["stack1_block1_2_conv"]
+    )
+    assert not np.allclose(
+        start["stack2_block1_2_conv"], after_rank["stack2_block1_2_conv"]
+    )
+    np.testing.assert_array_equal(
+        after_rank["stack2_block1_2_conv"], end["stack2_block1_2_conv"]
+    )
+    assert not np.allclose(
+        after_rank["stack3_block1_2_conv"], end["stack3_block1_2_conv"]
+    )
+    # The saved model is plain: everything trains again.
+    assert all(layer.trainable for layer in transfer._feature_network(final).layers)
+
+
+def test_stage_freeze_values_are_checked_before_work():
+    with pytest.raises(ConfigError, match="meta.freeze_backbone"):
+        load_config(None, ["meta.freeze_backbone=P9"]).validate()
+    with pytest.raises(ConfigError, match="ranking.freeze_backbone"):
+        load_config(None, ["ranking.freeze_backbone=block3"]).validate()

@@ -64,6 +64,8 @@ class BatchNormSlots:
     call. Calling `stateless_call(..., training=True)` with zero moving
     statistics (unused for normalisation in training mode) therefore returns
     `(1 - m) * batch`, from which the batch statistics follow exactly.
+    Frozen BatchNorm layers run in inference mode (Keras 3) and keep their
+    moving statistics, so they get no slot.
     """
 
     def __init__(self, model):
@@ -71,6 +73,8 @@ class BatchNormSlots:
         position = {id(v): i for i, v in enumerate(non_trainable)}
         self.slots = []  # (mean index, variance index, momentum)
         for layer in batchnorm_layers(model):
+            if not layer.trainable:
+                continue
             self.slots.append(
                 (
                     position[id(layer.moving_mean)],

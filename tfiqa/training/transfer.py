@@ -15,6 +15,7 @@ pooled = cache.features(paths, views=5)  # (N, 5, width)
 ```
 """
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -45,7 +46,7 @@ def _feature_network(model):
     return inner[0]
 
 
-def freeze_backbone(model, until):
+def freeze_backbone(model, until, key="finetune.freeze_backbone"):
     """Freezes the backbone of an `IQAModel` up to feature level `until`.
 
     Args:
@@ -59,10 +60,7 @@ def freeze_backbone(model, until):
         int, the number of backbone layers with weights that are frozen.
     """
     if until not in FREEZE_CHOICES:
-        raise ConfigError(
-            f"finetune.freeze_backbone must be one of {FREEZE_CHOICES}. "
-            f"Received: {until!r}"
-        )
+        raise ConfigError(f"{key} must be one of {FREEZE_CHOICES}. Received: {until!r}")
     model.backbone.trainable = True
     network = _feature_network(model)
     layers = [layer for layer in network.layers if layer.weights]
@@ -74,7 +72,7 @@ def freeze_backbone(model, until):
     outputs = network.output
     if until not in outputs:
         raise ConfigError(
-            f"finetune.freeze_backbone={until!r}: backbone '{model.backbone.name}' "
+            f"{key}={until!r}: backbone '{model.backbone.name}' "
             f"has levels {sorted(outputs)}."
         )
     last = network.layers.index(outputs[until]._keras_history.operation)
@@ -83,6 +81,23 @@ def freeze_backbone(model, until):
         layer.trainable = index > last
         frozen += int(index <= last and bool(layer.weights))
     return frozen
+
+
+@contextlib.contextmanager
+def frozen_backbone(ctx, until, key):
+    """Runs a stage with the backbone frozen up to `until`, then unfreezes it
+    (saved models and later stages see a plain model)."""
+    if until == "none":
+        yield
+        return
+    count = freeze_backbone(ctx.model, until, key)
+    ctx.precise_bn = None  # its functions were built for the old trainable set
+    ctx.log(f"[{key.split('.')[0]}] {count} backbone layers frozen (up to {until})")
+    try:
+        yield
+    finally:
+        freeze_backbone(ctx.model, "none")
+        ctx.precise_bn = None
 
 
 def fingerprint(model, crop_size):

@@ -192,14 +192,18 @@ class MetaStage:
             ctx.config, ctx.strategy, ctx.workdir, ctx.pristine, reserved_ids(ctx)
         )
         write_meta_split(ctx, tasks)
-        metrics = run_meta_stage(
-            ctx.config,
-            ctx.model,
-            ctx.strategy,
-            ctx.workdir,
-            verbose=ctx.verbose,
-            tasks=tasks,
-        )
+        from tfiqa.training.transfer import frozen_backbone
+
+        until = ctx.config.meta.freeze_backbone
+        with frozen_backbone(ctx, until, "meta.freeze_backbone"):
+            metrics = run_meta_stage(
+                ctx.config,
+                ctx.model,
+                ctx.strategy,
+                ctx.workdir,
+                verbose=ctx.verbose,
+                tasks=tasks,
+            )
         return {
             "epochs": ctx.config.meta.epochs,
             "time_s": time.time() - start,

@@ -129,7 +129,11 @@ class RankStage:
     sync_batchnorm = True
 
     def run(self, ctx, stage_index):
-        return run_rank_stage(ctx, stage_index)
+        from tfiqa.training.transfer import frozen_backbone
+
+        until = ctx.config.ranking.freeze_backbone
+        with frozen_backbone(ctx, until, "ranking.freeze_backbone"):
+            return run_rank_stage(ctx, stage_index)
 
 
 register_stage(RankStage())
