@@ -1,0 +1,247 @@
+"""The seed methods on offline pretrained features: five arms, test split.
+
+Every arm starts from the same pretrained VGG16 (`model.weights: hed`) and
+ends with the same fine-tuning: `configs/hed_vgg16_biq2021.yaml` (backbone
+frozen, multi-level mean+std head trained on cached pooled features), on one
+centre crop per photo for training and scoring (`--views`), so that each
+prior costs one feature pass. The arms differ in the prior the fine-tuning
+starts from:
+
+  finetune     no prior (the transfer baseline)
+  rank         ranking prior on distorted `pristine/` photos, multi-level head
+  rank_single  the same prior, single-level head (P5)
+  meta         MetaIQA prior (bi-level MAML on distortion-specific tasks)
+  rank_meta    ranking prior, then the MetaIQA prior on top of it
+  probe        ridge regression on frozen features (`benchmarks/transfer.py`'s
+               rows; copied when present)
+
+Priors train the backbone above `--freeze` (lower blocks keep the pretrained
+weights) with equal image budgets (`--prior-images`), once per seed, and are
+shared by the five splits. Fine-tuning: 5 content-disjoint splits of
+biq2021-dev (`benchmarks/out/transfer/splits/`) x seeds, model selection on
+validation, one test score per run. Rows: `--out/arm_rows.json`; priors:
+`--out/priors.json`; summary (medians, bootstrap intervals, paired
+differences to `finetune`): `benchmarks/results/transfer_arms.{json,md}`.
+
+Example:
+```
+.venv/bin/python benchmarks/transfer_priors.py --data-dir ../shared/data \
+    --seeds 0,1
+```
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from benchmarks.arms import summarize_arms  # noqa: E402
+from benchmarks.transfer import CONFIG, make_split_files, run_arm  # noqa: E402
+
+PRIOR_STAGES = {"rank": ["rank"], "meta": ["meta"], "rank_meta": ["meta"]}
+# Prior each arm starts from, and its fine-tuning overrides.
+ARMS = {
+    "finetune": (None, []),
+    "rank": ("rank", []),
+    "rank_single": ("rank", ["model.levels=[P5]"]),
+    "meta": ("meta", []),
+    "rank_meta": ("rank_meta", []),
+}
+
+
+def prior_settings(name, args, seed):
+    """Overrides of the recipe config that train prior `name`."""
+    crop = args.prior_crop
+    common = [
+        f"data.root={os.path.abspath(args.data_dir)}",
+        "data.pristine_dir=pristine",
+        "data.pristine_val_dirs=[BSDS500/test, Kodak24, McMaster]",
+        f"data.crop_size={crop}",
+        f"trainer.seed={seed}",
+        f"trainer.stages={PRIOR_STAGES[name]}",
+        f"trainer.mixed_precision={args.precision}",
+        "trainer.verbose=1",
+    ]
+    if name == "rank":
+        groups = 4
+        per_step = groups * 6  # a reference and its 5 distortion levels
+        return common + [
+            f"ranking.groups_per_batch={groups}",
+            f"ranking.freeze_backbone={args.freeze}",
+            "ranking.learning_rate=1.0e-4",
+            "ranking.epochs=2",
+            f"ranking.steps_per_epoch={max(1, args.prior_images // per_step // 2)}",
+            "ranking.val_steps=4",
+        ]
+    tasks, support, query = 2, 8, 4
+    per_step = tasks * (support + query)
+    meta = [
+        "meta.task_source=synthetic",
+        "meta.label=pseudo_mos",
+        f"meta.meta_batch_size={tasks}",
+        f"meta.support_size={support}",
+        f"meta.query_size={query}",
+        "meta.val_query_size=16",
+        "meta.inner_steps=1",
+        "meta.inner_learning_rate=0.01",
+        "meta.order=second",
+        "meta.adapt=head",
+        "meta.learning_rate=1.0e-4",
+        "meta.head_learning_rate=1.0e-3",
+        f"meta.freeze_backbone={args.freeze}",
+        "meta.epochs=2",
+        f"meta.steps_per_epoch={max(1, args.prior_images // per_step // 2)}",
+        "meta.val_steps=2",
+    ]
+    if name == "rank_meta":
+        meta.append(f"trainer.init_from={prior_weights('rank', args, seed)}")
+    return common + meta
+
+
+def prior_dir(name, args, seed):
+    return os.path.join(os.path.abspath(args.out), "priors", f"{name}_seed{seed}")
+
+
+def prior_weights(name, args, seed):
+    stage = PRIOR_STAGES[name][-1]
+    return os.path.join(
+        prior_dir(name, args, seed), "checkpoints", stage, "final.weights.h5"
+    )
+
+
+def train_prior(name, args, seed):
+    """Trains (or finds) prior `name` for `seed`; returns its summary."""
+    from tfiqa.config import load_config
+    from tfiqa.training.experiment import run_experiment
+
+    config = load_config(CONFIG, prior_settings(name, args, seed))
+    start = time.time()
+    metrics = run_experiment(config, prior_dir(name, args, seed))
+    stage = PRIOR_STAGES[name][-1]
+    result = metrics["stages"][stage]
+    section = config.ranking if stage == "rank" else config.meta
+    return {
+        "prior": name,
+        "seed": seed,
+        "weights": prior_weights(name, args, seed),
+        "steps": section.epochs * section.steps_per_epoch,
+        "val": result.get("val", {}),
+        "seconds": time.time() - start,
+    }
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data-dir", required=True)
+    parser.add_argument(
+        "--out", default=os.path.join(ROOT, "benchmarks", "out", "transfer")
+    )
+    parser.add_argument("--arms", default=",".join(ARMS))
+    parser.add_argument("--seeds", default="0,1")
+    parser.add_argument("--splits", type=int, default=5)
+    parser.add_argument("--views", type=int, default=1)
+    parser.add_argument("--freeze", default="P2", help="priors train above it")
+    parser.add_argument("--prior-crop", type=int, default=160)
+    parser.add_argument("--prior-images", type=int, default=4800)
+    parser.add_argument("--precision", default="mixed_bfloat16")
+    args = parser.parse_args()
+    from tfiqa.files import write_json_atomic
+
+    out = os.path.abspath(args.out)
+    seeds = [int(s) for s in args.seeds.split(",")]
+    names = [n for n in args.arms.split(",") if n]
+    _, split_files = make_split_files(os.path.abspath(args.data_dir), out, args.splits)
+    priors_path = os.path.join(out, "priors.json")
+    rows_path = os.path.join(out, "arm_rows.json")
+    priors = _load(priors_path)
+    rows = _load(rows_path)
+    needed = [ARMS[n][0] for n in names if ARMS[n][0]]
+    order = [p for p in ("rank", "meta", "rank_meta") if p in needed]
+    if "rank_meta" in order and "rank" not in order:
+        order.insert(0, "rank")
+    for seed in seeds:
+        for name in order:
+            if any(p["prior"] == name and p["seed"] == seed for p in priors):
+                continue
+            priors.append(train_prior(name, args, seed))
+            print(json.dumps(priors[-1]), flush=True)
+            write_json_atomic(priors_path, priors)
+    done = {(r["arm"], r["split"], r["seed"]) for r in rows}
+    views = [f"finetune.cache_views={args.views}", f"data.eval_crops={args.views}"]
+    for name in names:
+        prior, overrides = ARMS[name]
+        for split_file in split_files:
+            split = os.path.splitext(os.path.basename(split_file))[0]
+            for seed in seeds:
+                if (name, split, seed) in done:
+                    continue
+                init = [f"trainer.init_from={prior_weights(prior, args, seed)}"]
+                row = run_arm(
+                    name,
+                    CONFIG,
+                    views + overrides + (init if prior else []),
+                    os.path.abspath(args.data_dir),
+                    out,
+                    split_file,
+                    seed,
+                )
+                row["prior"] = prior
+                print(json.dumps(row), flush=True)
+                rows.append(row)
+                write_json_atomic(rows_path, rows)
+    probe = [r for r in _load(os.path.join(out, "rows.json")) if r["arm"] == "probe"]
+    table = [r for r in rows if r["arm"] in names] + [
+        {**r, "budget": {}} for r in probe if r["seed"] in seeds
+    ]
+    budgets = {
+        p: {
+            "steps": [q["steps"] for q in priors if q["prior"] == p],
+            "seconds": [round(q["seconds"]) for q in priors if q["prior"] == p],
+        }
+        for p in order
+    }
+    summarize_arms(
+        [r for r in table if r["arm"] != "probe"],
+        "transfer_arms",
+        baseline="finetune",
+        title="Seed methods on offline pretrained VGG16 features, BIQ2021-dev test",
+        notes=(
+            f"{args.splits} content-disjoint splits x seeds {seeds}; every arm "
+            f"fine-tunes the frozen-backbone recipe on {args.views} centre "
+            f"view(s) per photo. Priors (one per seed, shared by the splits) "
+            f"train above {args.freeze} on {args.prior_crop} px crops of "
+            f"distorted pristine photos, {args.prior_images} images each "
+            f"({args.precision}); their steps and seconds: {budgets}. "
+            + _probe_note(probe)
+        ),
+    )
+
+
+def _probe_note(probe):
+    if not probe:
+        return ""
+    import numpy as np
+
+    by_split = {}
+    for r in probe:
+        by_split[r["split"]] = r["srcc"]
+    return (
+        "Linear probe (ridge on P2..P5 of one centre crop, "
+        "`transfer_probe.md`): median test SRCC "
+        f"{np.median(list(by_split.values())):.3f}."
+    )
+
+
+def _load(path):
+    if os.path.isfile(path):
+        with open(path) as f:
+            return json.load(f)
+    return []
+
+
+if __name__ == "__main__":
+    main()
