@@ -5,6 +5,7 @@ Problems a user can fix (`TfiqaError`) exit with status 2 and one line.
 """
 
 import functools
+import importlib
 import os
 import signal
 import sys
@@ -66,6 +67,25 @@ def config_options(example, data_dir=True):
         )(command)
 
     return add
+
+
+class RegistryChoice(click.Choice):
+    """`click.Choice` among a registry's names, looked up on first use so
+    that defining the command imports nothing (`tfiqa --help` stays fast)."""
+
+    def __init__(self, module, registry):
+        # click.Choice.__init__ would read the names now.
+        self._where = (module, registry)
+        self._names = None
+        self.case_sensitive = True
+
+    @property
+    def choices(self):
+        if self._names is None:
+            module, registry = self._where
+            registry = getattr(importlib.import_module(module), registry)
+            self._names = tuple(registry.names())
+        return self._names
 
 
 def folder_option(*names, help, **kwargs):

@@ -44,6 +44,7 @@ import warnings
 import numpy as np
 
 from tfiqa.errors import ConfigError
+from tfiqa.progress import progress
 from tfiqa.protocols.lodo_report import write_outputs
 from tfiqa.training.adaptation import describe
 
@@ -295,6 +296,8 @@ def run_lodo(config, workdir, priors=("meta", "rank", "scratch"), repeats=3):
     seed = int(config.trainer.seed)
     rows, adaptations = [], []
     seeds = {"trainer": seed, "held_out_data": {}}
+    verbose = int(config.trainer.verbose)
+    runs = progress(len(swept) * len(priors), "LODO sweep", verbose, "run", True)
     for index, held_out in enumerate(swept):
         # Test crops use this seed, the k-shot draws this seed + k.
         seeds["held_out_data"][held_out] = seed * 1_009 + index
@@ -310,20 +313,21 @@ def run_lodo(config, workdir, priors=("meta", "rank", "scratch"), repeats=3):
             )
             scores = score_prior(model, data, shots, step)
             adaptations.append({"type": held_out, "prior": prior, **describe(step)})
-            for k in shots:
-                rows.append(
-                    {
-                        "type": held_out,
-                        "prior": prior,
-                        "k": k,
-                        "srcc": float(scores[k]),
-                        "n_test": int(len(data.test_labels)),
-                    }
-                )
+            rows += [
+                {
+                    "type": held_out,
+                    "prior": prior,
+                    "k": k,
+                    "srcc": float(scores[k]),
+                    "n_test": int(len(data.test_labels)),
+                }
+                for k in shots
+            ]
             print(
                 f"[lodo] {held_out} / {prior}: "
                 + ", ".join(f"k={k}: {scores[k]:.3f}" for k in shots),
                 flush=True,
             )
+            runs.add(1)
         write_outputs(workdir, rows, priors, shots, config, adaptations, repeats, seeds)
     return rows
