@@ -57,17 +57,37 @@ def crop_offsets(height, width, crop, crops):
     return offsets
 
 
-def _upscaled(image, crop):
-    """Bilinear upscale (aspect kept) until the short side equals `crop`."""
-    from PIL import Image
+def _bilinear_taps(size_out, size_in):
+    """Source rows (or columns) and weights of a half-pixel-centred bilinear
+    resize, as TensorFlow's `tf.image.resize` computes them."""
+    scale = np.float32(size_in) / np.float32(size_out)  # float32, as TF does
+    x = (np.arange(size_out, dtype=np.float32) + np.float32(0.5)) * scale - 0.5
+    low = np.floor(x)
+    lerp = (x - low).astype(np.float32)
+    low_i = np.clip(low, 0, size_in - 1).astype(int)
+    high_i = np.clip(np.ceil(x), 0, size_in - 1).astype(int)
+    return low_i, high_i, lerp
 
+
+def upscaled(image, crop):
+    """Bilinear upscale (aspect kept) until the short side equals `crop`;
+    larger images are returned as they are."""
     height, width = image.shape[:2]
     short = min(height, width)
     if short >= crop:
         return image
     # The long side rounds up, so it never falls below the crop.
-    size = [crop if n == short else -(-n * crop // short) for n in (width, height)]
-    return np.asarray(Image.fromarray(image).resize(size, Image.BILINEAR))
+    new_h, new_w = (
+        crop if n == short else -(-n * crop // short) for n in image.shape[:2]
+    )
+    y0, y1, fy = _bilinear_taps(new_h, height)
+    x0, x1, fx = _bilinear_taps(new_w, width)
+    pixels = image.astype(np.float32)
+    fx = fx[None, :, None]
+    top = pixels[y0][:, x0] + (pixels[y0][:, x1] - pixels[y0][:, x0]) * fx
+    bottom = pixels[y1][:, x0] + (pixels[y1][:, x1] - pixels[y1][:, x0]) * fx
+    out = top + (bottom - top) * fy[:, None, None]
+    return np.clip(np.round(out), 0, 255).astype(np.uint8)
 
 
 def score_tflite(model_path, image_paths):
@@ -83,7 +103,7 @@ def score_tflite(model_path, image_paths):
     runner = Interpreter(model_path).get_signature_runner("score")
     scores = []
     for path in image_paths:
-        image = _upscaled(np.asarray(Image.open(path).convert("RGB")), crop)
+        image = upscaled(np.asarray(Image.open(path).convert("RGB")), crop)
         batch = np.stack(
             [
                 image[y : y + crop, x : x + crop]

@@ -48,6 +48,16 @@ def test_crop_offsets_follow_the_policy():
     assert offsets(32, 96, 32, 3) == [(0, 0), (0, 32), (0, 64)]
 
 
+@pytest.mark.parametrize("size", [(24, 30), (30, 17), (31, 31), (5, 40)])
+def test_upscale_gives_tfiqas_pixels(size):
+    from tfiqa.models.scoring import upscale_to_crop
+
+    image = make_image(size, seed=sum(size))
+    expected = upscale_to_crop(image, 32).numpy()
+    np.testing.assert_array_equal(serve_example().upscaled(image, 32), expected)
+    assert min(expected.shape[:2]) == 32
+
+
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     """A tiny model exported with every recipe, and images to score."""

@@ -234,13 +234,7 @@ def evaluate_dataset(
     notes = split_notes + _notes(
         table, match, outside, source, kind, data_dir, len(records), split
     )
-    if not match.pairs:
-        raise DataError(
-            f"No prediction in {source} matches an image of dataset '{kind}' in "
-            f"{data_dir} (split {split}). Image paths must be absolute, relative to "
-            f"the dataset folder, or unique file names. Received: e.g. "
-            f"{_examples(sorted(table.scores) or sorted(table.failed))}"
-        )
+    _check_matched(match, table, source, f"dataset '{kind}' in {data_dir}", split)
 
     pred = np.array([score for _, score in match.pairs])
     mos = np.array([record["mos"] for record, _ in match.pairs])
@@ -258,6 +252,16 @@ def evaluate_dataset(
     }
     images = [record["image_path"] for record, _ in match.pairs]
     return EvaluationResult(json_ready(metrics), pred, mos, params, notes, images)
+
+
+def _check_matched(match, table, source, dataset, split):
+    if not match.pairs:
+        raise DataError(
+            f"No prediction in {source} matches an image of {dataset} (split "
+            f"{split}). Image paths must be absolute, relative to the dataset "
+            f"folder, or unique file names. Received: e.g. "
+            f"{_examples(sorted(table.scores) or sorted(table.failed))}"
+        )
 
 
 def _counts(every, records, table, match, outside):

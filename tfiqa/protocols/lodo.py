@@ -69,6 +69,21 @@ def check_priors(priors):
     return priors
 
 
+def check_shots(meta):
+    """The sorted k values of `meta.lodo_shots` (checked with the test size)."""
+    shots = sorted({int(k) for k in meta.lodo_shots})
+    if not shots or shots[0] < 0:
+        raise ConfigError(
+            f"meta.lodo_shots must be non-negative integers. Received: {shots}"
+        )
+    if int(meta.lodo_test_size) < 3:
+        raise ConfigError(
+            "meta.lodo_test_size must be >= 3 for a rank correlation. "
+            f"Received: {meta.lodo_test_size}"
+        )
+    return shots
+
+
 def sweep_types(config):
     """The task types of the config and the types to hold out in turn."""
     from tfiqa.distortions import resolve_types
@@ -276,16 +291,7 @@ def run_lodo(config, workdir, priors=("meta", "rank", "scratch"), repeats=3):
 
     priors = check_priors(priors)
     types, swept = sweep_types(config)
-    shots = sorted({int(k) for k in config.meta.lodo_shots})
-    if not shots or shots[0] < 0:
-        raise ConfigError(
-            f"meta.lodo_shots must be non-negative integers. Received: {shots}"
-        )
-    if int(config.meta.lodo_test_size) < 3:
-        raise ConfigError(
-            "meta.lodo_test_size must be >= 3 for a rank correlation. "
-            f"Received: {config.meta.lodo_test_size}"
-        )
+    shots = check_shots(config.meta)
     workdir = os.path.abspath(workdir)
     os.makedirs(workdir, exist_ok=True)
     strategy = tf.distribute.get_strategy()
