@@ -14,7 +14,7 @@ def test_evaluate_dataset_is_a_registered_reader(tmp_path):
         ["evaluate", "--dataset", "konik", "--predictions", "p.csv"],
     )
     assert result.exit_code == 2
-    assert "'konik' is not one of" in result.output and "'koniq10k'" in result.output
+    assert "Unknown dataset reader 'konik'. Did you mean 'koniq10k'?" in result.output
     shown = CliRunner().invoke(cli, ["evaluate", "--help"]).output
     assert "csv|" in shown and "koniq10k" in shown
 

@@ -71,21 +71,30 @@ def config_options(example, data_dir=True):
 
 class RegistryChoice(click.Choice):
     """`click.Choice` among a registry's names, looked up on first use so
-    that defining the command imports nothing (`tfiqa --help` stays fast)."""
+    that defining the command imports nothing (`tfiqa --help` stays fast).
+    A wrong name gets the registry's "did you mean" message."""
 
     def __init__(self, module, registry):
         # click.Choice.__init__ would read the names now.
         self._where = (module, registry)
-        self._names = None
+        self._registry = None
         self.case_sensitive = True
 
     @property
+    def registry(self):
+        if self._registry is None:
+            module, name = self._where
+            self._registry = getattr(importlib.import_module(module), name)
+        return self._registry
+
+    @property
     def choices(self):
-        if self._names is None:
-            module, registry = self._where
-            registry = getattr(importlib.import_module(module), registry)
-            self._names = tuple(registry.names())
-        return self._names
+        return tuple(self.registry.names())
+
+    def convert(self, value, param, ctx):
+        if value not in self.registry:
+            self.fail(self.registry.unknown_message(value), param, ctx)
+        return value
 
 
 def folder_option(*names, help, **kwargs):
