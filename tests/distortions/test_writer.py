@@ -25,23 +25,11 @@ def test_parse_levels():
             parse_levels(bad)
 
 
-def test_distort_folder_writes_dataset_and_preview(image_folder, tmp_path):
+def test_distort_folder_writes_dataset_and_preview(
+    image_folder, tmp_path, monkeypatch, capsys
+):
+    monkeypatch.setenv("TFIQA_PROGRESS", "1")
     out = tmp_path / "out"
-    updates = []
-
-    class Bar:
-        def __init__(self, total):
-            self.total = total
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            return False
-
-        def update(self, n):
-            updates.append(n)
-
     result = distort_folder(
         str(image_folder),
         str(out),
@@ -50,10 +38,11 @@ def test_distort_folder_writes_dataset_and_preview(image_folder, tmp_path):
         seed=3,
         pseudo_mos=True,
         preview=str(tmp_path / "sheet.png"),
-        progress=Bar,
     )
     rows = _rows(out)
-    assert result["images"] == len(rows) == 6 * 2 * 2 == len(updates)
+    assert result["images"] == len(rows) == 6 * 2 * 2
+    err = capsys.readouterr().err
+    assert err.startswith("Distorting\n") and "24/24" in err
     assert list(rows[0]) == ["image", "ref", "distortion", "level", "pseudo_mos"]
     for row in rows:
         image = np.asarray(Image.open(out / row["image"]))
@@ -77,7 +66,9 @@ def test_distort_folder_writes_dataset_and_preview(image_folder, tmp_path):
         types=["jpeg", "white_noise"],
         levels=(1, 5),
         seed=3,
+        verbose=0,
     )
+    assert capsys.readouterr().err == ""  # verbose=0 hides the bar
     np.testing.assert_array_equal(first, np.asarray(Image.open(out / rows[3]["image"])))
     assert list(_rows(out)[0]) == ["image", "ref", "distortion", "level"]
 

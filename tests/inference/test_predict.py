@@ -90,7 +90,7 @@ def test_predict_crops_option_changes_the_mode(folder, model_path):
     "args,message",
     [
         (["--crops", "3", "--full"], "mutually exclusive"),
-        (["--crops", "0"], "positive"),
+        (["--crops", "0"], "0 is not in the range x>=1"),
     ],
 )
 def test_predict_bad_options_exit_2(folder, model_path, args, message):
@@ -130,11 +130,18 @@ def test_predict_all_bad_writes_csv_and_exits_2(folder, model_path, tmp_path):
     assert all(row["error"] for row in rows)
 
 
-def test_predict_many_images_shows_progress(tmp_path, model_path):
+@pytest.mark.slow
+def test_predict_progress_is_on_stderr_only(tmp_path, model_path):
     for i in range(12):
         Image.fromarray(make_image((32, 32), seed=i)).save(tmp_path / f"{i:02d}.png")
-    result = CliRunner().invoke(cli, ["predict", "--model", model_path, str(tmp_path)])
-    assert result.exit_code == 0, result.output
-    assert "Scoring" in result.stderr
-    scores = [float(row["score"]) for row in read_csv(result.stdout)]
+    args = ["predict", "--model", model_path, str(tmp_path)]
+    shown = CliRunner(env={"TFIQA_PROGRESS": "1"}).invoke(cli, args)
+    assert shown.exit_code == 0, shown.output
+    assert "Scoring\n" in shown.stderr and "12/12" in shown.stderr
+    scores = [float(row["score"]) for row in read_csv(shown.stdout)]
     assert len(scores) == 12 and np.all(np.isfinite(scores))
+    # Off a terminal there is no bar, and the CSV on stdout is the same.
+    hidden = CliRunner(env={"TFIQA_PROGRESS": None}).invoke(cli, args)
+    assert hidden.exit_code == 0, hidden.output
+    assert "Scoring" not in hidden.stderr and "12/12" not in hidden.stderr
+    assert hidden.stdout == shown.stdout

@@ -235,11 +235,16 @@ def test_lodo_command_writes_the_table_and_resumes(tmp_path):
         saved = yaml.safe_load(f)
     assert saved["meta"]["holdout"] == ["darken"]
     assert os.path.isfile(workdir / "darken" / "meta" / "model.keras")
-    # Running again resumes: same table, no retraining.
-    again = CliRunner().invoke(cli, args)
+    assert "LODO sweep" not in result.stderr  # trainer.verbose -1: no bar
+    # Running again resumes: same table, no retraining; the bar counts runs.
+    again = CliRunner(env={"TFIQA_PROGRESS": "1"}).invoke(
+        cli, [*args, "--set", "trainer.verbose=1"]
+    )
     assert again.exit_code == 0, again.output
     with open(workdir / "lodo.csv") as f:
         assert list(csv.DictReader(f)) == rows
+    assert again.stderr.startswith("LODO sweep\n") and "2/2" in again.stderr
+    assert again.stdout.endswith(result.stdout.split("\n| held-out type")[-1])
 
 
 def test_lodo_command_reports_bad_priors(tmp_path):

@@ -5,6 +5,7 @@ Problems a user can fix (`TfiqaError`) exit with status 2 and one line.
 """
 
 import functools
+import importlib
 import os
 import signal
 import sys
@@ -66,6 +67,34 @@ def config_options(example, data_dir=True):
         )(command)
 
     return add
+
+
+class RegistryChoice(click.Choice):
+    """`click.Choice` among a registry's names, looked up on first use so
+    that defining the command imports nothing (`tfiqa --help` stays fast).
+    A wrong name gets the registry's "did you mean" message."""
+
+    def __init__(self, module, registry):
+        # click.Choice.__init__ would read the names now.
+        self._where = (module, registry)
+        self._registry = None
+        self.case_sensitive = True
+
+    @property
+    def registry(self):
+        if self._registry is None:
+            module, name = self._where
+            self._registry = getattr(importlib.import_module(module), name)
+        return self._registry
+
+    @property
+    def choices(self):
+        return tuple(self.registry.names())
+
+    def convert(self, value, param, ctx):
+        if value not in self.registry:
+            self.fail(self.registry.unknown_message(value), param, ctx)
+        return value
 
 
 def folder_option(*names, help, **kwargs):

@@ -1,7 +1,5 @@
 """`tfiqa distort`."""
 
-import sys
-
 import click
 
 from tfiqa.cli import base
@@ -54,9 +52,6 @@ def distort(
     base.start_tensorflow()
     from tfiqa.distortions.writer import distort_folder, parse_levels
 
-    def progress(total):
-        return click.progressbar(length=total, label="Distorting", file=sys.stderr)
-
     result = distort_folder(
         input_dir,
         output_dir,
@@ -66,7 +61,6 @@ def distort(
         seed=seed,
         pseudo_mos=pseudo_mos,
         preview=preview,
-        progress=progress,
     )
     click.echo(f"Wrote {result['images']} distorted images and {result['csv']}")
     if result["preview"]:

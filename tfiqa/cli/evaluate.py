@@ -17,9 +17,17 @@ from tfiqa.cli import base
 @click.option(
     "--predictions", type=click.Path(dir_okay=False), help="CSV with image,score."
 )
-@click.option("--model", "model_path", help="Model to predict with before evaluating.")
 @click.option(
-    "--dataset", required=True, help="Dataset reader kind, e.g. csv, koniq10k."
+    "--model",
+    "model_path",
+    help="Model (.keras, SavedModel, .tflite or preset) to score the images "
+    "with first; writes predictions.csv. Exclusive with --predictions.",
+)
+@click.option(
+    "--dataset",
+    required=True,
+    type=base.RegistryChoice("tfiqa.data.readers", "READERS"),
+    help="Dataset reader kind (tfiqa list datasets).",
 )
 @click.option(
     "--split",

@@ -32,7 +32,7 @@ from tfiqa.cli import base
 )
 @click.option(
     "--repeats",
-    type=int,
+    type=click.IntRange(min=1),
     default=3,
     show_default=True,
     help="Draws of the k examples averaged per k.",
@@ -55,8 +55,6 @@ def lodo(config_path, data_dir, overrides, workdir, priors, shots, types, repeat
     base.start_tensorflow()
     from tfiqa.protocols.lodo import run_lodo
 
-    if repeats < 1:
-        raise base.UserError(f"--repeats must be >= 1. Received: {repeats}")
     run_lodo(config, workdir, priors=priors.split(","), repeats=repeats)
     with open(os.path.join(workdir, "lodo.md")) as f:
         click.echo(f.read())

@@ -1,7 +1,5 @@
 """`tfiqa predict`."""
 
-import sys
-
 import click
 
 from tfiqa.cli import base
@@ -16,7 +14,12 @@ from tfiqa.cli import base
     type=click.Path(dir_okay=False),
     help="CSV to write (image,score,error).",
 )
-@click.option("--crops", type=int, default=None, help="Average N deterministic crops.")
+@click.option(
+    "--crops",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Average N deterministic crops (default: the model's policy).",
+)
 @click.option("--full", is_flag=True, help="Score each whole image at its own size.")
 @click.argument("inputs", nargs=-1, required=True)
 @base.user_errors
@@ -30,8 +33,6 @@ def predict(model_path, output, crops, full, inputs):
     """
     if crops is not None and full:
         raise base.UserError("--crops and --full are mutually exclusive; pass one.")
-    if crops is not None and crops < 1:
-        raise base.UserError(f"--crops must be a positive integer. Received: {crops}")
     base.start_tensorflow()
     from tfiqa.inference import load
     from tfiqa.inference.predict import (
@@ -40,18 +41,15 @@ def predict(model_path, output, crops, full, inputs):
         predict_files,
         predict_resumable,
     )
+    from tfiqa.progress import progress
 
     paths = expand_inputs(inputs)
     scorer = load(model_path)
 
     def run(todo, sink=None):
-        if len(todo) <= 10:
-            return predict_files(scorer, todo, crops, full, sink=sink)
-        with click.progressbar(
-            length=len(todo), label="Scoring", file=sys.stderr
-        ) as bar:
+        with progress(len(todo), "Scoring", unit="image") as bar:
             return predict_files(
-                scorer, todo, crops, full, on_progress=bar.update, sink=sink
+                scorer, todo, crops, full, on_progress=bar.add, sink=sink
             )
 
     if output:

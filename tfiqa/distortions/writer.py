@@ -12,7 +12,6 @@ type) is derived from `seed` and the names, so one image's output does not
 depend on which other images or types are in the run.
 """
 
-import contextlib
 import csv
 import io
 import os
@@ -72,14 +71,6 @@ def _ref_ids(paths):
     return ids
 
 
-def _null_progress(total):
-    class _Bar:
-        def update(self, n):
-            pass
-
-    return contextlib.nullcontext(_Bar())
-
-
 def _compiled(name, level):
     """One traced graph per (type, level), reused across images."""
     import tensorflow as tf
@@ -126,7 +117,7 @@ def _write_variants(output_dir, pixels, ref, names, levels, graphs, seed, fr, ba
                 value = pseudo_mos(reference, tf.constant(out8, tf.float32) / 255.0)
                 row["pseudo_mos"] = f"{float(value):.6f}"
             rows.append(row)
-            bar.update(1)
+            bar.add(1)
     return rows
 
 
@@ -152,7 +143,7 @@ def distort_folder(
     seed=0,
     pseudo_mos=False,
     preview=None,
-    progress=_null_progress,
+    verbose=1,
 ):
     """Distorts every image of `input_dir` into `output_dir` (see module doc).
 
@@ -165,8 +156,7 @@ def distort_folder(
         seed: int.
         pseudo_mos: bool. Add an MS-SSIM-based `pseudo_mos` column.
         preview: optional str. Also write a contact sheet of the first image.
-        progress: `total -> context manager` with `.update(n)` (click's
-            progressbar fits).
+        verbose: int. 0 hides the progress bar (see `tfiqa.progress`).
 
     Returns:
         dict with "images" (distorted images written), "csv" and "preview".
@@ -177,6 +167,7 @@ def distort_folder(
     from tfiqa.distortions import DISTORTIONS
     from tfiqa.distortions import distortion_set as set_types
     from tfiqa.distortions.preview import contact_sheet
+    from tfiqa.progress import progress
 
     check_folders(input_dir, output_dir)
     names = list(types) if types else set_types(distortion_set)
@@ -198,7 +189,7 @@ def distort_folder(
     rows = []
     preview_path = None
     total = len(paths) * len(names) * len(levels)
-    with progress(total) as bar:
+    with progress(total, "Distorting", verbose, unit="image") as bar:
         for index, (path, ref) in enumerate(zip(paths, refs, strict=True)):
             pixels = load_image(path)
             ref_rel = f"refs/{ref}.png"

@@ -109,21 +109,26 @@ def select_split(records, workdir, split, index=0):
     return selected, path, notes
 
 
-def predict_records(model_path, records):
+def predict_records(model_path, records, verbose=1):
     """Scores the records' images with a model (`tfiqa.inference.load`).
 
     Images are decoded a batch at a time; one that cannot be read is a
     failed prediction, as in `tfiqa predict`, not the end of the evaluation.
+    `verbose=0` hides the progress bar (see `tfiqa.progress`).
     """
     from tfiqa import inference
+    from tfiqa.progress import progress
 
     paths = [r["image_path"] for r in records]
     scores, failed = {}, {}
-    for row in inference.load(model_path).score_files(paths):
-        if row["error"]:
-            failed[row["image"]] = row["error"]
-        else:
-            scores[row["image"]] = row["score"]
+    scorer = inference.load(model_path)
+    with progress(len(paths), "Scoring", verbose, unit="image") as bar:
+        for row in scorer.score_files(paths):
+            if row["error"]:
+                failed[row["image"]] = row["error"]
+            else:
+                scores[row["image"]] = row["score"]
+            bar.add(1)
     return Predictions(scores, failed, model_path)
 
 
@@ -181,6 +186,7 @@ def evaluate_dataset(
     split_index=0,
     reader_options=None,
     fit="logistic4",
+    verbose=1,
 ):
     """Metrics of predictions (a CSV, or a model run now) on a dataset.
 
@@ -194,6 +200,7 @@ def evaluate_dataset(
         split_index: int, which split file when there are several.
         reader_options: dict of options for the dataset reader.
         fit: "logistic4" or None (see `tfiqa.metrics.evaluate_predictions`).
+        verbose: int. 0 hides the progress of scoring with `model`.
 
     Returns:
         `EvaluationResult`.
@@ -216,7 +223,7 @@ def evaluate_dataset(
         records, split_path, split_notes = select_split(
             every, workdir, split, split_index
         )
-    table = table or predict_records(model, records)
+    table = table or predict_records(model, records, verbose)
 
     # Match against the whole dataset, so that predictions for images of
     # other splits are told apart from images that are not in the dataset.
@@ -227,13 +234,7 @@ def evaluate_dataset(
     notes = split_notes + _notes(
         table, match, outside, source, kind, data_dir, len(records), split
     )
-    if not match.pairs:
-        raise DataError(
-            f"No prediction in {source} matches an image of dataset '{kind}' in "
-            f"{data_dir} (split {split}). Image paths must be absolute, relative to "
-            f"the dataset folder, or unique file names. Received: e.g. "
-            f"{_examples(sorted(table.scores) or sorted(table.failed))}"
-        )
+    _check_matched(match, table, source, f"dataset '{kind}' in {data_dir}", split)
 
     pred = np.array([score for _, score in match.pairs])
     mos = np.array([record["mos"] for record, _ in match.pairs])
@@ -251,6 +252,16 @@ def evaluate_dataset(
     }
     images = [record["image_path"] for record, _ in match.pairs]
     return EvaluationResult(json_ready(metrics), pred, mos, params, notes, images)
+
+
+def _check_matched(match, table, source, dataset, split):
+    if not match.pairs:
+        raise DataError(
+            f"No prediction in {source} matches an image of {dataset} (split "
+            f"{split}). Image paths must be absolute, relative to the dataset "
+            f"folder, or unique file names. Received: e.g. "
+            f"{_examples(sorted(table.scores) or sorted(table.failed))}"
+        )
 
 
 def _counts(every, records, table, match, outside):

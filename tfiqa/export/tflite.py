@@ -82,22 +82,28 @@ def write_conversion_source(model, directory, input_size):
     return directory
 
 
-def representative_dataset(calibration):
+def representative_dataset(calibration, label="Calibrating int8", verbose=1):
     """Calibration samples for the converter: {"image": float32 (1, H, W, 3)}.
 
     The first sample gets one pixel of 0 and one of 255 so that the input's
     calibrated range is exactly [0, 255]: `int8_io` then takes raw pixels.
+    Each pass of the converter over the samples shows a progress bar
+    (`verbose=0` hides it, see `tfiqa.progress`).
     """
+    from tfiqa.progress import progress
+
     calibration = np.asarray(calibration)
 
     def generate():
-        for i, image in enumerate(calibration):
-            image = image.astype(np.float32)
-            if i == 0:
-                image = image.copy()
-                image[0, 0, :] = 0.0
-                image[0, -1, :] = 255.0
-            yield {INPUT_NAME: image[np.newaxis]}
+        with progress(len(calibration), label, verbose, unit="image") as bar:
+            for i, image in enumerate(calibration):
+                image = image.astype(np.float32)
+                if i == 0:
+                    image = image.copy()
+                    image[0, 0, :] = 0.0
+                    image[0, -1, :] = 255.0
+                yield {INPUT_NAME: image[np.newaxis]}
+                bar.add(1)
 
     return generate
 
@@ -133,7 +139,9 @@ def convert(source_dir, quantize, calibration=None):
         if quantize == "fp16":
             c.target_spec.supported_types = [tf.float16]
         if quantize in CALIBRATED:
-            c.representative_dataset = representative_dataset(calibration)
+            c.representative_dataset = representative_dataset(
+                calibration, f"Calibrating {quantize}"
+            )
         if quantize == "int8_io":
             c.inference_input_type = tf.uint8
             c.inference_output_type = tf.uint8

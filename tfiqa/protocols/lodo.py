@@ -44,6 +44,7 @@ import warnings
 import numpy as np
 
 from tfiqa.errors import ConfigError
+from tfiqa.progress import progress
 from tfiqa.protocols.lodo_report import write_outputs
 from tfiqa.training.adaptation import describe
 
@@ -66,6 +67,21 @@ def check_priors(priors):
             f"LODO priors must be among {list(PRIORS)}. Received: {priors}"
         )
     return priors
+
+
+def check_shots(meta):
+    """The sorted k values of `meta.lodo_shots` (checked with the test size)."""
+    shots = sorted({int(k) for k in meta.lodo_shots})
+    if not shots or shots[0] < 0:
+        raise ConfigError(
+            f"meta.lodo_shots must be non-negative integers. Received: {shots}"
+        )
+    if int(meta.lodo_test_size) < 3:
+        raise ConfigError(
+            "meta.lodo_test_size must be >= 3 for a rank correlation. "
+            f"Received: {meta.lodo_test_size}"
+        )
+    return shots
 
 
 def sweep_types(config):
@@ -275,16 +291,7 @@ def run_lodo(config, workdir, priors=("meta", "rank", "scratch"), repeats=3):
 
     priors = check_priors(priors)
     types, swept = sweep_types(config)
-    shots = sorted({int(k) for k in config.meta.lodo_shots})
-    if not shots or shots[0] < 0:
-        raise ConfigError(
-            f"meta.lodo_shots must be non-negative integers. Received: {shots}"
-        )
-    if int(config.meta.lodo_test_size) < 3:
-        raise ConfigError(
-            "meta.lodo_test_size must be >= 3 for a rank correlation. "
-            f"Received: {config.meta.lodo_test_size}"
-        )
+    shots = check_shots(config.meta)
     workdir = os.path.abspath(workdir)
     os.makedirs(workdir, exist_ok=True)
     strategy = tf.distribute.get_strategy()
@@ -295,6 +302,8 @@ def run_lodo(config, workdir, priors=("meta", "rank", "scratch"), repeats=3):
     seed = int(config.trainer.seed)
     rows, adaptations = [], []
     seeds = {"trainer": seed, "held_out_data": {}}
+    verbose = int(config.trainer.verbose)
+    runs = progress(len(swept) * len(priors), "LODO sweep", verbose, "run", True)
     for index, held_out in enumerate(swept):
         # Test crops use this seed, the k-shot draws this seed + k.
         seeds["held_out_data"][held_out] = seed * 1_009 + index
@@ -310,20 +319,21 @@ def run_lodo(config, workdir, priors=("meta", "rank", "scratch"), repeats=3):
             )
             scores = score_prior(model, data, shots, step)
             adaptations.append({"type": held_out, "prior": prior, **describe(step)})
-            for k in shots:
-                rows.append(
-                    {
-                        "type": held_out,
-                        "prior": prior,
-                        "k": k,
-                        "srcc": float(scores[k]),
-                        "n_test": int(len(data.test_labels)),
-                    }
-                )
+            rows += [
+                {
+                    "type": held_out,
+                    "prior": prior,
+                    "k": k,
+                    "srcc": float(scores[k]),
+                    "n_test": int(len(data.test_labels)),
+                }
+                for k in shots
+            ]
             print(
                 f"[lodo] {held_out} / {prior}: "
                 + ", ".join(f"k={k}: {scores[k]:.3f}" for k in shots),
                 flush=True,
             )
+            runs.add(1)
         write_outputs(workdir, rows, priors, shots, config, adaptations, repeats, seeds)
     return rows

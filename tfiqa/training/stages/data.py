@@ -4,15 +4,10 @@ content each stage may use (`prepare_data`)."""
 
 import os
 
-import numpy as np
-
+from tfiqa.data.synthetic_mos import synthesize_mos_set
 from tfiqa.errors import ConfigError, DataError
-from tfiqa.files import write_text_atomic
-from tfiqa.protocols.audit import source_id
 from tfiqa.training.stage_splits import keep_out_of_priors, write_data_splits
 from tfiqa.training.stage_utils import split_seed
-
-MAX_SYNTHETIC_SIDE = 256
 
 
 def _split_pristine(config, paths, seed):
@@ -90,60 +85,6 @@ def prepare_pristine(ctx):
     return split
 
 
-def _center_square(image, side):
-    h, w = image.shape[:2]
-    side = min(side, h, w)
-    top, left = (h - side) // 2, (w - side) // 2
-    return image[top : top + side, left : left + side]
-
-
-def synthesize_mos_set(pristine_paths, folder, types, levels, seed):
-    """Writes distorted copies with MS-SSIM pseudo-MOS labels (`distorted` layout).
-
-    Each pristine image (centre square of at most 256 px) is written as
-    level 0 with label 1.0, then once per type and level with the pseudo-MOS
-    of the distorted copy against it. The index `distortions.csv` is written
-    last, so an interrupted run regenerates the set.
-
-    Returns:
-        The folder, readable with `read_dataset("distorted", folder)`.
-    """
-    import tensorflow as tf
-    from PIL import Image
-
-    from tfiqa.data.image_io import load_image
-    from tfiqa.distortions import apply_distortion
-    from tfiqa.distortions.measures import pseudo_mos
-    from tfiqa.distortions.ops import to_uint8
-
-    index = os.path.join(folder, "distortions.csv")
-    if os.path.isfile(index):
-        return folder
-    # Traced once per image size: MS-SSIM eagerly costs several times more.
-    label_fn = tf.function(pseudo_mos, reduce_retracing=True)
-    os.makedirs(os.path.join(folder, "images"), exist_ok=True)
-    rows = ["image,ref,distortion,level,pseudo_mos"]
-    for i, path in enumerate(pristine_paths):
-        ref = source_id(path)
-        image = _center_square(load_image(path), MAX_SYNTHETIC_SIDE)
-        reference = image.astype(np.float32) / 255.0
-        name = f"images/{ref}.png"
-        Image.fromarray(image).save(os.path.join(folder, name))
-        rows.append(f"{name},{ref},,0,1.0")
-        for t, dtype in enumerate(types):
-            for level in levels:
-                distorted = apply_distortion(
-                    dtype, reference, int(level), seed=[seed, i * 1000 + t * 10 + level]
-                )
-                label = float(label_fn(reference, distorted))
-                out = to_uint8(distorted).numpy()
-                name = f"images/{ref}_{dtype}_{level}.png"
-                Image.fromarray(out).save(os.path.join(folder, name))
-                rows.append(f"{name},{ref},{dtype},{level},{label:.6f}")
-    write_text_atomic(index, "\n".join(rows) + "\n")
-    return folder
-
-
 def prepare_mos_data(ctx):
     """Train/val/test records for fine-tuning (splits written to splits/)."""
     from tfiqa.data.readers import read_dataset
@@ -170,6 +111,7 @@ def prepare_mos_data(ctx):
             types,
             data.synthetic_levels,
             ctx.seed,
+            verbose=ctx.verbose if ctx.chief else 0,
         )
     else:
         raise ConfigError(
