@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from tfiqa.errors import ConfigError
-from tfiqa.models import BACKBONES, LEVEL_STRIDES, backbones, build_backbone
+from tfiqa.models import BACKBONES, LEVEL_STRIDES, build_backbone, pretrained
 from tfiqa.models.backbones import (
     ImagePreprocessing,
     copy_weights_by_name,
@@ -154,7 +154,7 @@ def test_hed_weights_only_for_vgg16():
 
 
 def test_hed_without_the_package_names_the_extra(monkeypatch):
-    monkeypatch.setattr(backbones.importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setattr(pretrained.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(ConfigError, match=r"tfiqa\[pretrained\]"):
         build_backbone("vgg16", weights="hed")
 
@@ -164,7 +164,7 @@ def test_imagenet_offline_fails_at_once_with_alternatives(monkeypatch, tmp_path)
         raise OSError("Network is unreachable")
 
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))  # nothing cached
-    monkeypatch.setattr(backbones.socket, "create_connection", unreachable)
+    monkeypatch.setattr(pretrained.socket, "create_connection", unreachable)
     monkeypatch.setitem(sys.modules, "keras_hub", None)
     for name in ("vgg16", "mobilenet_v3_small"):
         with pytest.raises(ConfigError, match="cannot be reached.*weights='hed'"):
@@ -184,15 +184,15 @@ def test_hed_weights_load_offline_and_change_the_features():
         )
     import h5py
 
-    pretrained = build_backbone("vgg16", weights="hed")
+    hed = build_backbone("vgg16", weights="hed")
     random = build_backbone("vgg16", weights="none")
-    with h5py.File(backbones.hed_weights_path()) as weights:
+    with h5py.File(pretrained.hed_weights_path()) as weights:
         expected = weights["block5/layers/conv2d_2/vars/0"][()]
-    network = pretrained.get_layer("vgg16_backbone_features")
+    network = hed.get_layer("vgg16_backbone_features")
     np.testing.assert_array_equal(
         network.get_layer("block5_conv3").kernel.numpy(), expected
     )
     images = np.random.default_rng(0).uniform(0, 255, (1, 64, 64, 3))
     images = images.astype("float32")
-    ours, theirs = pretrained(images)["P2"], random(images)["P2"]
+    ours, theirs = hed(images)["P2"], random(images)["P2"]
     assert not np.allclose(ours, theirs, atol=1e-3)
