@@ -8,6 +8,7 @@ import pytest
 from tfiqa.errors import ConfigError
 from tfiqa.models import BACKBONES, LEVEL_STRIDES, build_backbone, pretrained
 from tfiqa.models.backbones import (
+    BackboneSpec,
     ImagePreprocessing,
     copy_weights_by_name,
     resnet18_network,
@@ -30,6 +31,35 @@ def test_registry_lists_all_backbones():
 def test_unknown_backbone_suggests_a_name():
     with pytest.raises(ConfigError, match="Did you mean 'resnet18'"):
         build_backbone("resnet_18")
+
+
+def tiny_network(weights):
+    assert weights is None  # "none" reaches the network builder as None
+    images = keras.Input(shape=(None, None, 3))
+    x = keras.layers.Conv2D(4, 3, strides=2, padding="same", name="c1")(images)
+    x = keras.layers.Conv2D(4, 3, strides=2, padding="same", name="c2")(x)
+    return keras.Model(images, x)
+
+
+def test_a_new_table_row_is_a_backbone(monkeypatch):
+    spec = BackboneSpec(tiny_network, {"P1": "c1", "P2": None}, "torch")
+    monkeypatch.setitem(BACKBONES._items, "tiny", spec)
+    backbone = build_backbone("tiny", weights="none")
+    x = np.random.default_rng(5).uniform(0, 255, (1, 8, 12, 3)).astype("float32")
+    features = backbone(x)
+    assert sorted(features) == ["P1", "P2"]
+    assert tuple(features["P2"].shape) == (1, 2, 3, 4)
+    # The row's preprocessing runs before the network.
+    network = backbone.get_layer("tiny_backbone_features")
+    conv = network.get_layer("c1")
+    np.testing.assert_allclose(
+        np.asarray(features["P1"]),
+        np.asarray(conv(ImagePreprocessing("torch")(x))),
+        rtol=1e-5,
+        atol=1e-5,
+    )
+    with pytest.raises(ConfigError, match="only for the backbones"):
+        build_backbone("tiny", weights="hed")
 
 
 def check_strides(name):
