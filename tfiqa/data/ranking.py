@@ -306,15 +306,16 @@ def ranking_dataset(
     groups_per_batch = int(groups_per_batch)
     paths = check_paths(image_paths, crop_size)
     group_levels = ((0,) if include_pristine else ()) + levels
+    crop_fn = crop_source(paths, crop_size, cache_mb)
     make_group = group_function(
-        paths,
+        crop_fn,
+        len(paths),
+        crop_size,
         types,
         levels,
-        crop_size,
         seed,
-        include_pristine,
-        device_distortions,
-        cache_mb,
+        include_pristine=include_pristine,
+        device_distortions=device_distortions,
     )
     ds = tf.data.Dataset.counter()
     ds = ds.map(
@@ -331,20 +332,20 @@ def ranking_dataset(
 
 
 def group_function(
-    paths,
+    crop_fn,
+    n_paths,
+    crop_size,
     types,
     levels,
-    crop_size,
     seed,
     include_pristine,
     device_distortions,
-    cache_mb,
 ):
     """`index -> (uint8 (per_group, c, c, 3), type_index, distort seed)`: one
-    group, drawn from stateless RNGs keyed by (seed, index)."""
-    crop_fn = crop_source(paths, crop_size, cache_mb)
+    group, drawn from stateless RNGs keyed by (seed, index), cropped by
+    `crop_fn` (a `crop_source` over `n_paths` images)."""
     distort_fn = levels_function(types, levels, crop_size)
-    n_paths, n_types = len(paths), len(types)
+    n_types = len(types)
     on_cpu = tf.constant([cpu_only(t) for t in types])
 
     def make_group(index):
