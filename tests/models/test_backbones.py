@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from tfiqa.errors import ConfigError
-from tfiqa.models import BACKBONES, LEVEL_STRIDES, backbones, build_backbone
+from tfiqa.models import BACKBONES, LEVEL_STRIDES, build_backbone, pretrained
 from tfiqa.models.backbones import (
+    BackboneSpec,
     ImagePreprocessing,
     copy_weights_by_name,
     resnet18_network,
@@ -30,6 +31,35 @@ def test_registry_lists_all_backbones():
 def test_unknown_backbone_suggests_a_name():
     with pytest.raises(ConfigError, match="Did you mean 'resnet18'"):
         build_backbone("resnet_18")
+
+
+def tiny_network(weights):
+    assert weights is None  # "none" reaches the network builder as None
+    images = keras.Input(shape=(None, None, 3))
+    x = keras.layers.Conv2D(4, 3, strides=2, padding="same", name="c1")(images)
+    x = keras.layers.Conv2D(4, 3, strides=2, padding="same", name="c2")(x)
+    return keras.Model(images, x)
+
+
+def test_a_new_table_row_is_a_backbone(monkeypatch):
+    spec = BackboneSpec(tiny_network, {"P1": "c1", "P2": None}, "torch")
+    monkeypatch.setitem(BACKBONES._items, "tiny", spec)
+    backbone = build_backbone("tiny", weights="none")
+    x = np.random.default_rng(5).uniform(0, 255, (1, 8, 12, 3)).astype("float32")
+    features = backbone(x)
+    assert sorted(features) == ["P1", "P2"]
+    assert tuple(features["P2"].shape) == (1, 2, 3, 4)
+    # The row's preprocessing runs before the network.
+    network = backbone.get_layer("tiny_backbone_features")
+    conv = network.get_layer("c1")
+    np.testing.assert_allclose(
+        np.asarray(features["P1"]),
+        np.asarray(conv(ImagePreprocessing("torch")(x))),
+        rtol=1e-5,
+        atol=1e-5,
+    )
+    with pytest.raises(ConfigError, match="only for the backbones"):
+        build_backbone("tiny", weights="hed")
 
 
 def check_strides(name):
@@ -154,7 +184,7 @@ def test_hed_weights_only_for_vgg16():
 
 
 def test_hed_without_the_package_names_the_extra(monkeypatch):
-    monkeypatch.setattr(backbones.importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setattr(pretrained.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(ConfigError, match=r"tfiqa\[pretrained\]"):
         build_backbone("vgg16", weights="hed")
 
@@ -164,7 +194,7 @@ def test_imagenet_offline_fails_at_once_with_alternatives(monkeypatch, tmp_path)
         raise OSError("Network is unreachable")
 
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))  # nothing cached
-    monkeypatch.setattr(backbones.socket, "create_connection", unreachable)
+    monkeypatch.setattr(pretrained.socket, "create_connection", unreachable)
     monkeypatch.setitem(sys.modules, "keras_hub", None)
     for name in ("vgg16", "mobilenet_v3_small"):
         with pytest.raises(ConfigError, match="cannot be reached.*weights='hed'"):
@@ -184,15 +214,15 @@ def test_hed_weights_load_offline_and_change_the_features():
         )
     import h5py
 
-    pretrained = build_backbone("vgg16", weights="hed")
+    hed = build_backbone("vgg16", weights="hed")
     random = build_backbone("vgg16", weights="none")
-    with h5py.File(backbones.hed_weights_path()) as weights:
+    with h5py.File(pretrained.hed_weights_path()) as weights:
         expected = weights["block5/layers/conv2d_2/vars/0"][()]
-    network = pretrained.get_layer("vgg16_backbone_features")
+    network = hed.get_layer("vgg16_backbone_features")
     np.testing.assert_array_equal(
         network.get_layer("block5_conv3").kernel.numpy(), expected
     )
     images = np.random.default_rng(0).uniform(0, 255, (1, 64, 64, 3))
     images = images.astype("float32")
-    ours, theirs = pretrained(images)["P2"], random(images)["P2"]
+    ours, theirs = hed(images)["P2"], random(images)["P2"]
     assert not np.allclose(ours, theirs, atol=1e-3)

@@ -1,3 +1,4 @@
+import json
 import os
 import subprocess
 import sys
@@ -8,7 +9,7 @@ import pytest
 
 from tfiqa.config import ModelConfig
 from tfiqa.errors import ConfigError
-from tfiqa.models import IQAModel, build_model
+from tfiqa.models import IQAModel, build_backbone, build_model
 from tfiqa.models.backbones import resnet18_network
 
 SMALL = {"backbone": "resnet18", "weights": "none", "head_units": (8,)}
@@ -145,3 +146,23 @@ def test_mixed_precision_still_outputs_float32_scores():
         keras.mixed_precision.set_global_policy("float32")
     assert scores.dtype == "float32"
     assert np.all(np.isfinite(np.asarray(scores)))
+
+
+def test_backbone_object_is_used_as_is_and_saved_with_the_model(tmp_path):
+    backbone = build_backbone("mobilenet_v3_small", weights="none")
+    model = IQAModel(backbone=backbone, levels=("P3", "P5"), head_units=(8,))
+    assert model.backbone is backbone
+    assert model.backbone_name == "mobilenet_v3_small_backbone"
+    x = images((2, 64, 72, 3), seed=3)
+    path = tmp_path / "model.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    assert type(loaded) is IQAModel
+    assert loaded.backbone.name == "mobilenet_v3_small_backbone"
+    # The file stores JSON: tuples in the backbone's config come back as lists.
+    assert json.dumps(loaded.get_config(), sort_keys=True) == json.dumps(
+        model.get_config(), sort_keys=True
+    )
+    np.testing.assert_allclose(
+        loaded.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-5, atol=1e-6
+    )

@@ -305,11 +305,47 @@ def ranking_dataset(
     crop_size = int(crop_size)
     groups_per_batch = int(groups_per_batch)
     paths = check_paths(image_paths, crop_size)
-    crop_fn = crop_source(paths, crop_size, cache_mb)
-    distort_fn = levels_function(types, levels, crop_size)
-    n_paths, n_types = len(paths), len(types)
     group_levels = ((0,) if include_pristine else ()) + levels
-    per_group = len(group_levels)
+    crop_fn = crop_source(paths, crop_size, cache_mb)
+    make_group = group_function(
+        crop_fn,
+        len(paths),
+        crop_size,
+        types,
+        levels,
+        seed,
+        include_pristine=include_pristine,
+        device_distortions=device_distortions,
+    )
+    ds = tf.data.Dataset.counter()
+    ds = ds.map(
+        make_group,
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=bool(deterministic),
+    )
+    ds = ds.batch(groups_per_batch, drop_remainder=True)
+    ds = ds.map(
+        flatten_function(crop_size, groups_per_batch, group_levels, device_distortions),
+        num_parallel_calls=tf.data.AUTOTUNE,
+    )
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def group_function(
+    crop_fn,
+    n_paths,
+    crop_size,
+    types,
+    levels,
+    seed,
+    include_pristine,
+    device_distortions,
+):
+    """`index -> (uint8 (per_group, c, c, 3), type_index, distort seed)`: one
+    group, drawn from stateless RNGs keyed by (seed, index), cropped by
+    `crop_fn` (a `crop_source` over `n_paths` images)."""
+    distort_fn = levels_function(types, levels, crop_size)
+    n_types = len(types)
     on_cpu = tf.constant([cpu_only(t) for t in types])
 
     def make_group(index):
@@ -339,6 +375,14 @@ def ranking_dataset(
         # (per_group, c, c, 3)
         return to_uint8(distorted), type_index, distort_seed
 
+    return make_group
+
+
+def flatten_function(crop_size, groups_per_batch, group_levels, device_distortions):
+    """`(groups, type_index, seed) -> (images (N, c, c, 3), labels)`: a batch of
+    groups laid out as in the module docstring."""
+    per_group = len(group_levels)
+
     def flatten(groups, type_index, distort_seed):
         images = tf.reshape(groups, [-1, crop_size, crop_size, 3])
         group = tf.repeat(tf.range(groups_per_batch, dtype=tf.int32), per_group)
@@ -348,12 +392,4 @@ def ranking_dataset(
             labels.update(type_index=type_index, seed=distort_seed)
         return images, labels
 
-    ds = tf.data.Dataset.counter()
-    ds = ds.map(
-        make_group,
-        num_parallel_calls=tf.data.AUTOTUNE,
-        deterministic=bool(deterministic),
-    )
-    ds = ds.batch(groups_per_batch, drop_remainder=True)
-    ds = ds.map(flatten, num_parallel_calls=tf.data.AUTOTUNE)
-    return ds.prefetch(tf.data.AUTOTUNE)
+    return flatten

@@ -169,39 +169,39 @@ def export_model(
     Returns:
         dict, the manifest also written to `DIR/export.json`.
     """
-    from tfiqa.export import saved_model as sm
-    from tfiqa.export import sidecar, tflite
-
     log = log or (lambda message: None)
-    formats = list(dict.fromkeys(formats))
-    unknown = [f for f in formats if f not in FORMATS]
-    if unknown or not formats:
-        raise ConfigError(
-            f"Unknown export format {unknown}; valid: {', '.join(FORMATS)}. "
-            f"Received: {formats}"
-        )
-    quantize = tflite.check_quantizations(list(quantize))
-    if "tflite" in formats and not quantize:
-        raise ConfigError("TFLite export needs at least one quantization. Received: []")
-    if "tflite" not in formats and any(q != "none" for q in quantize):
-        raise ConfigError(
-            "Quantization applies to TFLite only; add --format tflite or all. "
-            f"Received: formats={formats}, quantize={quantize}"
-        )
-    if int(version) < 1:
-        raise ConfigError(f"export.version must be >= 1. Received: {version}")
+    formats, quantize = _check_request(formats, quantize, version, calibration_dir)
     size = resolve_input_size(model, input_size)
     policy = export_policy(model, size)
-    needs_calibration = "tflite" in formats and any(
-        q in tflite.CALIBRATED for q in quantize
-    )
-    if needs_calibration and not calibration_dir:
-        raise ConfigError(
-            "int8 and int8_io need calibration images: pass --calibration-dir "
-            f"(a folder of typical images). Received: quantize={quantize}"
+    manifest_path, manifest = _start_manifest(output_dir, name, version, size, policy)
+    if "saved_model" in formats:
+        manifest["saved_model"], manifest["models_config"] = _write_saved_model(
+            model, output_dir, manifest, model_path, serving_base_path, log
         )
+    if "tflite" in formats:
+        calibration = None
+        if _needs_calibration(formats, quantize):
+            calibration = _calibrate(calibration_dir, calibration_count, policy, log)
+        manifest["tflite"] = _write_tflite(
+            model, output_dir, manifest, quantize, calibration, model_path, log
+        )
+    report = None
+    if verify_dir:
+        report = _verify(model, manifest, verify_dir, log)
+        manifest["verify"] = os.path.join(output_dir, "verify.json")
+        _write_json(manifest["verify"], report)
+    _write_json(manifest_path, manifest)
+    if report is not None:
+        from tfiqa.export.verify import check_report
+
+        check_report(report)
+    return manifest
+
+
+def _start_manifest(output_dir, name, version, size, policy):
+    """Creates `output_dir` and removes a previous `export.json`: it is written
+    last, so a folder without it is a partial export."""
     os.makedirs(output_dir, exist_ok=True)
-    # export.json is written last: without it a folder is a partial export.
     manifest_path = os.path.join(output_dir, "export.json")
     if os.path.exists(manifest_path):
         os.remove(manifest_path)
@@ -214,83 +214,121 @@ def export_model(
         "models_config": None,
         "tflite": {},
     }
+    return manifest_path, manifest
 
-    if "saved_model" in formats:
-        base_dir = os.path.join(output_dir, name)
-        log(f"Writing SavedModel to {base_dir}/{int(version)}")
-        shape = [-1, size or -1, size or -1, 3]
-        meta = sidecar.build_sidecar(
-            export_format="saved_model",
-            file="..",
+
+def _calibrate(calibration_dir, calibration_count, policy, log):
+    calibration = calibration_images(calibration_dir, calibration_count, policy)
+    crop = policy["crop_size"]
+    log(
+        f"Calibrating int8 on {len(calibration)} images from "
+        f"{calibration_dir} ({crop}x{crop} crops)"
+    )
+    return calibration
+
+
+def _needs_calibration(formats, quantize):
+    from tfiqa.export.tflite import CALIBRATED
+
+    return "tflite" in formats and any(q in CALIBRATED for q in quantize)
+
+
+def _check_request(formats, quantize, version, calibration_dir):
+    """Validated (formats, quantize) lists; raises ConfigError before any work."""
+    from tfiqa.export.tflite import check_quantizations
+
+    formats = list(dict.fromkeys(formats))
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown or not formats:
+        raise ConfigError(
+            f"Unknown export format {unknown}; valid: {', '.join(FORMATS)}. "
+            f"Received: {formats}"
+        )
+    quantize = check_quantizations(list(quantize))
+    if "tflite" in formats and not quantize:
+        raise ConfigError("TFLite export needs at least one quantization. Received: []")
+    if "tflite" not in formats and any(q != "none" for q in quantize):
+        raise ConfigError(
+            "Quantization applies to TFLite only; add --format tflite or all. "
+            f"Received: formats={formats}, quantize={quantize}"
+        )
+    if int(version) < 1:
+        raise ConfigError(f"export.version must be >= 1. Received: {version}")
+    if _needs_calibration(formats, quantize) and not calibration_dir:
+        raise ConfigError(
+            "int8 and int8_io need calibration images: pass --calibration-dir "
+            f"(a folder of typical images). Received: quantize={quantize}"
+        )
+    return formats, quantize
+
+
+def _write_saved_model(model, output_dir, manifest, model_path, base_path, log):
+    """Writes the SavedModel and `models.config`; returns both their paths."""
+    from tfiqa.export import saved_model as sm
+    from tfiqa.export.sidecar import build_sidecar
+
+    name, version, size = manifest["name"], manifest["version"], manifest["input_size"]
+    base_dir = os.path.join(output_dir, name)
+    log(f"Writing SavedModel to {base_dir}/{version}")
+    meta = build_sidecar(
+        export_format="saved_model",
+        file="..",
+        model=model,
+        model_path=model_path,
+        input_spec={
+            "name": "images (score_uint8) / image_bytes (serving_default)",
+            "dtype": "uint8 / string (encoded JPEG, PNG, BMP or GIF)",
+            "shape": [-1, size or -1, size or -1, 3],
+            "quantization": None,
+        },
+        output_spec={"name": "score", "dtype": "float32", "shape": [-1]},
+        policy=manifest["scoring"],
+        extra={"signatures": [sm.SIGNATURE_BYTES, sm.SIGNATURE_UINT8]},
+    )
+    version_dir = sm.export_saved_model(model, base_dir, version, size, meta)
+    config_path = os.path.join(output_dir, "models.config")
+    sm.write_models_config(config_path, name, f"{base_path}/{name}")
+    return version_dir, config_path
+
+
+def _write_tflite(model, output_dir, manifest, quantize, calibration, model_path, log):
+    """Writes one `.tflite` file and its JSON sidecar per quantization;
+    returns {quantization: path}."""
+    from tfiqa.export import tflite
+    from tfiqa.export.sidecar import build_sidecar
+
+    tflite_dir = os.path.join(output_dir, "tflite")
+    paths = {
+        q: os.path.join(tflite_dir, f"{manifest['name']}_{VARIANT_NAMES[q]}.tflite")
+        for q in quantize
+    }
+    log(f"Converting to TFLite ({', '.join(quantize)}) in {tflite_dir}")
+    infos = tflite.export_tflite_variants(
+        model, paths, manifest["input_size"], calibration
+    )
+    for q, info in infos.items():
+        meta = build_sidecar(
+            export_format="tflite",
+            file=os.path.basename(paths[q]),
             model=model,
             model_path=model_path,
-            input_spec={
-                "name": "images (score_uint8) / image_bytes (serving_default)",
-                "dtype": "uint8 / string (encoded JPEG, PNG, BMP or GIF)",
-                "shape": shape,
-                "quantization": None,
+            quantization=q,
+            policy=manifest["scoring"],
+            signature=tflite.SIGNATURE,
+            input_spec=info["input"],
+            output_spec=info["output"],
+            extra={
+                "float_fallback": info["float_fallback"],
+                "calibration_images": (
+                    len(calibration) if q in tflite.CALIBRATED else 0
+                ),
+                "bytes": info["bytes"],
             },
-            output_spec={"name": "score", "dtype": "float32", "shape": [-1]},
-            policy=policy,
-            extra={"signatures": [sm.SIGNATURE_BYTES, sm.SIGNATURE_UINT8]},
         )
-        version_dir = sm.export_saved_model(model, base_dir, version, size, meta)
-        config_path = os.path.join(output_dir, "models.config")
-        sm.write_models_config(config_path, name, f"{serving_base_path}/{name}")
-        manifest["saved_model"] = version_dir
-        manifest["models_config"] = config_path
-
-    if "tflite" in formats:
-        calibration = None
-        if needs_calibration:
-            calibration = calibration_images(calibration_dir, calibration_count, policy)
-            crop = policy["crop_size"]
-            log(
-                f"Calibrating int8 on {len(calibration)} images from "
-                f"{calibration_dir} ({crop}x{crop} crops)"
-            )
-        tflite_dir = os.path.join(output_dir, "tflite")
-        paths = {
-            q: os.path.join(tflite_dir, f"{name}_{VARIANT_NAMES[q]}.tflite")
-            for q in quantize
-        }
-        log(f"Converting to TFLite ({', '.join(quantize)}) in {tflite_dir}")
-        infos = tflite.export_tflite_variants(model, paths, size, calibration)
-        for q, info in infos.items():
-            meta = sidecar.build_sidecar(
-                export_format="tflite",
-                file=os.path.basename(paths[q]),
-                model=model,
-                model_path=model_path,
-                quantization=q,
-                policy=policy,
-                signature=tflite.SIGNATURE,
-                input_spec=info["input"],
-                output_spec=info["output"],
-                extra={
-                    "float_fallback": info["float_fallback"],
-                    "calibration_images": (
-                        len(calibration) if q in tflite.CALIBRATED else 0
-                    ),
-                    "bytes": info["bytes"],
-                },
-            )
-            if info["output"]["quantization"]:
-                meta["output"]["dequantize"] = "score = scale * (q - zero_point)"
-            _write_json(os.path.splitext(paths[q])[0] + ".json", meta)
-            manifest["tflite"][q] = paths[q]
-
-    report = None
-    if verify_dir:
-        report = _verify(model, manifest, verify_dir, log)
-        manifest["verify"] = os.path.join(output_dir, "verify.json")
-        _write_json(manifest["verify"], report)
-    _write_json(manifest_path, manifest)
-    if report is not None:
-        from tfiqa.export.verify import check_report
-
-        check_report(report)
-    return manifest
+        if info["output"]["quantization"]:
+            meta["output"]["dequantize"] = "score = scale * (q - zero_point)"
+        _write_json(os.path.splitext(paths[q])[0] + ".json", meta)
+    return {q: paths[q] for q in infos}
 
 
 def _verify(model, manifest, verify_dir, log):

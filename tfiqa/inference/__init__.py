@@ -1,5 +1,6 @@
 """Scoring images with trained or exported models: `load(path) -> Scorer`."""
 
-from tfiqa.inference.scorer import Scorer, load
+from tfiqa.inference.loaders import load
+from tfiqa.inference.scorer import Scorer
 
 __all__ = ["Scorer", "load"]

@@ -1,4 +1,6 @@
-"""`load(path)` -> `Scorer`: score image files, arrays or tensors with a model.
+"""`Scorer`: score image files, arrays or tensors with a loaded model.
+
+`tfiqa.load(path)` (`tfiqa.inference.loaders`) builds one for each format.
 
 Example:
 ```python
@@ -10,7 +12,6 @@ scorer.score(image_uint8_hw3, full=True)  # the whole image at its own size
 ```
 """
 
-import json
 import os
 
 import numpy as np
@@ -283,129 +284,3 @@ def to_image_list(inputs):
             )
         images.append(array)
     return images
-
-
-def _read_sidecar(path):
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return {}
-
-
-def _from_sidecar(sidecar, input_size):
-    from tfiqa.models.scoring import DEFAULT_CROPS, make_policy
-
-    policy = sidecar.get("scoring")
-    if not isinstance(policy, dict):
-        # Exports written before the policy travelled with the model.
-        crop = sidecar.get("model", {}).get("input_crop_size") or input_size
-        policy = {"crop_size": crop or 224, "crops": DEFAULT_CROPS}
-    policy = make_policy(
-        policy.get("crop_size"), policy.get("crops"), policy.get("small_images")
-    )
-    output = sidecar.get("output", {})
-    score_range = output.get("range", (0.0, 1.0)) if output else (0.0, 1.0)
-    return {"input_size": input_size, "policy": policy, "score_range": score_range}
-
-
-def _load_keras(path):
-    from tfiqa.export import load_keras_model
-    from tfiqa.models.scoring import predict_fn, scoring_policy
-
-    model = load_keras_model(path)
-    predict = predict_fn(model)
-
-    def fn(images):
-        return predict(images).numpy()
-
-    fn.model = model
-    activation = getattr(model, "output_activation", "sigmoid")
-    return Scorer(
-        fn,
-        input_size=None,
-        policy=scoring_policy(model),
-        score_range=(0.0, 1.0) if activation == "sigmoid" else None,
-        backend="keras",
-        path=path,
-    )
-
-
-def _load_saved_model(path):
-    from tfiqa.export.saved_model import (
-        SIDECAR_PATH,
-        resolve_saved_model_dir,
-        saved_model_predict_fn,
-    )
-
-    fn, input_size = saved_model_predict_fn(path)
-    sidecar = _read_sidecar(os.path.join(resolve_saved_model_dir(path), SIDECAR_PATH))
-    return Scorer(
-        fn, backend="saved_model", path=path, **_from_sidecar(sidecar, input_size)
-    )
-
-
-def _load_tflite(path):
-    from tfiqa.export.tflite import tflite_predict_fn
-
-    fn, input_size = tflite_predict_fn(path)
-    sidecar = _read_sidecar(os.path.splitext(path)[0] + ".json")
-    return Scorer(fn, backend="tflite", path=path, **_from_sidecar(sidecar, input_size))
-
-
-def _load_preset(text):
-    from tfiqa.models.scoring import predict_fn, scoring_policy
-    from tfiqa.presets import build_head_model, preset_card, preset_file, split_name
-
-    name, fmt = split_name(text)
-    fmt, file = preset_file(name, fmt)
-    if fmt != "head":
-        scorer = load(file)
-    else:
-        model = build_head_model(preset_card(name), file)
-        predict = predict_fn(model)
-        scorer = Scorer(
-            lambda images: predict(images).numpy(),
-            policy=scoring_policy(model),
-            backend="keras",
-            path=file,
-        )
-    scorer.preset = name
-    return scorer
-
-
-def load(path):
-    """Loads a quality model for scoring.
-
-    Args:
-        path: str or path-like. A `.keras` model (as `tfiqa train` writes), a
-            SavedModel folder (as `tfiqa export` writes: the version folder,
-            the model folder or the export folder), a `.tflite` file, or the
-            name of a shipped preset (`tfiqa list presets`), optionally with
-            a format: "mobile-mnv3s:tflite".
-
-    Returns:
-        `Scorer`; `scorer.score(images)` returns float32 scores (N,), higher
-        is better (in [0, 1] for sigmoid-output models).
-
-    Raises:
-        TfiqaError: the path does not exist or is not a known model format.
-    """
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        from tfiqa.presets import is_preset
-
-        if is_preset(path):
-            return _load_preset(path)
-        raise TfiqaError(f"Model not found. Received: {path}")
-    if os.path.isdir(path):
-        return _load_saved_model(path)
-    ext = os.path.splitext(path)[1].lower()
-    if ext == ".keras":
-        return _load_keras(path)
-    if ext == ".tflite":
-        return _load_tflite(path)
-    raise TfiqaError(
-        "Unknown model format: expected a .keras file, a .tflite file or a "
-        f"SavedModel folder. Received: {path}"
-    )

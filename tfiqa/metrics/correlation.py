@@ -39,10 +39,8 @@ def srcc(pred, mos):
     Returns:
         float in [-1, 1], or NaN (with a `MetricWarning`) when undefined.
     """
-    pred, mos = as_pairs(pred, mos)
-    reason = degenerate_reason(pred, mos)
-    if reason:
-        warn_undefined("SRCC", reason)
+    pred, mos = _defined_pairs("SRCC", pred, mos)
+    if pred is None:
         return float("nan")
     return float(stats.spearmanr(pred, mos)[0])
 
@@ -53,10 +51,8 @@ def krcc(pred, mos):
     Returns:
         float in [-1, 1], or NaN (with a `MetricWarning`) when undefined.
     """
-    pred, mos = as_pairs(pred, mos)
-    reason = degenerate_reason(pred, mos)
-    if reason:
-        warn_undefined("KRCC", reason)
+    pred, mos = _defined_pairs("KRCC", pred, mos)
+    if pred is None:
         return float("nan")
     return float(stats.kendalltau(pred, mos, variant="b")[0])
 
@@ -75,10 +71,8 @@ def plcc(pred, mos, fit=None):
         float in [-1, 1], or NaN (with a `MetricWarning`) when undefined.
     """
     fit = check_fit(fit)
-    pred, mos = as_pairs(pred, mos)
-    reason = degenerate_reason(pred, mos)
-    if reason:
-        warn_undefined("PLCC", reason)
+    pred, mos = _defined_pairs("PLCC", pred, mos)
+    if pred is None:
         return float("nan")
     if fit:
         pred = _mapped(pred, mos)
@@ -105,6 +99,17 @@ def rmse(pred, mos, fit=None):
     if fit:
         pred = _mapped(pred, mos)
     return root_mean_squared_error(pred, mos)
+
+
+def _defined_pairs(metric, pred, mos):
+    """Validated (pred, mos) arrays, or (None, None) with a `MetricWarning`
+    when `metric` is undefined on them."""
+    pred, mos = as_pairs(pred, mos)
+    reason = degenerate_reason(pred, mos)
+    if reason:
+        warn_undefined(metric, reason)
+        return None, None
+    return pred, mos
 
 
 def pearson(pred, mos):

@@ -1,6 +1,12 @@
 """Backbones with multi-level features, the quality head and `IQAModel`."""
 
-from tfiqa.models.backbones import BACKBONES, LEVEL_STRIDES, LEVELS, build_backbone
+from tfiqa.models.backbones import (
+    BACKBONES,
+    LEVEL_STRIDES,
+    LEVELS,
+    BackboneSpec,
+    build_backbone,
+)
 from tfiqa.models.head import GlobalPooling, MultiLevelHead
 from tfiqa.models.iqa_model import IQAModel
 
@@ -8,6 +14,7 @@ __all__ = [
     "BACKBONES",
     "LEVELS",
     "LEVEL_STRIDES",
+    "BackboneSpec",
     "GlobalPooling",
     "IQAModel",
     "MultiLevelHead",

@@ -16,10 +16,14 @@ class IQAModel(keras.Model):
     its own normalisation, so an exported graph cannot skew from training.
 
     Args:
-        backbone: str. A registered backbone name (`tfiqa.models.BACKBONES`).
+        backbone: str or keras.Model. A registered backbone name
+            (`tfiqa.models.BACKBONES`), built here, or a backbone model
+            mapping [0, 255] images to a dict of levels (as
+            `build_backbone` returns), used as is and saved with the model.
         weights: str. "imagenet", "none" or a local weights file for the
-            backbone's network. Only used when building; a loaded `.keras`
-            file brings its own weights and never downloads.
+            backbone's network, when `backbone` is a name. Only used when
+            building; a loaded `.keras` file brings its own weights and never
+            downloads.
         levels: tuple of str. Feature levels pooled by the head ("P2".."P5");
             ("P5",) is the single-level head.
         pooling: tuple of str. Any of "avg", "max", "std".
@@ -75,7 +79,10 @@ class IQAModel(keras.Model):
     ):
         policy = make_policy(input_crop_size, eval_crops, small_images)
         # === Layers ===
-        backbone_model = build_backbone(backbone, weights)
+        if isinstance(backbone, dict):  # a backbone object, from `get_config`
+            backbone = keras.saving.deserialize_keras_object(backbone)
+        named = not isinstance(backbone, keras.Model)
+        backbone_model = build_backbone(backbone, weights) if named else backbone
         head = MultiLevelHead(
             levels=levels,
             pooling=pooling,
@@ -97,7 +104,8 @@ class IQAModel(keras.Model):
         super().__init__(inputs=images, outputs=score, name=name, **kwargs)
 
         # === Config ===
-        self.backbone_name = backbone
+        self.backbone_name = backbone if named else backbone.name
+        self._named_backbone = named
         self.backbone_weights = weights
         self.levels = tuple(levels)
         self.pooling = tuple(pooling)
@@ -137,7 +145,11 @@ class IQAModel(keras.Model):
 
     def get_config(self):
         return {
-            "backbone": self.backbone_name,
+            "backbone": (
+                self.backbone_name
+                if self._named_backbone
+                else keras.saving.serialize_keras_object(self.backbone)
+            ),
             "weights": self.backbone_weights,
             "levels": list(self.levels),
             "pooling": list(self.pooling),

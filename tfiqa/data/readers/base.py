@@ -193,15 +193,18 @@ def load_mat(path, key):
     return data[key]
 
 
-def authentic_records(path, table, name_column, score_column, score_range, image_dir):
-    """Records of an authentic dataset: one row per image, its own reference.
+def read_authentic(path, name_column, score_column, score_range, image_dir, skip_bad):
+    """Records of an authentic dataset's score table: one row per image, which
+    is its own reference, with a higher-is-better score.
 
     Args:
-        path: str. The score file, for error messages.
-        table: pandas.DataFrame with `name_column` and `score_column`.
-        score_range: (low, high) of the native higher-is-better score.
+        path: str. The score file (CSV or spreadsheet).
+        name_column, score_column: str. Columns of image names and scores.
+        score_range: (low, high) of the native score.
         image_dir: str. Folder that the names are relative to.
+        skip_bad: bool. Log and skip rows whose image is missing.
     """
+    table = read_table(path, [name_column, score_column], dtype={name_column: str})
     records = []
     for i, row in enumerate(table.to_dict("records"), start=2):
         name = str(row[name_column]).strip()
@@ -214,4 +217,4 @@ def authentic_records(path, table, name_column, score_column, score_range, image
                 name,
             )
         )
-    return records
+    return check_images(records, path, skip_bad)

@@ -63,23 +63,19 @@ def read_biq2021(
             f"BIQ2021 split must be 'train', 'test' or 'all'. Received: {split!r}"
         )
     parts = ("train", "test") if split == "all" else (split,)
+    image_root = os.path.join(data_dir, image_dir)
     records = []
     for part in parts:
-        path = _find(data_dir, part)
-        table = base.read_table(path, ["Image Name", "MOS"], dtype={"Image Name": str})
-        part_records = []
-        for i, row in enumerate(table.to_dict("records"), start=2):
-            name = str(row["Image Name"]).strip()
-            mos_raw = base.to_float(row["MOS"], path, i)
-            part_records.append(
-                base.make_record(
-                    os.path.join(data_dir, image_dir, name),
-                    base.scale_score(mos_raw, (0.0, 1.0)),
-                    mos_raw,
-                    name,
-                )
+        records.extend(
+            base.read_authentic(
+                _find(data_dir, part),
+                "Image Name",
+                "MOS",
+                (0.0, 1.0),
+                image_root,
+                skip_bad,
             )
-        records.extend(base.check_images(part_records, path, skip_bad))
+        )
     if group_duplicates:
         records = group_near_duplicates(records, duplicate_similarity)
     return records

@@ -35,8 +35,7 @@ def read_koniq10k(
         skip_bad: bool. Log and skip rows whose image is missing.
     """
     path = base.require_file(os.path.join(data_dir, file), "KonIQ-10k score file")
-    table = base.read_table(path, ["image_name", "MOS"], dtype={"image_name": str})
-    records = base.authentic_records(
-        path, table, "image_name", "MOS", (1.0, 5.0), os.path.join(data_dir, image_dir)
+    image_root = os.path.join(data_dir, image_dir)
+    return base.read_authentic(
+        path, "image_name", "MOS", (1.0, 5.0), image_root, skip_bad
     )
-    return base.check_images(records, path, skip_bad)

@@ -37,9 +37,7 @@ def read_spaq(
         skip_bad: bool. Log and skip rows whose image is missing.
     """
     path = base.require_file(os.path.join(data_dir, file), "SPAQ score file")
-    table = base.read_table(path, ["Image name", "MOS"], dtype={"Image name": str})
     image_root = os.path.join(data_dir, image_dir)
-    records = base.authentic_records(
-        path, table, "Image name", "MOS", (0.0, 100.0), image_root
+    return base.read_authentic(
+        path, "Image name", "MOS", (0.0, 100.0), image_root, skip_bad
     )
-    return base.check_images(records, path, skip_bad)
