@@ -15,7 +15,6 @@ epoch and resumes on its own.
 
 import json
 import os
-import weakref
 
 import numpy as np
 
@@ -28,6 +27,12 @@ from tfiqa.training.stage_utils import (
     val_metrics,
 )
 from tfiqa.training.stages.base import register_stage
+from tfiqa.training.stages.cached_features import (
+    cached_metrics,
+    cached_views,
+    feature_cache,
+    val_crops,
+)
 
 
 class _Selection:
@@ -119,7 +124,7 @@ def _cached_warmup(ctx, trainer, selection, data, epochs, stage_index):
     ctx.log(f"[finetune] caching pooled features of {len(train)} training images")
     train_x = cache.features([r["image_path"] for r in train], cfg.cache_views)
     train_y = [r["mos"] for r in train]
-    val_x = cached_views(ctx, cache, val, _val_crops(ctx)) if val else None
+    val_x = cached_views(ctx, cache, val, val_crops(ctx)) if val else None
 
     def compute_terms(batch_, training):
         pooled, mos = batch_
@@ -156,53 +161,6 @@ def _cached_warmup(ctx, trainer, selection, data, epochs, stage_index):
         validate=validate if val else None,
         on_epoch_end=lambda e, logs: bool(val) and selection.on_epoch_end(e, logs, 0),
     )
-
-
-def _val_crops(ctx):
-    """Crops per validation image: the scoring policy's when the cache holds
-    them for free (backbone frozen throughout), else the centre crop."""
-    cfg, data = ctx.config.finetune, ctx.config.data
-    if cfg.freeze_backbone == "all" and cfg.cache_views == data.eval_crops:
-        return data.eval_crops
-    return 1
-
-
-# One cache per model: building one hashes every backbone weight and traces
-# the feature function, and the warm-up, validation and test all use it.
-_CACHES = weakref.WeakKeyDictionary()
-
-
-def feature_cache(ctx):
-    """The stage's `PooledFeatureCache` (folder: `finetune.cache_dir`)."""
-    from tfiqa.training.transfer import PooledFeatureCache
-
-    cfg = ctx.config.finetune
-    folder = (
-        ctx.config.resolve_path(cfg.cache_dir)
-        if cfg.cache_dir
-        else os.path.join(ctx.workdir, "cache", "features")
-    )
-    key = (folder, int(ctx.config.data.crop_size))
-    cache = _CACHES.get(ctx.model)
-    if cache is None or cache[0] != key:
-        cache = (key, PooledFeatureCache(ctx.model, *key))
-        _CACHES[ctx.model] = cache
-    return cache[1]
-
-
-def cached_views(ctx, cache, records, crops):
-    """Cached features (N, crops, width) of `crops` evaluation crops per image.
-
-    The centre crop (crops=1) is the first of the training views when those
-    include it (1 or 5 views), so it costs no backbone pass of its own.
-    """
-    from tfiqa.data.crops import crop_positions
-
-    paths = [r["image_path"] for r in records]
-    views = ctx.config.finetune.cache_views
-    if crops == 1 and views and crop_positions(views)[0] == (0.5, 0.5):
-        return cache.features(paths, views)[:, :1]
-    return cache.features(paths, crops)
 
 
 def _image_phase(ctx, trainer, selection, data, phase, epochs, start, stage_index):
@@ -319,7 +277,7 @@ def run_finetune_stage(ctx, stage_index):
     )
     # The selected model on the whole validation split, with the logistic
     # mapping for PLCC/RMSE (per-epoch PLCC is raw).
-    summary["val"] = _evaluate(ctx, trainer, val, _val_crops(ctx)) if val else {}
+    summary["val"] = _evaluate(ctx, trainer, val, val_crops(ctx)) if val else {}
     if test:
         summary["test"] = evaluate_test(ctx, trainer, test)
     return summary
@@ -350,21 +308,10 @@ def _evaluate(ctx, trainer, records, crops):
     cached features give the same scores without a backbone pass.
     """
     from tfiqa.data.pipeline import eval_crops_dataset
-    from tfiqa.metrics import evaluate_predictions
 
     cfg = ctx.config.finetune
     if cfg.freeze_backbone == "all" and cfg.cache_views:
-        from tfiqa.training.transfer import head_scores
-
-        pooled = cached_views(ctx, feature_cache(ctx), records, crops)
-        predictions = head_scores(ctx.model, pooled)
-        targets = np.asarray([r["mos"] for r in records], np.float32)
-        metrics = evaluate_predictions(predictions, targets)
-        metrics = {
-            k: float(metrics[k]) for k in ("srcc", "plcc", "krcc", "rmse", "plcc_raw")
-        }
-        metrics["scored_from"] = "feature cache"
-        return metrics
+        return cached_metrics(ctx, records, crops)
     dataset = eval_crops_dataset(records, ctx.config.data.crop_size, crops, check=False)
     return trainer.evaluate(dataset, multi_crop=True)
 
