@@ -43,6 +43,7 @@ REQUIRED = "???"
 SHARED = {"results_dir": "benchmarks/results"}
 PATH_KEYS = ("out", "results_dir")
 CHILD_FLAG = "--child-params"
+RESULT_PREFIX = "RESULT "
 _results_dir = [RESULTS_DIR]
 
 
@@ -152,7 +153,7 @@ def _script_parser(name, path, defaults, doc):
 def script(file, doc=None, child=None, argv=None):
     """`python benchmarks/<name>.py --key value ...`: one option per parameter.
 
-    A run started by `child_command` calls `child(params)` instead of `run`.
+    A process started by `run_child` calls `child(params)` instead of `run`.
     Returns the exit status (see `guarded`).
     """
     name = os.path.splitext(os.path.basename(file))[0]
@@ -180,10 +181,57 @@ def guarded(start):
     return 0
 
 
-def child_command(file, params, **extra):
-    """The command that runs `file`'s `child` on `params` in a fresh process."""
-    payload = {**vars(params), **extra}
-    return [sys.executable, os.path.abspath(file), CHILD_FLAG, json.dumps(payload)]
+def run_child(file, params, **extra):
+    """Runs `child(params + extra)` of benchmark `file` in a fresh process.
+
+    Returns what the child passed to `child_result`, or None (after printing
+    the end of its stderr) when it failed.
+    """
+    payload = json.dumps({**vars(params), **extra})
+    command = [sys.executable, os.path.abspath(file), CHILD_FLAG, payload]
+    proc = subprocess.run(command, capture_output=True, text=True)
+    lines = [x for x in proc.stdout.splitlines() if x.startswith(RESULT_PREFIX)]
+    if proc.returncode or not lines:
+        print(proc.stderr[-4000:], file=sys.stderr)
+        return None
+    return json.loads(lines[-1][len(RESULT_PREFIX) :])
+
+
+def child_result(value):
+    """Hands `value` (JSON-serialisable) from a child back to `run_child`."""
+    print(RESULT_PREFIX + json.dumps(value), flush=True)
+
+
+def run_tfiqa(command, config, workdir, overrides, data_dir, extra=()):
+    """Runs `tfiqa <command>` in a fresh process, resuming in `workdir`.
+
+    Its output goes to `<workdir>/<command>.log`; returns the seconds taken.
+    """
+    cmd = [sys.executable, "-m", "tfiqa.cli", command, "--config", config]
+    cmd += ["--data-dir", data_dir, "--workdir", workdir, *extra]
+    for item in overrides:
+        cmd += ["--set", item]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": ROOT}
+    os.makedirs(workdir, exist_ok=True)
+    start = time.time()
+    with open(os.path.join(workdir, f"{command}.log"), "a") as out:
+        result = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
+    if result.returncode != 0:
+        raise SystemExit(f"tfiqa {command} failed ({workdir}); see {command}.log")
+    seconds = time.time() - start
+    print(f"  done in {seconds:.0f}s: {workdir}", flush=True)
+    return seconds
+
+
+def read_metrics(workdir):
+    """The `metrics.json` of a run folder."""
+    with open(os.path.join(workdir, "metrics.json")) as f:
+        return json.load(f)
+
+
+def final_weights(workdir, stage):
+    """The weights a run folder's `stage` ended with."""
+    return os.path.join(workdir, "checkpoints", stage, "final.weights.h5")
 
 
 def time_calls(fn, runs, warmup=0):
@@ -290,8 +338,7 @@ def write_results(name, rows, columns, title, notes=""):
         {"name": name, "environment": env, "rows": rows, "notes": notes},
     )
     text = (
-        f"### {title}\n\n{environment_line(env)}\n\n"
-        f"{markdown_table(rows, columns)}\n"
+        f"### {title}\n\n{environment_line(env)}\n\n{markdown_table(rows, columns)}\n"
     )
     if notes:
         text += f"\n{notes}\n"

@@ -19,7 +19,6 @@ Usage (from the repository root, on a quiet machine):
     .venv/bin/python benchmarks/mobile.py --backbones mobilenet_v3_small --runs 50
 """
 
-import argparse
 import json
 import os
 import sys
@@ -27,10 +26,9 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.dirname(HERE))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from common import write_results  # noqa: E402
+from common import script, write_results  # noqa: E402
 from export_latency import make_calibration_images, xnnpack_partitions  # noqa: E402
 
 BACKBONES = (
@@ -197,14 +195,7 @@ def table_rows(backbones, files, times, accuracy):
     return rows, checks
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--backbones", default=",".join(BACKBONES))
-    parser.add_argument("--size", type=int, default=224)
-    parser.add_argument("--runs", type=int, default=30)
-    parser.add_argument("--accuracy", help="An export_accuracy.py result JSON.")
-    parser.add_argument("--out", default=os.path.join(HERE, "out", "mobile"))
-    args = parser.parse_args()
+def run(args):
 
     import tensorflow as tf
 
@@ -241,4 +232,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(script(__file__, __doc__))

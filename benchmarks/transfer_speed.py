@@ -18,7 +18,6 @@ Example:
 ```
 """
 
-import argparse
 import os
 import statistics
 import sys
@@ -26,10 +25,9 @@ import time
 
 import numpy as np
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from benchmarks.common import write_results  # noqa: E402
+from common import script, write_results  # noqa: E402
 
 FREEZE = {"full": "none", "top_block": "P3", "frozen": "all"}
 
@@ -96,13 +94,7 @@ def cached_step(batch, width):
     return step
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--crop", type=int, default=224)
-    parser.add_argument("--batch", type=int, default=16)
-    parser.add_argument("--rounds", type=int, default=4)
-    parser.add_argument("--bf16", action="store_true")
-    args = parser.parse_args()
+def run(args):
     steps = {}
     policies = ["float32"] + (["mixed_bfloat16"] if args.bf16 else [])
     for policy in policies:
@@ -158,4 +150,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(script(__file__, __doc__))

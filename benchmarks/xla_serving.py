@@ -15,7 +15,6 @@ Usage:
     .venv/bin/python benchmarks/xla_serving.py --runs 30
 """
 
-import argparse
 import os
 import statistics
 import sys
@@ -24,10 +23,9 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.dirname(HERE))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from common import write_results  # noqa: E402
+from common import script, write_results  # noqa: E402
 
 BACKBONES = ("mobilenet_v3_small", "mobilenet_v3_small_minimalistic", "resnet18")
 
@@ -59,12 +57,7 @@ def score_fns(backbone, size, folder):
     return fns
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--backbones", default=",".join(BACKBONES))
-    parser.add_argument("--size", type=int, default=224)
-    parser.add_argument("--runs", type=int, default=30)
-    args = parser.parse_args()
+def run(args):
 
     import numpy as np
     import tensorflow as tf
@@ -123,4 +116,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(script(__file__, __doc__))
