@@ -17,10 +17,6 @@ import tempfile
 import numpy as np
 from common import script, write_results
 
-from tfiqa.config import builtin_config_path, load_config
-from tfiqa.export import export_model
-from tfiqa.models import build_model
-
 
 def breakdown(path):
     """Bytes of a .tflite file by what they hold."""
@@ -50,6 +46,10 @@ def breakdown(path):
 
 
 def run(args):
+    from tfiqa.config import builtin_config_path, load_config
+    from tfiqa.export import export_model
+    from tfiqa.models import build_model
+
     config = load_config(builtin_config_path(args.config))
     model = build_model(config.model, config.data.crop_size, config.data.eval_crops)
     rows = []
