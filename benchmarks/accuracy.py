@@ -37,13 +37,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from common import (  # noqa: E402
-    ROOT,
-    final_weights,
-    read_metrics,
-    run_tfiqa,
-    script,
-)
+from common import ROOT, final_weights, read_metrics, run_tfiqa, script  # noqa: E402
 
 BASE_CONFIG = os.path.join(ROOT, "configs", "shared_data_biq2021.yaml")
 HEADS = {"single": ["P5"], "multi": ["P2", "P3", "P4", "P5"]}

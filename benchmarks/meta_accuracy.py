@@ -124,7 +124,10 @@ def biq_part(args, data_dir, out, log):
         log(f"[priors] {name}")
         seconds = run_tfiqa("train", BIQ_CONFIG, folder, common + settings, data_dir)
         priors[name] = folder
-        prior_info[name] = {"s": seconds, **read_metrics(folder)["stages"][stage]}
+        prior_info[name] = {
+            "s": seconds,
+            **read_metrics(folder)["stages"][stage],
+        }
         init_weights[name] = final_weights(folder, stage)
 
     results = {init: [] for init in INITS}
