@@ -239,7 +239,9 @@ def run(args):
         print(message, flush=True)
 
     budget = ", ".join(
-        f"{k}={v}" for k, v in vars(args).items() if k not in ("notes", "data_dir")
+        f"{k}={v}"
+        for k, v in vars(args).items()
+        if k not in ("notes", "data_dir", "results_dir")
     )
     if "biq" in parts:
         rows, runs, prior_info = biq_part(args, data_dir, out, log)

@@ -119,3 +119,37 @@ def test_an_unknown_name_or_bad_key_fails_with_one_line(argv, message):
     assert proc.returncode == 2, proc.stderr
     assert message in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+
+def _results_snapshot():
+    folder = os.path.join(BENCHMARKS, "results")
+    return {f: os.stat(os.path.join(folder, f)).st_mtime_ns for f in os.listdir(folder)}
+
+
+@pytest.mark.slow
+def test_quick_run_writes_json_and_markdown_where_told(tmp_path):
+    """mixed_precision (two tiny models, generated images) through the runner."""
+    before = _results_snapshot()
+    proc = run_python(
+        "benchmarks/run.py", "mixed_precision", "--quick",
+        "--set", f"results_dir={tmp_path}", "--set", "steps=2",
+        timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert _results_snapshot() == before  # the committed results are untouched
+    saved = json.loads((tmp_path / "mixed_precision.json").read_text())
+    assert saved["name"] == "mixed_precision"
+    assert {"cpu", "tensorflow", "keras", "commit"} <= set(saved["environment"])
+    # The quick settings (one backbone, crop 32, batch 2) and the --set value.
+    assert "Crop 32, batch 2" in saved["notes"] and "2 timed steps" in saved["notes"]
+    (row,) = saved["rows"]
+    assert row["backbone"] == "mobilenet_v3_small"
+    assert row["float32 step ms"] > 0 and row["bf16 step ms"] > 0
+    ratio = row["float32 step ms"] / row["bf16 step ms"]
+    assert row["bf16 speed-up"] == pytest.approx(ratio, rel=0.03)
+    assert -1 <= row["SRCC bf16 vs float32 at init"] <= 1
+    assert 0 <= row["float32 final loss"] < 1 and 0 <= row["bf16 final loss"] < 1
+    text = (tmp_path / "mixed_precision.md").read_text()
+    assert text.startswith("### mixed_bfloat16 vs float32")
+    assert f"commit {saved['environment']['commit']}" in text
+    assert "| mobilenet_v3_small |" in text
