@@ -44,6 +44,8 @@ SHARED = {"results_dir": "benchmarks/results"}
 PATH_KEYS = ("out", "results_dir")
 CHILD_FLAG = "--child-params"
 RESULT_PREFIX = "RESULT "
+# Where `write_results` writes: the running benchmark's `results_dir`, so
+# that the benchmarks need not pass it to every writer.
 _results_dir = [RESULTS_DIR]
 
 
