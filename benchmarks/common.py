@@ -30,6 +30,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
 
+from tfiqa.cli.base import import_tensorflow_quietly  # noqa: E402
 from tfiqa.config_merge import merge, parse_override, read_yaml  # noqa: E402
 from tfiqa.errors import ConfigError, TfiqaError  # noqa: E402
 from tfiqa.files import write_json_atomic, write_text_atomic  # noqa: E402
@@ -125,6 +126,7 @@ def run_benchmark(name, params):
     """Runs benchmark `name` with `params`, writing under `params.results_dir`."""
     import importlib
 
+    import_tensorflow_quietly()
     module = importlib.import_module(name)
     _results_dir[0] = params.results_dir
     return module.run(params)
@@ -161,6 +163,7 @@ def script(file, doc=None, child=None, argv=None):
     name = os.path.splitext(os.path.basename(file))[0]
     argv = sys.argv[1:] if argv is None else argv
     if child is not None and argv[:1] == [CHILD_FLAG]:
+        import_tensorflow_quietly()
         child(types.SimpleNamespace(**json.loads(argv[1])))
         return 0
 

@@ -23,8 +23,6 @@ import os
 import sys
 import warnings
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from common import HERE, ROOT, script, write_results  # noqa: E402

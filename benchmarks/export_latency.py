@@ -19,8 +19,6 @@ import collections
 import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from common import child_result, run_child, script, time_calls, write_results  # noqa: E402

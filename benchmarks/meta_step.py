@@ -50,7 +50,6 @@ def make_steps(args, variants, xla=False):
     """Builds the model and a compiled step function per variant; with
     `xla`, also an XLA-compiled (`jit_compile=True`) one, keyed
     (order, "<adapt> xla")."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
     import numpy as np
     import tensorflow as tf

@@ -19,8 +19,6 @@ import statistics
 import sys
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from common import script, write_results  # noqa: E402

@@ -66,7 +66,6 @@ def _plain_model(backbone, crop):
 
 
 def child(args):
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
     import numpy as np
     import tensorflow as tf
@@ -218,7 +217,6 @@ def run(args):
             if plain:
                 row["vs_keras_fit"] = row["images_per_s"] / plain["images_per_s"]
     if not args.no_pipelines:
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         for row in pipelines(args):
             print(row, flush=True)
             rows.append(row)

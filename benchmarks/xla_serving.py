@@ -21,8 +21,6 @@ import sys
 import tempfile
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from common import script, write_results  # noqa: E402
