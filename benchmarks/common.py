@@ -239,15 +239,26 @@ def final_weights(workdir, stage):
     return os.path.join(workdir, "checkpoints", stage, "final.weights.h5")
 
 
-def time_calls(fn, runs, warmup=0):
-    """Seconds per call of `fn()`, after `warmup` untimed calls."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(runs):
+def time_interleaved(fns, rounds, warmup=0, warmup_seconds=None):
+    """{key: [seconds per call]} of the functions `fns` (a dict), interleaved.
+
+    Each function is first called `warmup` times untimed (their total time
+    goes to `warmup_seconds[key]` when a dict is given: tracing and
+    compilation); then every round calls every function once, in turn, so
+    that they share whatever load the machine has and their ratios hold.
+    """
+    for key, fn in fns.items():
         start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
+        for _ in range(warmup):
+            fn()
+        if warmup_seconds is not None:
+            warmup_seconds[key] = time.perf_counter() - start
+    times = {key: [] for key in fns}
+    for _ in range(rounds):
+        for key, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            times[key].append(time.perf_counter() - start)
     return times
 
 

@@ -21,7 +21,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from common import child_result, run_child, script, time_calls, write_results  # noqa: E402
+from common import child_result, run_child, script, time_interleaved, write_results  # noqa: E402
 
 PEAK_GFLOPS_PER_CORE = 173.0
 BACKENDS = ("keras", "saved_model", "none", "fp16", "dynamic", "int8", "int8_io")
@@ -243,8 +243,10 @@ def worker(args):
     rows = []
     for kind in BACKENDS:
         fn = _predict_fn(kind, paths[kind], args.threads)
-        t1 = np.array(time_calls(lambda f=fn: f(one), args.runs, warmup=3)) * 1000
-        tb = time_calls(lambda f=fn: f(many), args.batch_runs, warmup=1)
+        t1 = 1000 * np.array(
+            time_interleaved({0: lambda f=fn: f(one)}, args.runs, warmup=3)[0]
+        )
+        tb = time_interleaved({0: lambda f=fn: f(many)}, args.batch_runs, 1)[0]
         rows.append(
             {
                 "backend": kind,

@@ -23,11 +23,16 @@ import os
 import resource
 import statistics
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from common import child_result, run_child, script, write_results  # noqa: E402
+from common import (  # noqa: E402
+    child_result,
+    run_child,
+    script,
+    time_interleaved,
+    write_results,
+)
 
 VARIANTS = (
     ("plain", "-"),
@@ -126,17 +131,8 @@ def selected_variants(args):
 def time_child(args):
     steps, params = make_steps(args, selected_variants(args), xla=args.xla)
     compile_s = {}
-    for key, step in steps.items():
-        start = time.perf_counter()
-        for _ in range(args.warmup):
-            float(step())
-        compile_s[key] = time.perf_counter() - start
-    times = {key: [] for key in steps}
-    for _ in range(args.rounds):
-        for key, step in steps.items():
-            start = time.perf_counter()
-            float(step())
-            times[key].append(time.perf_counter() - start)
+    calls = {key: lambda step=step: float(step()) for key, step in steps.items()}
+    times = time_interleaved(calls, args.rounds, args.warmup, compile_s)
     rows = [
         {
             "backbone": args.backbone,

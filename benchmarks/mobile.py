@@ -22,11 +22,10 @@ Usage (from the repository root, on a quiet machine):
 import json
 import os
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from common import script, write_results  # noqa: E402
+from common import script, time_interleaved, write_results  # noqa: E402
 from export_latency import make_calibration_images, xnnpack_partitions  # noqa: E402
 
 BACKBONES = (
@@ -121,20 +120,6 @@ def runner_fn(path, size):
     return interpreter.invoke
 
 
-def time_interleaved(fns, runs, warmup=3):
-    """{key: [seconds]}: every round calls every function once, in turn."""
-    for fn in fns.values():
-        for _ in range(warmup):
-            fn()
-    times = {key: [] for key in fns}
-    for _ in range(runs):
-        for key, fn in fns.items():
-            start = time.perf_counter()
-            fn()
-            times[key].append(time.perf_counter() - start)
-    return times
-
-
 def load_accuracy(path):
     """{backbone: (float SRCC, int8 SRCC)} from an export_accuracy result."""
     if not path:
@@ -210,7 +195,7 @@ def run(args):
             fns[(backbone, kind, q)] = runner_fn(path, args.size)
     load_before = os.getloadavg()
     print(f"Timing {len(fns)} files interleaved ...", file=sys.stderr)
-    times = time_interleaved(fns, args.runs)
+    times = time_interleaved(fns, args.runs, warmup=3)
     load_after = os.getloadavg()
     rows, checks = table_rows(backbones, files, times, load_accuracy(args.accuracy))
     notes = (

@@ -21,13 +21,12 @@ Example:
 import os
 import statistics
 import sys
-import time
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from common import script, write_results  # noqa: E402
+from common import script, time_interleaved, write_results  # noqa: E402
 
 FREEZE = {"full": "none", "top_block": "P3", "frozen": "all"}
 
@@ -102,14 +101,8 @@ def run(args):
             steps[(name, policy)] = image_step(policy, freeze, args.crop, args.batch)
     # VGG16 P2..P5 channels 256 + 512 + 512 + 512, mean and std each.
     steps[("cached", "float32")] = cached_step(args.batch, 2 * 1792)
-    for step in steps.values():  # trace and warm up
-        step()
-    times = {key: [] for key in steps}
-    for _ in range(args.rounds):
-        for key, step in steps.items():
-            start = time.perf_counter()
-            step().numpy()
-            times[key].append(time.perf_counter() - start)
+    calls = {key: lambda step=step: step().numpy() for key, step in steps.items()}
+    times = time_interleaved(calls, args.rounds, warmup=1)  # traces first
     base = statistics.median(times[("full", "float32")])
     rows = []
     for (name, policy), values in times.items():

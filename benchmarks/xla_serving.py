@@ -19,11 +19,10 @@ import os
 import statistics
 import sys
 import tempfile
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from common import script, write_results  # noqa: E402
+from common import script, time_interleaved, write_results  # noqa: E402
 
 BACKBONES = ("mobilenet_v3_small", "mobilenet_v3_small_minimalistic", "resnet18")
 
@@ -74,12 +73,13 @@ def run(args):
                 calls[(backbone, variant)] = fn
                 for _ in range(3):  # warm-up (XLA compiles on the first call)
                     outputs[(backbone, variant)] = float(fn(images=image)["score"][0])
-        times = {key: [] for key in calls}
-        for _ in range(args.runs):
-            for key, fn in calls.items():
-                start = time.perf_counter()
-                fn(images=image)["score"].numpy()
-                times[key].append(time.perf_counter() - start)
+        times = time_interleaved(
+            {
+                k: lambda fn=fn: fn(images=image)["score"].numpy()
+                for k, fn in calls.items()
+            },
+            args.runs,
+        )
     rows = []
     for backbone in args.backbones.split(","):
         ms = {
