@@ -35,7 +35,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import ROOT, script, write_results  # noqa: E402
 
 STUDENT_CONFIG = os.path.join(ROOT, "configs", "presets", "mobile-mnv3s.yaml")
-TYPES = "gaussian_blur,motion_blur,white_noise,jpeg,brighten,darken,contrast_change"
 
 
 def unlabelled_images(data_dir, out, count, types, levels, seed=0):

@@ -104,7 +104,6 @@ def train_rate(model_config, dataset, per_batch, steps, crop):
 
 
 def run(args):
-
     import copy
 
     import numpy as np

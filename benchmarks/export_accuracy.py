@@ -27,7 +27,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from common import HERE, ROOT, script, write_results  # noqa: E402
 
-VARIANTS = ("none", "fp16", "dynamic", "int8", "int8_io")
 TRAIN_CONFIG = os.path.join(HERE, "export_accuracy_model.yaml")
 
 

@@ -20,7 +20,6 @@ from common import script, write_results
 
 
 def run(args):
-
     from scipy import stats
 
     from tfiqa.config import builtin_config_path, load_config

@@ -23,7 +23,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from common import script, write_results  # noqa: E402
 
-BACKBONES = ("mobilenet_v3_small", "resnet18", "vgg16")
 POLICIES = ("float32", "mixed_bfloat16")
 
 

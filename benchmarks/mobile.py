@@ -28,13 +28,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import script, time_interleaved, write_results  # noqa: E402
 from export_latency import make_calibration_images, xnnpack_partitions  # noqa: E402
 
-BACKBONES = (
-    "mobilenet_v3_small",
-    "mobilenet_v3_small_minimalistic",
-    "mobilenet_v3_large",
-    "mobilenet_v3_large_minimalistic",
-    "resnet18",
-)
 MAX_INT8_RATIO = 0.6
 MAX_SRCC_DROP = 0.01
 
@@ -179,7 +172,6 @@ def table_rows(backbones, files, times, accuracy):
 
 
 def run(args):
-
     import tensorflow as tf
 
     tf.config.threading.set_intra_op_parallelism_threads(1)

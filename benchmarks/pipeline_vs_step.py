@@ -80,7 +80,6 @@ def step_rates():
 
 
 def run(args):
-
     import tensorflow as tf
 
     tf.config.threading.set_intra_op_parallelism_threads(1)

@@ -31,8 +31,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from common import child_result, run_child, script, write_results  # noqa: E402
 
-MODES = ("finetune", "rank", "keras_fit")
-
 
 def _plain_model(backbone, crop):
     import keras

@@ -24,8 +24,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from common import script, time_interleaved, write_results  # noqa: E402
 
-BACKBONES = ("mobilenet_v3_small", "mobilenet_v3_small_minimalistic", "resnet18")
-
 
 def score_fns(backbone, size, folder):
     """{variant: callable(uint8 batch)} for one backbone."""
@@ -55,7 +53,6 @@ def score_fns(backbone, size, folder):
 
 
 def run(args):
-
     import numpy as np
     import tensorflow as tf
 
