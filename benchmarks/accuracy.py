@@ -31,48 +31,22 @@ Example:
 ```
 """
 
-import argparse
 import json
 import os
-import subprocess
 import sys
-import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from common import ROOT, final_weights, read_metrics, run_tfiqa, script  # noqa: E402
 
 BASE_CONFIG = os.path.join(ROOT, "configs", "shared_data_biq2021.yaml")
 HEADS = {"single": ["P5"], "multi": ["P2", "P3", "P4", "P5"]}
 
 
-def train(workdir, overrides, data_dir, log):
+def train(workdir, overrides, data_dir):
     """Runs `tfiqa train` (resuming if the folder exists); returns metrics.json."""
-    metrics_path = os.path.join(workdir, "metrics.json")
-    command = [
-        sys.executable,
-        "-m",
-        "tfiqa.cli",
-        "train",
-        "--config",
-        BASE_CONFIG,
-        "--data-dir",
-        data_dir,
-        "--workdir",
-        workdir,
-    ]
-    for item in overrides:
-        command += ["--set", item]
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": ROOT}
-    start = time.time()
-    os.makedirs(workdir, exist_ok=True)
-    with open(os.path.join(workdir, "train.log"), "a") as out:
-        result = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, env=env)
-    if result.returncode != 0:
-        raise SystemExit(f"tfiqa train failed ({workdir}); see its train.log")
-    with open(metrics_path) as f:
-        metrics = json.load(f)
-    log(f"  done in {time.time() - start:.0f}s: {workdir}")
-    return metrics
+    run_tfiqa("train", BASE_CONFIG, workdir, overrides, data_dir)
+    return read_metrics(workdir)
 
 
 ARMS = ("scratch", "rank", "rank_reinit", "rank_logit")
@@ -83,42 +57,7 @@ def ranker_of(arm):
     return "rank_logit" if arm == "rank_logit" else "rank"
 
 
-def parse_args():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data-dir", required=True)
-    parser.add_argument(
-        "--out", default=os.path.join(ROOT, "benchmarks", "out", "accuracy")
-    )
-    parser.add_argument("--backbone", default="mobilenet_v3_small")
-    parser.add_argument("--levels", default="P2,P3,P4,P5")
-    parser.add_argument("--arms", default=",".join(ARMS))
-    parser.add_argument("--crop", type=int, default=128)
-    parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--splits", type=int, default=5)
-    parser.add_argument("--seeds", type=int, default=2)
-    parser.add_argument("--val-ratio", type=float, default=0.2)
-    parser.add_argument("--test-ratio", type=float, default=0.2)
-    parser.add_argument("--finetune-epochs", type=int, default=5)
-    parser.add_argument("--finetune-steps", type=int, default=50)
-    parser.add_argument("--scratch-extra-steps", type=int, default=0)
-    parser.add_argument("--finetune-lr", type=float, default=3e-4)
-    parser.add_argument("--head-lr", type=float, default=1e-3)
-    parser.add_argument("--patience", type=int, default=3)
-    parser.add_argument("--rank-epochs", type=int, default=3)
-    parser.add_argument("--rank-steps", type=int, default=150)
-    parser.add_argument("--rank-groups", type=int, default=4)
-    parser.add_argument("--rank-lr", type=float, default=1e-3)
-    parser.add_argument("--rank-margin", type=float, default=0.05)
-    parser.add_argument("--rank-logit-margin", type=float, default=1.0)
-    parser.add_argument("--rank-val-steps", type=int, default=10)
-    parser.add_argument("--rank-types", default="", help="Comma list; empty = all")
-    parser.add_argument("--name", default="accuracy", help="results/<name>.*")
-    parser.add_argument("--notes", default="")
-    return parser.parse_args()
-
-
-def main():
-    args = parse_args()
+def run(args):
     data_dir = os.path.abspath(args.data_dir)
     out = os.path.abspath(args.out)
     arms = [a for a in args.arms.split(",") if a]
@@ -163,9 +102,9 @@ def main():
                 extra.append(f"ranking.logit_margin={args.rank_logit_margin}")
             folder = os.path.join(out, f"{variant}_seed{seed}")
             log(f"[seed {seed}] {variant} pretraining")
-            metrics = train(folder, common + rank + extra, data_dir, log)
+            metrics = train(folder, common + rank + extra, data_dir)
             rankers[variant] = (
-                os.path.join(folder, "checkpoints", "rank", "final.weights.h5"),
+                final_weights(folder, "rank"),
                 metrics["stages"]["rank"].get("wall_s", 0.0),
             )
         for split in range(args.splits):
@@ -218,7 +157,7 @@ def run_arm(args, arm, split, seed, common, rankers, data_dir, out, log):
         extra.append("finetune.reinit_score=true")
     log(f"[seed {seed}] split {split}: {arm}")
     workdir = os.path.join(out, f"{arm}_split{split}_seed{seed}")
-    metrics = train(workdir, common + extra, data_dir, log)
+    metrics = train(workdir, common + extra, data_dir)
     stage = metrics["stages"]["finetune"]
     test = metrics.get("test") or {}
     done = stage.get("epochs_done") or args.finetune_epochs
@@ -241,4 +180,4 @@ def run_arm(args, arm, split, seed, common, rankers, data_dir, out, log):
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(script(__file__, __doc__))

@@ -39,7 +39,12 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from common import RESULTS_DIR, environment_info, markdown_table  # noqa: E402
+from common import (  # noqa: E402
+    environment_info,
+    environment_line,
+    markdown_table,
+    results_path,
+)
 
 from tfiqa.files import write_json_atomic, write_text_atomic  # noqa: E402
 
@@ -96,7 +101,7 @@ def summarize_arms(
             "images_seen", "seconds", ... for the whole arm, priors
             included).
         out_stem: str. Output path without extension; a bare name goes to
-            `benchmarks/results/`.
+            the results folder (`benchmarks/results/` by default).
         metrics: names of the metrics to summarise.
         baseline: str or None. Arm to report paired differences against.
         title, notes: markdown heading and text under the table.
@@ -163,7 +168,7 @@ def summarize_arms(
 
 def _write(out, out_stem, metrics, notes):
     if not os.path.dirname(out_stem):
-        out_stem = os.path.join(RESULTS_DIR, out_stem)
+        out_stem = results_path(out_stem, "")
     write_json_atomic(out_stem + ".json", out)
     rows = []
     for arm, s in out["arms"].items():
@@ -181,7 +186,6 @@ def _write(out, out_stem, metrics, notes):
         row["budget"] = ", ".join(f"{k} {v:g}" for k, v in s["budget"].items())
         rows.append(row)
     columns = list(dict.fromkeys(c for row in rows for c in row))
-    env = out["environment"]
     checks = out["checks"]
     status = (
         "Protocol checks passed."
@@ -190,10 +194,8 @@ def _write(out, out_stem, metrics, notes):
         + ", ".join(k for k, ok in checks.items() if k != "passed" and not ok)
     )
     text = (
-        f"### {out['title']}\n\n{status}\n\n"
-        f"{env['cpu']} ({env['cpu_count']} cores), GPUs: {env['gpus'] or 'none'}; "
-        f"Python {env['python']}, TF {env['tensorflow']}, Keras {env['keras']}; "
-        f"commit {env['commit']}\n\n{markdown_table(rows, columns)}\n"
+        f"### {out['title']}\n\n{status}\n\n{environment_line(out['environment'])}"
+        f"\n\n{markdown_table(rows, columns)}\n"
     )
     if notes:
         text += f"\n{notes}\n"

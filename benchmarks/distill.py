@@ -22,7 +22,6 @@ Example:
 ```
 """
 
-import argparse
 import csv
 import json
 import os
@@ -31,13 +30,11 @@ import time
 
 import numpy as np
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from benchmarks.common import write_results  # noqa: E402
+from common import ROOT, script, write_results  # noqa: E402
 
 STUDENT_CONFIG = os.path.join(ROOT, "configs", "presets", "mobile-mnv3s.yaml")
-TYPES = "gaussian_blur,motion_blur,white_noise,jpeg,brighten,darken,contrast_change"
 
 
 def unlabelled_images(data_dir, out, count, types, levels, seed=0):
@@ -141,27 +138,7 @@ def score_test(model, paths, mos):
     }
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data-dir", required=True)
-    parser.add_argument("--teacher", default="")
-    parser.add_argument("--split-file", required=True)
-    parser.add_argument(
-        "--out", default=os.path.join(ROOT, "benchmarks", "out", "distill")
-    )
-    parser.add_argument("--name", default="distill")
-    parser.add_argument("--distort-count", type=int, default=120)
-    parser.add_argument("--types", default=TYPES)
-    parser.add_argument("--levels", default="2,4")
-    parser.add_argument("--steps", type=int, default=60)
-    parser.add_argument("--epochs", type=int, default=8)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument(
-        "--arms",
-        default="student_mos_only,student_distilled",
-        help="Students to train (the MOS-only one needs no teacher scores).",
-    )
-    args = parser.parse_args()
+def run(args):
     from tfiqa.data.readers import read_dataset
     from tfiqa.data.splits import split_from_file
     from tfiqa.export import export_model, load_keras_model
@@ -271,4 +248,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(script(__file__, __doc__))

@@ -18,7 +18,6 @@ Usage:
     .venv/bin/python benchmarks/distortions.py --data-dir ../shared/data
 """
 
-import argparse
 import os
 import sys
 import tempfile
@@ -26,7 +25,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from common import write_results  # noqa: E402
+from common import script, write_results  # noqa: E402
 
 
 def _pristine_paths(data_dir, tmp):
@@ -104,20 +103,7 @@ def train_rate(model_config, dataset, per_batch, steps, crop):
     return steps * per_batch / result["history"][1]["time"]
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--data-dir", default="", help="Folder holding pristine/Kodak24."
-    )
-    parser.add_argument("--seconds", type=float, default=3.0, help="Timing per row.")
-    parser.add_argument("--crop", type=int, default=224)
-    parser.add_argument("--types", default="", help="Comma list (default: kadid).")
-    parser.add_argument(
-        "--skip-types", action="store_true", help="Only the pipeline and trainer."
-    )
-    parser.add_argument("--steps", type=int, default=10, help="Timed train steps.")
-    args = parser.parse_args()
-
+def run(args):
     import copy
 
     import numpy as np
@@ -235,4 +221,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(script(__file__, __doc__))

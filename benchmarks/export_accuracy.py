@@ -17,22 +17,16 @@ Usage:
     .venv/bin/python benchmarks/export_accuracy.py --data-dir ../shared/data
 """
 
-import argparse
 import glob
 import json
 import os
 import sys
 import warnings
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
-sys.path.insert(0, ROOT)
+from common import HERE, ROOT, script, write_results  # noqa: E402
 
-from common import write_results  # noqa: E402
-
-VARIANTS = ("none", "fp16", "dynamic", "int8", "int8_io")
 TRAIN_CONFIG = os.path.join(HERE, "export_accuracy_model.yaml")
 
 
@@ -76,20 +70,7 @@ def link_images(records, folder, count):
     return folder
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data-dir", required=True, help="e.g. ../shared/data")
-    parser.add_argument(
-        "--model", action="append", help="A tfiqa .keras model (repeatable)."
-    )
-    parser.add_argument("--splits", default="val,test")
-    parser.add_argument("--calibration-count", type=int, default=100)
-    parser.add_argument("--out", default=os.path.join(HERE, "out", "export_accuracy"))
-    parser.add_argument(
-        "--variants", default=",".join(VARIANTS), help="TFLite variants to score."
-    )
-    parser.add_argument("--name", default="export_accuracy", help="Result name.")
-    args = parser.parse_args()
+def run(args):
     args.variants = args.variants.split(",")
     rows, checks, models = [], [], []
     for model_path in args.model or [find_model(None, args.data_dir)]:
@@ -211,4 +192,4 @@ def evaluate_model(model_path, args):
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(script(__file__, __doc__))

@@ -15,20 +15,13 @@ Usage (from the repository root, on a quiet machine):
         --runs 50 --threads 1,2
 """
 
-import argparse
 import collections
-import json
 import os
-import subprocess
 import sys
-import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.dirname(HERE))
-
-from common import write_results  # noqa: E402
+from common import child_result, run_child, script, time_interleaved, write_results  # noqa: E402
 
 PEAK_GFLOPS_PER_CORE = 173.0
 BACKENDS = ("keras", "saved_model", "none", "fp16", "dynamic", "int8", "int8_io")
@@ -204,17 +197,6 @@ def export_backbone(backbone, size, out_dir, calibration_dir):
 # --- timing worker (fresh process per thread count) ---
 
 
-def _time_calls(fn, batch, runs, warmup):
-    for _ in range(warmup):
-        fn(batch)
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn(batch)
-        times.append(time.perf_counter() - start)
-    return times
-
-
 def _predict_fn(kind, path, threads):
     import tensorflow as tf
 
@@ -253,7 +235,7 @@ def worker(args):
 
     tf.config.threading.set_intra_op_parallelism_threads(args.threads)
     tf.config.threading.set_inter_op_parallelism_threads(1)
-    paths = json.loads(args.paths)
+    paths = args.paths
     rng = np.random.default_rng(0)
     size = args.size
     one = rng.integers(0, 256, (1, size, size, 3), dtype=np.uint8)
@@ -261,8 +243,10 @@ def worker(args):
     rows = []
     for kind in BACKENDS:
         fn = _predict_fn(kind, paths[kind], args.threads)
-        t1 = np.array(_time_calls(fn, one, args.runs, warmup=3)) * 1000
-        tb = _time_calls(fn, many, args.batch_runs, warmup=1)
+        t1 = 1000 * np.array(
+            time_interleaved({0: lambda f=fn: f(one)}, args.runs, warmup=3)[0]
+        )
+        tb = time_interleaved({0: lambda f=fn: f(many)}, args.batch_runs, 1)[0]
         rows.append(
             {
                 "backend": kind,
@@ -272,54 +256,10 @@ def worker(args):
             }
         )
         print(f"# {kind} threads={args.threads}: {rows[-1]}", file=sys.stderr)
-    print(json.dumps(rows))
+    child_result(rows)
 
 
-def measure(paths, size, threads, args):
-    command = [
-        sys.executable,
-        os.path.abspath(__file__),
-        "--worker",
-        "--threads",
-        str(threads),
-        "--size",
-        str(size),
-        "--runs",
-        str(args.runs),
-        "--batch",
-        str(args.batch),
-        "--batch-runs",
-        str(args.batch_runs),
-        "--paths",
-        json.dumps(paths),
-    ]
-    out = subprocess.run(command, capture_output=True, text=True)
-    if out.returncode != 0:
-        sys.stderr.write(out.stderr[-4000:])
-        raise SystemExit(f"timing worker failed (threads={threads})")
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--backbones", default="resnet18,mobilenet_v3_small")
-    parser.add_argument("--size", type=int, default=224)
-    parser.add_argument("--threads", default="1,2")
-    parser.add_argument("--runs", type=int, default=30)
-    parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--batch-runs", type=int, default=3)
-    parser.add_argument("--out", default=os.path.join(HERE, "out", "export_latency"))
-    parser.add_argument(
-        "--calibration-dir",
-        help="Images for int8 calibration (default: generated; fine for timing).",
-    )
-    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--paths", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.worker:
-        args.threads = int(args.threads)
-        return worker(args)
-
+def run(args):
     calibration_dir = args.calibration_dir or make_calibration_images(
         os.path.join(args.out, "calibration")
     )
@@ -336,7 +276,9 @@ def main():
         by_threads = {}
         for threads in [int(t) for t in args.threads.split(",")]:
             print(f"Timing {backbone}, {threads} thread(s) ...", file=sys.stderr)
-            results = measure(paths, args.size, threads, args)
+            results = run_child(__file__, args, threads=threads, paths=paths)
+            if results is None:
+                raise SystemExit(f"timing worker failed (threads={threads})")
             by_threads[threads] = {r["backend"]: r for r in results}
             for r in results:
                 peak = PEAK_GFLOPS_PER_CORE * threads
@@ -419,4 +361,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(script(__file__, __doc__, worker))

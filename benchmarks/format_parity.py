@@ -11,21 +11,15 @@ tolerance. Writes results/format_parity.{json,md}.
         --images ../shared/data/biq2021-dev/images
 """
 
-import argparse
 import os
+import sys
 import tempfile
 
 import numpy as np
-from common import write_results
+from common import script, write_results
 
 
-def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--images", required=True)
-    parser.add_argument("--model", default=None)
-    parser.add_argument("--count", type=int, default=40)
-    args = parser.parse_args()
-
+def run(args):
     from scipy import stats
 
     from tfiqa.config import builtin_config_path, load_config
@@ -102,4 +96,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(script(__file__, __doc__))

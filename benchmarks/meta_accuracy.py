@@ -29,39 +29,22 @@ import csv
 import json
 import os
 import statistics
-import subprocess
 import sys
-import time
 
-ROOT = os.path.dirname(os.path.abspath(os.path.dirname(__file__)))
-sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from common import (  # noqa: E402
+    ROOT,
+    final_weights,
+    read_metrics,
+    run_tfiqa,
+    script,
+    write_results,
+)
 
 BIQ_CONFIG = os.path.join(ROOT, "configs", "metaiqa_biq2021.yaml")
 LODO_CONFIG = os.path.join(ROOT, "configs", "metaiqa_lodo.yaml")
 INITS = ("scratch", "rank", "meta", "rank+meta")
-
-
-def tfiqa(command, config, workdir, overrides, data_dir, log, extra=()):
-    """Runs `tfiqa <command>` (resuming in `workdir`); returns the seconds."""
-    cmd = [sys.executable, "-m", "tfiqa.cli", command, "--config", config]
-    cmd += ["--data-dir", data_dir, "--workdir", workdir, *extra]
-    for item in overrides:
-        cmd += ["--set", item]
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": ROOT}
-    os.makedirs(workdir, exist_ok=True)
-    start = time.time()
-    with open(os.path.join(workdir, f"{command}.log"), "a") as out:
-        result = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
-    if result.returncode != 0:
-        raise SystemExit(f"tfiqa {command} failed ({workdir}); see {command}.log")
-    seconds = time.time() - start
-    log(f"  done in {seconds:.0f}s: {workdir}")
-    return seconds
-
-
-def read_metrics(workdir):
-    with open(os.path.join(workdir, "metrics.json")) as f:
-        return json.load(f)
 
 
 def zero_shot_srcc(model_path, data_dir, splits_file, split, crop):
@@ -124,57 +107,28 @@ def biq_part(args, data_dir, out, log):
         f"finetune.patience={args.patience}",
         "trainer.stages=[finetune]",
     ]
-    priors, prior_info = {}, {}
-
-    def weights(workdir, stage):
-        return os.path.join(workdir, "checkpoints", stage, "final.weights.h5")
-
-    log("[priors] ranking")
     rank_dir = os.path.join(out, "prior_rank")
-    seconds = tfiqa(
-        "train",
-        BIQ_CONFIG,
-        rank_dir,
-        common + rank + ["trainer.stages=[rank]"],
-        data_dir,
-        log,
+    stages = ["trainer.stages=[meta]"]
+    prior_runs = (  # name, folder, settings, the stage whose weights it gives
+        ("rank", rank_dir, rank + ["trainer.stages=[rank]"], "rank"),
+        ("meta", os.path.join(out, "prior_meta"), meta + stages, "meta"),
+        (
+            "rank+meta",
+            os.path.join(out, "prior_rank_meta"),
+            meta + stages + [f"trainer.init_from={final_weights(rank_dir, 'rank')}"],
+            "meta",
+        ),
     )
-    priors["rank"] = rank_dir
-    prior_info["rank"] = {"s": seconds, **read_metrics(rank_dir)["stages"]["rank"]}
-    log("[priors] meta")
-    meta_dir = os.path.join(out, "prior_meta")
-    seconds = tfiqa(
-        "train",
-        BIQ_CONFIG,
-        meta_dir,
-        common + meta + ["trainer.stages=[meta]"],
-        data_dir,
-        log,
-    )
-    priors["meta"] = meta_dir
-    prior_info["meta"] = {"s": seconds, **read_metrics(meta_dir)["stages"]["meta"]}
-    log("[priors] ranking then meta")
-    both_dir = os.path.join(out, "prior_rank_meta")
-    seconds = tfiqa(
-        "train",
-        BIQ_CONFIG,
-        both_dir,
-        common
-        + meta
-        + ["trainer.stages=[meta]", f"trainer.init_from={weights(rank_dir, 'rank')}"],
-        data_dir,
-        log,
-    )
-    priors["rank+meta"] = both_dir
-    prior_info["rank+meta"] = {
-        "s": seconds,
-        **read_metrics(both_dir)["stages"]["meta"],
-    }
-    init_weights = {
-        "rank": weights(rank_dir, "rank"),
-        "meta": weights(meta_dir, "meta"),
-        "rank+meta": weights(both_dir, "meta"),
-    }
+    priors, prior_info, init_weights = {}, {}, {}
+    for name, folder, settings, stage in prior_runs:
+        log(f"[priors] {name}")
+        seconds = run_tfiqa("train", BIQ_CONFIG, folder, common + settings, data_dir)
+        priors[name] = folder
+        prior_info[name] = {
+            "s": seconds,
+            **read_metrics(folder)["stages"][stage],
+        }
+        init_weights[name] = final_weights(folder, stage)
 
     results = {init: [] for init in INITS}
     runs = []
@@ -185,9 +139,7 @@ def biq_part(args, data_dir, out, log):
             if init != "scratch":
                 extra.append(f"trainer.init_from={init_weights[init]}")
             workdir = os.path.join(out, f"finetune_{init.replace('+', '_')}_{split}")
-            tfiqa(
-                "train", BIQ_CONFIG, workdir, common + finetune + extra, data_dir, log
-            )
+            run_tfiqa("train", BIQ_CONFIG, workdir, common + finetune + extra, data_dir)
             stage = read_metrics(workdir)["stages"]["finetune"]
             entry = {
                 "init": init,
@@ -255,7 +207,7 @@ def lodo_part(args, data_dir, out, log):
         extra += ["--types", args.lodo_types]
     workdir = os.path.join(out, "lodo")
     log("[lodo] sweep")
-    seconds = tfiqa("lodo", LODO_CONFIG, workdir, overrides, data_dir, log, extra)
+    seconds = run_tfiqa("lodo", LODO_CONFIG, workdir, overrides, data_dir, extra)
     with open(os.path.join(workdir, "lodo.csv")) as f:
         raw = list(csv.DictReader(f))
     shots = sorted({int(r["k"]) for r in raw})
@@ -278,54 +230,18 @@ def lodo_part(args, data_dir, out, log):
     return rows, columns, seconds
 
 
-def main():
-    from benchmarks.common import benchmark_parser
-
-    parser = benchmark_parser(
-        __doc__,
-        data_dir=None,
-        out="meta_accuracy",
-        backbone="mobilenet_v3_small",
-        crop=64,
-        batch=32,
-        splits=3,
-        seed=0,
-        finetune_epochs=3,
-        finetune_steps=0,  # 0: one pass
-        finetune_lr=3e-4,
-        head_lr=1e-3,
-        patience=3,
-    )
-    parser.add_argument("--parts", default="biq,lodo")
-    parser.add_argument("--prior-epochs", type=int, default=2)
-    parser.add_argument("--prior-steps", type=int, default=100)
-    parser.add_argument("--prior-lr", type=float, default=1e-3)
-    parser.add_argument("--rank-groups", type=int, default=4)
-    parser.add_argument("--meta-batch", type=int, default=4)
-    parser.add_argument("--support", type=int, default=8)
-    parser.add_argument("--query", type=int, default=4)
-    parser.add_argument("--inner-lr", type=float, default=0.1)
-    parser.add_argument("--order", default="second")
-    parser.add_argument("--adapt", default="head")
-    parser.add_argument("--lodo-crop", type=int, default=64)
-    parser.add_argument("--lodo-epochs", type=int, default=2)
-    parser.add_argument("--lodo-steps", type=int, default=40)
-    parser.add_argument("--lodo-types", default="gaussian_blur,white_noise,jpeg,darken")
-    parser.add_argument("--lodo-shots", default="0,10,50")
-    parser.add_argument("--lodo-test-size", type=int, default=100)
-    parser.add_argument("--lodo-repeats", type=int, default=3)
-    parser.add_argument("--notes", default="")
-    args = parser.parse_args()
+def run(args):
     data_dir = os.path.abspath(args.data_dir)
     out = os.path.abspath(args.out)
     parts = args.parts.split(",")
-    from benchmarks.common import write_results
 
     def log(message):
         print(message, flush=True)
 
     budget = ", ".join(
-        f"{k}={v}" for k, v in vars(args).items() if k not in ("notes", "data_dir")
+        f"{k}={v}"
+        for k, v in vars(args).items()
+        if k not in ("notes", "data_dir", "results_dir")
     )
     if "biq" in parts:
         rows, runs, prior_info = biq_part(args, data_dir, out, log)
@@ -382,4 +298,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(script(__file__, __doc__))

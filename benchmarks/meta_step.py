@@ -19,16 +19,20 @@ Example:
 ```
 """
 
-import argparse
-import json
 import os
 import resource
 import statistics
-import subprocess
 import sys
-import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from common import (  # noqa: E402
+    child_result,
+    run_child,
+    script,
+    time_interleaved,
+    write_results,
+)
 
 VARIANTS = (
     ("plain", "-"),
@@ -51,7 +55,6 @@ def make_steps(args, variants, xla=False):
     """Builds the model and a compiled step function per variant; with
     `xla`, also an XLA-compiled (`jit_compile=True`) one, keyed
     (order, "<adapt> xla")."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
     import numpy as np
     import tensorflow as tf
@@ -128,17 +131,8 @@ def selected_variants(args):
 def time_child(args):
     steps, params = make_steps(args, selected_variants(args), xla=args.xla)
     compile_s = {}
-    for key, step in steps.items():
-        start = time.perf_counter()
-        for _ in range(args.warmup):
-            float(step())
-        compile_s[key] = time.perf_counter() - start
-    times = {key: [] for key in steps}
-    for _ in range(args.rounds):
-        for key, step in steps.items():
-            start = time.perf_counter()
-            float(step())
-            times[key].append(time.perf_counter() - start)
+    calls = {key: lambda step=step: float(step()) for key, step in steps.items()}
+    times = time_interleaved(calls, args.rounds, args.warmup, compile_s)
     rows = [
         {
             "backbone": args.backbone,
@@ -151,7 +145,7 @@ def time_child(args):
         }
         for order, adapt in steps
     ]
-    print("RESULT " + json.dumps(rows), flush=True)
+    child_result(rows)
 
 
 def memory_child(args):
@@ -171,59 +165,17 @@ def memory_child(args):
         out["gpu_peak_mb"] = (
             tf.config.experimental.get_memory_info("GPU:0")["peak"] / 2**20
         )
-    print("RESULT " + json.dumps(out), flush=True)
+    child_result(out)
 
 
-def run_child(args, extra):
-    cmd = [sys.executable, os.path.abspath(__file__), *extra]
-    for key in ("crop", "support", "query", "tasks", "inner_steps", "warmup"):
-        cmd.append(f"--{key.replace('_', '-')}={getattr(args, key)}")
-    cmd += [f"--rounds={args.rounds}", f"--memory-steps={args.memory_steps}"]
-    cmd += ["--xla"] if args.xla else []
-    cmd += [f"--variants={args.variants}"] if args.variants else []
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    line = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
-    if proc.returncode or not line:
-        print(proc.stderr[-3000:], file=sys.stderr)
-        return None
-    return json.loads(line[0][len("RESULT ") :])
+def child(args):
+    (time_child if args.child == "time" else memory_child)(args)
 
 
-def main():
-    from benchmarks.common import benchmark_parser
-
-    parser = benchmark_parser(
-        __doc__, backbones="mobilenet_v3_small,resnet18", crop=64, warmup=2
-    )
-    parser.add_argument("--support", type=int, default=8)
-    parser.add_argument("--query", type=int, default=4)
-    parser.add_argument("--tasks", type=int, default=2)
-    parser.add_argument("--inner-steps", type=int, default=1)
-    parser.add_argument("--rounds", type=int, default=8)
-    parser.add_argument("--memory-steps", type=int, default=2)
-    parser.add_argument("--no-memory", action="store_true")
-    parser.add_argument(
-        "--xla", action="store_true", help="Also time XLA-compiled steps."
-    )
-    parser.add_argument(
-        "--variants", default="", help="e.g. plain:-,second:all (default: all)"
-    )
-    parser.add_argument("--name", default="meta_step")
-    parser.add_argument("--child", choices=["time", "memory"], help=argparse.SUPPRESS)
-    parser.add_argument("--backbone", help=argparse.SUPPRESS)
-    parser.add_argument("--mode", help=argparse.SUPPRESS)
-    parser.add_argument("--adapt", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.child == "time":
-        time_child(args)
-        return
-    if args.child == "memory":
-        memory_child(args)
-        return
-
+def run(args):
     rows = []
     for backbone in args.backbones.split(","):
-        timed = run_child(args, ["--child=time", f"--backbone={backbone}"])
+        timed = run_child(__file__, args, child="time", backbone=backbone)
         if timed is None:
             rows.append({"backbone": backbone, "mode": "error"})
             continue
@@ -232,19 +184,16 @@ def main():
             row["vs_plain"] = row["step_s"] / plain
             if not args.no_memory and not row["adapt"].endswith("xla"):
                 memory = run_child(
+                    __file__,
                     args,
-                    [
-                        "--child=memory",
-                        f"--backbone={backbone}",
-                        f"--mode={row['mode']}",
-                        f"--adapt={row['adapt']}",
-                    ],
+                    child="memory",
+                    backbone=backbone,
+                    mode=row["mode"],
+                    adapt=row["adapt"],
                 )
                 row.update(memory or {})
             print(row, flush=True)
             rows.append(row)
-    from benchmarks.common import write_results
-
     columns = ["backbone", "mode", "adapt", "step_s", "vs_plain", "step_s_min"]
     columns += ["first_steps_s", "step_rss_mb", "peak_rss_mb"]
     if any("gpu_peak_mb" in r for r in rows):
@@ -270,4 +219,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(script(__file__, __doc__, child))

@@ -14,20 +14,15 @@ Usage:
     .venv/bin/python benchmarks/mixed_precision.py --crop 128 --batch 16
 """
 
-import argparse
 import os
 import statistics
 import sys
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.dirname(HERE))
+from common import script, write_results  # noqa: E402
 
-from common import write_results  # noqa: E402
-
-BACKBONES = ("mobilenet_v3_small", "resnet18", "vgg16")
 POLICIES = ("float32", "mixed_bfloat16")
 
 
@@ -131,14 +126,7 @@ def measure(backbone, args):
     }
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--backbones", default=",".join(BACKBONES))
-    parser.add_argument("--crop", type=int, default=128)
-    parser.add_argument("--batch", type=int, default=16)
-    parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--steps", type=int, default=6)
-    args = parser.parse_args()
+def run(args):
     rows = []
     for backbone in args.backbones.split(","):
         print(f"Timing {backbone} ...", file=sys.stderr)
@@ -158,4 +146,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(script(__file__, __doc__))

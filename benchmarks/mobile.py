@@ -19,27 +19,15 @@ Usage (from the repository root, on a quiet machine):
     .venv/bin/python benchmarks/mobile.py --backbones mobilenet_v3_small --runs 50
 """
 
-import argparse
 import json
 import os
 import sys
-import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.dirname(HERE))
-
-from common import write_results  # noqa: E402
+from common import script, time_interleaved, write_results  # noqa: E402
 from export_latency import make_calibration_images, xnnpack_partitions  # noqa: E402
 
-BACKBONES = (
-    "mobilenet_v3_small",
-    "mobilenet_v3_small_minimalistic",
-    "mobilenet_v3_large",
-    "mobilenet_v3_large_minimalistic",
-    "resnet18",
-)
 MAX_INT8_RATIO = 0.6
 MAX_SRCC_DROP = 0.01
 
@@ -125,20 +113,6 @@ def runner_fn(path, size):
     return interpreter.invoke
 
 
-def time_interleaved(fns, runs, warmup=3):
-    """{key: [seconds]}: every round calls every function once, in turn."""
-    for fn in fns.values():
-        for _ in range(warmup):
-            fn()
-    times = {key: [] for key in fns}
-    for _ in range(runs):
-        for key, fn in fns.items():
-            start = time.perf_counter()
-            fn()
-            times[key].append(time.perf_counter() - start)
-    return times
-
-
 def load_accuracy(path):
     """{backbone: (float SRCC, int8 SRCC)} from an export_accuracy result."""
     if not path:
@@ -197,15 +171,7 @@ def table_rows(backbones, files, times, accuracy):
     return rows, checks
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--backbones", default=",".join(BACKBONES))
-    parser.add_argument("--size", type=int, default=224)
-    parser.add_argument("--runs", type=int, default=30)
-    parser.add_argument("--accuracy", help="An export_accuracy.py result JSON.")
-    parser.add_argument("--out", default=os.path.join(HERE, "out", "mobile"))
-    args = parser.parse_args()
-
+def run(args):
     import tensorflow as tf
 
     tf.config.threading.set_intra_op_parallelism_threads(1)
@@ -221,7 +187,7 @@ def main():
             fns[(backbone, kind, q)] = runner_fn(path, args.size)
     load_before = os.getloadavg()
     print(f"Timing {len(fns)} files interleaved ...", file=sys.stderr)
-    times = time_interleaved(fns, args.runs)
+    times = time_interleaved(fns, args.runs, warmup=3)
     load_after = os.getloadavg()
     rows, checks = table_rows(backbones, files, times, load_accuracy(args.accuracy))
     notes = (
@@ -241,4 +207,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(script(__file__, __doc__))

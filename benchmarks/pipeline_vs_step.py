@@ -17,18 +17,14 @@ Usage:
     .venv/bin/python benchmarks/pipeline_vs_step.py --crop 224 --batches 8
 """
 
-import argparse
 import json
 import os
 import sys
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.dirname(HERE))
-
-from common import RESULTS_DIR, write_results  # noqa: E402
+from common import RESULTS_DIR, script, write_results  # noqa: E402
 from export_latency import make_calibration_images  # noqa: E402
 
 # Assumed rank-step consumption (images/s, 224 px, batch 32, mixed precision)
@@ -83,14 +79,7 @@ def step_rates():
     return {r["backbone"]: r["images_per_s"] for r in rows if r["mode"] == "rank"}
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--crop", type=int, default=224)
-    parser.add_argument("--groups", type=int, default=4)
-    parser.add_argument("--batches", type=int, default=8)
-    parser.add_argument("--out", default=os.path.join(HERE, "out", "pipeline"))
-    args = parser.parse_args()
-
+def run(args):
     import tensorflow as tf
 
     tf.config.threading.set_intra_op_parallelism_threads(1)
@@ -156,4 +145,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(script(__file__, __doc__))

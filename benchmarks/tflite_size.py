@@ -1,7 +1,8 @@
 """Where the bytes of a TFLite export go: float32 vs int8, by tensor kind.
 
-Builds the quickstart model (untrained: sizes do not depend on the weights'
-values), exports float32, dynamic and int8 TFLite, and splits each file into
+Builds the model of a built-in config (`config`, default: quickstart;
+untrained: sizes do not depend on the weights' values), exports float32,
+dynamic and int8 TFLite, and splits each file into
 constant tensors by dtype (int8 weights, int32 biases, float32 constants),
 quantization parameters (per-channel scales and zero points) and the rest
 (graph, metadata, signature). Writes results/tflite_size.{json,md}.
@@ -10,14 +11,11 @@ quantization parameters (per-channel scales and zero points) and the rest
 """
 
 import os
+import sys
 import tempfile
 
 import numpy as np
-from common import write_results
-
-from tfiqa.config import builtin_config_path, load_config
-from tfiqa.export import export_model
-from tfiqa.models import build_model
+from common import script, write_results
 
 
 def breakdown(path):
@@ -47,8 +45,12 @@ def breakdown(path):
     return size, parts
 
 
-def main():
-    config = load_config(builtin_config_path("quickstart"))
+def run(args):
+    from tfiqa.config import builtin_config_path, load_config
+    from tfiqa.export import export_model
+    from tfiqa.models import build_model
+
+    config = load_config(builtin_config_path(args.config))
     model = build_model(config.model, config.data.crop_size, config.data.eval_crops)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -80,7 +82,7 @@ def main():
             )
     params = int(sum(np.prod(v.shape) for v in model.weights))
     notes = (
-        f"Quickstart model ({config.model.backbone}, levels "
+        f"The {args.config} model ({config.model.backbone}, levels "
         f"{'/'.join(config.model.levels)}, head {config.model.head_units}, crop "
         f"{config.data.crop_size}): {params} parameters. 'qparams' counts the "
         "scales (float32) and zero points (int64) of every quantized tensor, "
@@ -95,4 +97,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(script(__file__, __doc__))

@@ -22,17 +22,14 @@ Example:
 ```
 """
 
-import argparse
-import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-MODES = ("finetune", "rank", "keras_fit")
+from common import child_result, run_child, script, write_results  # noqa: E402
 
 
 def _plain_model(backbone, crop):
@@ -67,7 +64,6 @@ def _plain_model(backbone, crop):
 
 
 def child(args):
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
     import numpy as np
     import tensorflow as tf
@@ -134,16 +130,14 @@ def child(args):
         loop.train_epoch(data, 0, 1, args.steps)
         elapsed = time.perf_counter() - start
         note = "IQAModel P2-P5 head"
-    print(
-        json.dumps(
-            {
-                "backbone": args.backbone,
-                "mode": args.mode,
-                "images_per_s": args.steps * b / elapsed,
-                "step_ms": 1000 * elapsed / args.steps,
-                "note": note,
-            }
-        )
+    child_result(
+        {
+            "backbone": args.backbone,
+            "mode": args.mode,
+            "images_per_s": args.steps * b / elapsed,
+            "step_ms": 1000 * elapsed / args.steps,
+            "note": note,
+        }
     )
 
 
@@ -205,56 +199,13 @@ def _time_dataset(ds, mode, args, note):
     }
 
 
-def main():
-    from benchmarks.common import benchmark_parser
-
-    parser = benchmark_parser(
-        __doc__,
-        backbones="mobilenet_v3_small,resnet18,resnet50",
-        crop=224,
-        batch=32,
-        warmup=2,
-    )
-    parser.add_argument("--modes", default=",".join(MODES))
-    parser.add_argument("--steps", type=int, default=5)
-    parser.add_argument("--pipeline-images", type=int, default=96)
-    parser.add_argument("--pipeline-batches", type=int, default=8)
-    parser.add_argument("--data-dir", default="", help="../shared/data (optional)")
-    parser.add_argument("--no-pipelines", action="store_true")
-    parser.add_argument("--notes", default="")
-    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--backbone", help=argparse.SUPPRESS)
-    parser.add_argument("--mode", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.child:
-        child(args)
-        return
-
+def run(args):
     rows = []
     for backbone in args.backbones.split(","):
         for mode in args.modes.split(","):
-            command = [
-                sys.executable,
-                os.path.abspath(__file__),
-                "--child",
-                "--backbone",
-                backbone,
-                "--mode",
-                mode,
-                "--crop",
-                str(args.crop),
-                "--batch",
-                str(args.batch),
-                "--warmup",
-                str(args.warmup),
-                "--steps",
-                str(args.steps),
-            ]
-            out = subprocess.run(command, capture_output=True, text=True)
-            if out.returncode != 0:
-                print(out.stderr[-3000:], file=sys.stderr)
+            row = run_child(__file__, args, backbone=backbone, mode=mode)
+            if row is None:
                 raise SystemExit(f"{backbone}/{mode} failed")
-            row = json.loads(out.stdout.strip().splitlines()[-1])
             print(row, flush=True)
             rows.append(row)
     for backbone in args.backbones.split(","):
@@ -264,12 +215,9 @@ def main():
             if plain:
                 row["vs_keras_fit"] = row["images_per_s"] / plain["images_per_s"]
     if not args.no_pipelines:
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         for row in pipelines(args):
             print(row, flush=True)
             rows.append(row)
-
-    from benchmarks.common import write_results
 
     notes = (
         f"Crop {args.crop}, batch {args.batch}, {args.warmup} warm-up + "
@@ -287,4 +235,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(script(__file__, __doc__, child))

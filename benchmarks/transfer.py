@@ -6,7 +6,8 @@ test part of `--splits` seeded content-disjoint splits of biq2021-dev
 (65% train / 15% validation / 20% test, written to `--out/splits/`), with
 `--seeds` training seeds each. Model selection uses the validation part only.
 
-Arms (`--arms`, comma-separated; each a config in `configs/` plus overrides):
+Parameters: `benchmarks/configs/transfer.yaml`. Arms (`--arms`,
+comma-separated; each a config in `configs/` plus overrides):
   probe  ridge regression on the frozen pooled features (mean and std of the
          P2..P5 maps) of one 224 px centre crop; the ridge penalty is chosen
          on validation. The floor a trained model must beat.
@@ -32,7 +33,6 @@ Example:
 ```
 """
 
-import argparse
 import json
 import os
 import sys
@@ -40,10 +40,10 @@ import time
 
 import numpy as np
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from benchmarks.arms import summarize_arms  # noqa: E402
+from arms import summarize_arms  # noqa: E402
+from common import ROOT, script  # noqa: E402
 
 CONFIG = os.path.join(ROOT, "configs", "hed_vgg16_biq2021.yaml")
 ARMS = {
@@ -173,27 +173,7 @@ def predict(w, x):
     return np.c_[x, np.ones(len(x))] @ w
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data-dir", required=True)
-    parser.add_argument(
-        "--out", default=os.path.join(ROOT, "benchmarks", "out", "transfer")
-    )
-    parser.add_argument("--name", default="transfer")
-    parser.add_argument("--arms", default="probe,head,head_single")
-    parser.add_argument(
-        "--arm", action="append", default=[], help="name=config[:k=v;k=v]"
-    )
-    parser.add_argument("--splits", type=int, default=5)
-    parser.add_argument("--seeds", default="0,1")
-    parser.add_argument(
-        "--select",
-        action="store_true",
-        help="Print each arm's median validation SRCC (for choosing settings) "
-        "and write no test table.",
-    )
-    parser.add_argument("--baseline", default="head_single")
-    args = parser.parse_args()
+def run(args):
     data_dir = os.path.abspath(args.data_dir)
     out = os.path.abspath(args.out)
     seeds = [int(s) for s in args.seeds.split(",")]
@@ -265,4 +245,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(script(__file__, __doc__))

@@ -18,18 +18,15 @@ Example:
 ```
 """
 
-import argparse
 import os
 import statistics
 import sys
-import time
 
 import numpy as np
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from benchmarks.common import write_results  # noqa: E402
+from common import script, time_interleaved, write_results  # noqa: E402
 
 FREEZE = {"full": "none", "top_block": "P3", "frozen": "all"}
 
@@ -96,13 +93,7 @@ def cached_step(batch, width):
     return step
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--crop", type=int, default=224)
-    parser.add_argument("--batch", type=int, default=16)
-    parser.add_argument("--rounds", type=int, default=4)
-    parser.add_argument("--bf16", action="store_true")
-    args = parser.parse_args()
+def run(args):
     steps = {}
     policies = ["float32"] + (["mixed_bfloat16"] if args.bf16 else [])
     for policy in policies:
@@ -110,14 +101,8 @@ def main():
             steps[(name, policy)] = image_step(policy, freeze, args.crop, args.batch)
     # VGG16 P2..P5 channels 256 + 512 + 512 + 512, mean and std each.
     steps[("cached", "float32")] = cached_step(args.batch, 2 * 1792)
-    for step in steps.values():  # trace and warm up
-        step()
-    times = {key: [] for key in steps}
-    for _ in range(args.rounds):
-        for key, step in steps.items():
-            start = time.perf_counter()
-            step().numpy()
-            times[key].append(time.perf_counter() - start)
+    calls = {key: lambda step=step: step().numpy() for key, step in steps.items()}
+    times = time_interleaved(calls, args.rounds, warmup=1)  # traces first
     base = statistics.median(times[("full", "float32")])
     rows = []
     for (name, policy), values in times.items():
@@ -158,4 +143,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(script(__file__, __doc__))

@@ -15,21 +15,14 @@ Usage:
     .venv/bin/python benchmarks/xla_serving.py --runs 30
 """
 
-import argparse
 import os
 import statistics
 import sys
 import tempfile
-import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.dirname(HERE))
-
-from common import write_results  # noqa: E402
-
-BACKBONES = ("mobilenet_v3_small", "mobilenet_v3_small_minimalistic", "resnet18")
+from common import script, time_interleaved, write_results  # noqa: E402
 
 
 def score_fns(backbone, size, folder):
@@ -59,13 +52,7 @@ def score_fns(backbone, size, folder):
     return fns
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--backbones", default=",".join(BACKBONES))
-    parser.add_argument("--size", type=int, default=224)
-    parser.add_argument("--runs", type=int, default=30)
-    args = parser.parse_args()
-
+def run(args):
     import numpy as np
     import tensorflow as tf
 
@@ -83,12 +70,13 @@ def main():
                 calls[(backbone, variant)] = fn
                 for _ in range(3):  # warm-up (XLA compiles on the first call)
                     outputs[(backbone, variant)] = float(fn(images=image)["score"][0])
-        times = {key: [] for key in calls}
-        for _ in range(args.runs):
-            for key, fn in calls.items():
-                start = time.perf_counter()
-                fn(images=image)["score"].numpy()
-                times[key].append(time.perf_counter() - start)
+        times = time_interleaved(
+            {
+                k: lambda fn=fn: fn(images=image)["score"].numpy()
+                for k, fn in calls.items()
+            },
+            args.runs,
+        )
     rows = []
     for backbone in args.backbones.split(","):
         ms = {
@@ -123,4 +111,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(script(__file__, __doc__))

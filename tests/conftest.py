@@ -26,6 +26,31 @@ def make_image(size=(48, 40), seed=0):
     return np.clip(base + noise, 0, 255).astype(np.uint8)
 
 
+def conv_scorer(size=8, seed=0, activation="relu", batchnorm=True, rescale=False):
+    """A tiny conv net: (B, size, size, 3) images (uint8 with `rescale`) ->
+    (B,) sigmoid scores from a Dense layer named "score"."""
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((size, size, 3))
+    x = keras.layers.Rescaling(1 / 255.0)(inputs) if rescale else inputs
+    x = keras.layers.Conv2D(4, 3, activation=activation)(x)
+    if batchnorm:
+        x = keras.layers.BatchNormalization()(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    x = keras.layers.Dense(1, activation="sigmoid", name="score")(x)
+    return keras.Model(inputs, keras.layers.Reshape(())(x))
+
+
+# A small IQAModel: random weights, one level, an 8-unit head.
+TINY_MODEL_SETTINGS = (
+    "model.backbone=mobilenet_v3_small",
+    "model.weights=none",
+    "model.levels=[P5]",
+    "model.head_units=[8]",
+)
+
+
 @pytest.fixture
 def image_folder(tmp_path):
     """A folder with six small JPEG/PNG images; returns its path."""

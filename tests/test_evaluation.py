@@ -167,18 +167,23 @@ def run_cli(*args):
     return CliRunner().invoke(cli, ["evaluate", *args])
 
 
+def evaluate_csv(root, out, *source):
+    """`tfiqa evaluate` of `source` on the csv dataset in `root`, writing to
+    `out`; asserts it succeeded and returns (result, printed metrics)."""
+    result = run_cli(
+        *source, "--dataset", "csv", "--data-dir", str(root), "--output", str(out)
+    )
+    assert result.exit_code == 0, result.output
+    return result, json.loads(result.stdout)
+
+
 def test_cli_prints_json_and_writes_outputs(dataset, tmp_path):
     root, names, mos = dataset
     rows = [[str(root / n), f"{m**2:.6f}"] for n, m in zip(names, mos, strict=True)]
     rows.pop()  # one dataset image without a prediction
     path = write_csv(tmp_path / "p.csv", ["image", "score"], rows)
     out = tmp_path / "out"
-    result = run_cli(
-        "--predictions", path, "--dataset", "csv", "--data-dir", str(root),
-        "--output", str(out),
-    )  # fmt: skip
-    assert result.exit_code == 0, result.output
-    printed = json.loads(result.stdout)
+    result, printed = evaluate_csv(root, out, "--predictions", path)
     assert printed["n"] == N_IMAGES - 1 and printed["n_missing"] == 1
     assert printed["srcc"] == pytest.approx(1.0)
     assert "1 of 8 dataset image(s) have no prediction" in result.stderr
@@ -193,12 +198,7 @@ def test_cli_constant_predictions_give_null_metrics(dataset, tmp_path):
     )
     out = tmp_path / "out"
     with pytest.warns(UserWarning, match="constant"):
-        result = run_cli(
-            "--predictions", path, "--dataset", "csv", "--data-dir", str(root),
-            "--output", str(out),
-        )  # fmt: skip
-    assert result.exit_code == 0, result.output
-    printed = json.loads(result.stdout)
+        _, printed = evaluate_csv(root, out, "--predictions", path)
     assert printed["srcc"] is None and printed["plcc"] is None
     assert printed["fit"] == "failed"
     assert (out / "scatter.png").exists()
@@ -291,12 +291,7 @@ def test_cli_scores_with_a_model_first(tmp_path):
     model.save(model_path)
 
     out = tmp_path / "out"
-    result = run_cli(
-        "--model", model_path, "--dataset", "csv", "--data-dir", str(root),
-        "--output", str(out),
-    )  # fmt: skip
-    assert result.exit_code == 0, result.output
-    printed = json.loads(result.stdout)
+    _, printed = evaluate_csv(root, out, "--model", model_path)
     assert printed["n"] == 4 and printed["model"] == model_path
     assert printed["n_failed"] == 1
     assert printed["n_missing"] == printed["n_unmatched"] == 0

@@ -88,50 +88,22 @@ def test_bad_inputs(tmp_path, image_folder):
 
 
 def test_cli_distort(image_folder, tmp_path):
-    runner = CliRunner()
     out = tmp_path / "out"
-    result = runner.invoke(
-        cli,
-        [
-            "distort",
-            "--input",
-            str(image_folder),
-            "--output",
-            str(out),
-            "--distortion-set",
-            "live",
-            "--types",
-            "live_jpeg",
-            "--levels",
-            "2,4",
-        ],
+
+    def distort(output, *options):
+        return CliRunner().invoke(
+            cli,
+            ["distort", "--input", str(image_folder), "--output", str(output)]
+            + list(options),
+        )
+
+    result = distort(
+        out, "--distortion-set", "live", "--types", "live_jpeg", "--levels", "2,4"
     )
     assert result.exit_code == 0, result.output
     assert len(_rows(out)) == 12
     assert {r["distortion"] for r in _rows(out)} == {"live_jpeg"}
-    bad = runner.invoke(
-        cli,
-        [
-            "distort",
-            "--input",
-            str(image_folder),
-            "--output",
-            str(out),
-            "--types",
-            "jpg",
-        ],
-    )
+    bad = distort(out, "--types", "jpg")
     assert bad.exit_code == 2 and "Did you mean 'jpeg'" in bad.output
-    inside = runner.invoke(
-        cli,
-        [
-            "distort",
-            "--input",
-            str(image_folder),
-            "--output",
-            str(image_folder / "x"),
-            "--types",
-            "jpeg",
-        ],
-    )
+    inside = distort(image_folder / "x", "--types", "jpeg")
     assert inside.exit_code == 2 and "inside --input" in inside.output

@@ -5,6 +5,8 @@ import numpy as np
 from conftest import make_image
 from PIL import Image
 
+SIZE = 32  # the input size the export tests export at
+
 
 def tiny_model(seed=0, bias=0.0):
     """A small functional scorer with the IQAModel interface: pixels in

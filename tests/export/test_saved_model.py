@@ -19,9 +19,7 @@ from tfiqa.export.saved_model import (
 )
 from tfiqa.export.verify import keras_scorer
 
-from .helpers import keras_scores, tiny_model
-
-SIZE = 32
+from .helpers import SIZE, keras_scores, tiny_model
 
 
 @pytest.fixture(scope="module")

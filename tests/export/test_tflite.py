@@ -11,9 +11,8 @@ from tfiqa.errors import ConfigError, DataError
 from tfiqa.export import export_model
 from tfiqa.export.tflite import QUANTIZATIONS, tflite_predict_fn
 
-from .helpers import keras_scores, tiny_model, write_images
+from .helpers import SIZE, keras_scores, tiny_model, write_images
 
-SIZE = 32
 # Largest |score - Keras score| accepted per variant on the tiny model.
 ATOL = {"none": 1e-5, "fp16": 2e-3, "dynamic": 0.02, "int8": 0.05, "int8_io": 0.05}
 

@@ -20,9 +20,7 @@ from tfiqa.export.verify import (
 )
 from tfiqa.inference import load
 
-from .helpers import tiny_model, write_images
-
-SIZE = 32
+from .helpers import SIZE, tiny_model, write_images
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import yaml
 from click.testing import CliRunner
+from conftest import TINY_MODEL_SETTINGS, conv_scorer
 
 from tfiqa.cli import cli
 from tfiqa.config import load_config
@@ -28,13 +29,7 @@ from tfiqa.training.maml import MAMLStep
 
 def brightness_scorer(seed=0):
     """uint8 (B, 16, 16, 3) -> (B,) scores."""
-    keras.utils.set_random_seed(seed)
-    inputs = keras.Input((16, 16, 3))
-    x = keras.layers.Rescaling(1 / 255.0)(inputs)
-    x = keras.layers.Conv2D(4, 3, activation="tanh")(x)
-    x = keras.layers.GlobalAveragePooling2D()(x)
-    x = keras.layers.Dense(1, activation="sigmoid")(x)
-    return keras.Model(inputs, keras.layers.Reshape(())(x))
+    return conv_scorer(16, seed, "tanh", batchnorm=False, rescale=True)
 
 
 def held_out_data(seed=0, n=12):
@@ -135,10 +130,7 @@ def test_k_shot_adaptation_is_the_one_the_meta_prior_was_trained_with(tmp_path):
     config = load_config(
         None,
         [
-            "model.backbone=mobilenet_v3_small",
-            "model.weights=none",
-            "model.levels=[P5]",
-            "model.head_units=[8]",
+            *TINY_MODEL_SETTINGS,
             "meta.adapt=head",
             "meta.inner_steps=2",
             "meta.inner_learning_rate=0.05",

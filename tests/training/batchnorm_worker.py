@@ -13,6 +13,7 @@ import os
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 
 def split_batches(batch_size=16, features=8, steps=3, seed=0):
@@ -40,24 +41,18 @@ def main():
     strategy_name, sync, out = sys.argv[1], sys.argv[2] == "1", sys.argv[3]
     logical_cpus = int(sys.argv[4]) if len(sys.argv) > 4 else 1
 
-    import tensorflow as tf
+    import helpers
 
-    if logical_cpus > 1:
-        cpu = tf.config.list_physical_devices("CPU")[0]
-        tf.config.set_logical_device_configuration(
-            cpu, [tf.config.LogicalDeviceConfiguration()] * logical_cpus
-        )
+    strategy = helpers.worker_strategy(strategy_name, logical_cpus)
 
     import keras
     import numpy as np
 
-    from tfiqa.config import TrainerConfig
     from tfiqa.training.batchnorm import batchnorm_layers
     from tfiqa.training.loop import DistributedLoop, make_optimizer
     from tfiqa.training.losses import mse_terms
-    from tfiqa.training.strategy import get_strategy, synchronize_batchnorm
+    from tfiqa.training.strategy import synchronize_batchnorm
 
-    strategy = get_strategy(TrainerConfig(strategy=strategy_name))
     with strategy.scope():
         keras.utils.set_random_seed(1)
         inputs = keras.Input((8,))

@@ -24,6 +24,22 @@ def run_script(script, timeout):
     )
 
 
+def worker_strategy(strategy_name, logical_cpus=1):
+    """The strategy of a worker process, after splitting the CPU into
+    `logical_cpus` devices (only possible before TensorFlow initialises)."""
+    import tensorflow as tf
+
+    from tfiqa.config import TrainerConfig
+    from tfiqa.training.strategy import get_strategy
+
+    if logical_cpus > 1:
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(
+            cpu, [tf.config.LogicalDeviceConfiguration()] * logical_cpus
+        )
+    return get_strategy(TrainerConfig(strategy=strategy_name))
+
+
 def tiny_regressor(seed=0, features=8):
     """Dense regressor on (B, features) float inputs -> (B,) scores."""
     import keras

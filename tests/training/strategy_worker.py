@@ -18,22 +18,14 @@ def main():
     strategy_name, out = sys.argv[1], sys.argv[2]
     logical_cpus = int(sys.argv[3]) if len(sys.argv) > 3 else 1
 
-    import tensorflow as tf
-
-    if logical_cpus > 1:
-        cpu = tf.config.list_physical_devices("CPU")[0]
-        tf.config.set_logical_device_configuration(
-            cpu, [tf.config.LogicalDeviceConfiguration()] * logical_cpus
-        )
-
     import helpers
+
+    strategy = helpers.worker_strategy(strategy_name, logical_cpus)
+
     import numpy as np
 
-    from tfiqa.config import TrainerConfig
     from tfiqa.training.loop import DistributedLoop, make_optimizer
-    from tfiqa.training.strategy import get_strategy
 
-    strategy = get_strategy(TrainerConfig(strategy=strategy_name))
     x, y = helpers.regression_data(n=64)
     with strategy.scope():
         model = helpers.tiny_regressor(seed=3)

@@ -7,6 +7,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import conv_scorer
 
 from tfiqa.errors import ConfigError
 from tfiqa.training.meta_trainer import (
@@ -18,13 +19,7 @@ from tfiqa.training.meta_trainer import (
 
 
 def conv_model(seed=0):
-    keras.utils.set_random_seed(seed)
-    inputs = keras.Input((8, 8, 3))
-    x = keras.layers.Conv2D(4, 3, activation="relu")(inputs)
-    x = keras.layers.BatchNormalization()(x)
-    x = keras.layers.GlobalAveragePooling2D()(x)
-    x = keras.layers.Dense(1, activation="sigmoid", name="score")(x)
-    return keras.Model(inputs, keras.layers.Reshape(())(x))
+    return conv_scorer(8, seed)
 
 
 def episodes(count=3, tasks=4, support=4, query=3, seed=0):
@@ -189,7 +184,7 @@ def test_meta_loop_trains_checkpoints_and_resumes_exactly(tmp_path):
 TWO_REPLICAS = textwrap.dedent(
     """
     import os, sys
-    sys.path.insert(0, {tests!r})
+    sys.path[:0] = [{tests!r}, os.path.dirname({tests!r})]
     import tensorflow as tf
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(

@@ -2,6 +2,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import TINY_MODEL_SETTINGS
 
 from tfiqa.errors import ConfigError
 from tfiqa.models.scoring import predict
@@ -115,19 +116,11 @@ def test_precise_batchnorm_sets_mean_of_batch_statistics():
     assert np.all(np.isfinite(train_out))
 
 
-def tiny_iqa_model(**overrides):
+def tiny_iqa_model():
     from tfiqa.config import load_config
     from tfiqa.models import build_model
 
-    config = load_config(
-        None,
-        [
-            "model.backbone=mobilenet_v3_small",
-            "model.weights=none",
-            "model.levels=[P5]",
-            "model.head_units=[8]",
-        ],
-    )
+    config = load_config(None, list(TINY_MODEL_SETTINGS))
     keras.utils.set_random_seed(0)
     return build_model(config.model, input_crop_size=32)
 
