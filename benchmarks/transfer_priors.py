@@ -179,11 +179,15 @@ def main():
             for seed in seeds:
                 if (name, split, seed) in done:
                     continue
-                init = [f"trainer.init_from={prior_weights(prior, args, seed)}"]
+                init = (
+                    [f"trainer.init_from={prior_weights(prior, args, seed)}"]
+                    if prior
+                    else []
+                )
                 row = run_arm(
                     name,
                     CONFIG,
-                    views + overrides + (init if prior else []),
+                    views + overrides + init,
                     os.path.abspath(args.data_dir),
                     out,
                     split_file,
