@@ -23,24 +23,22 @@ validation, one test score per run. Rows: `--out/arm_rows.json`; priors:
 `--out/priors.json`; summary (medians, bootstrap intervals, paired
 differences to `finetune`): `benchmarks/results/transfer_arms.{json,md}`.
 
-Example:
+Example (parameters: `benchmarks/configs/transfer_priors.yaml`):
 ```
-.venv/bin/python benchmarks/transfer_priors.py --data-dir ../shared/data \
-    --seeds 0,1
+.venv/bin/python benchmarks/run.py transfer_priors --set data_dir=../shared/data
 ```
 """
 
-import argparse
 import json
 import os
 import sys
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from benchmarks.arms import summarize_arms  # noqa: E402
-from benchmarks.transfer import CONFIG, make_split_files, run_arm  # noqa: E402
+from arms import summarize_arms  # noqa: E402
+from common import script  # noqa: E402
+from transfer import CONFIG, make_split_files, run_arm  # noqa: E402
 
 PRIOR_STAGES = {"rank": ["rank"], "meta": ["meta"], "rank_meta": ["meta"]}
 # Prior each arm starts from, and its fine-tuning overrides.
@@ -134,21 +132,7 @@ def train_prior(name, args, seed):
     }
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data-dir", required=True)
-    parser.add_argument(
-        "--out", default=os.path.join(ROOT, "benchmarks", "out", "transfer")
-    )
-    parser.add_argument("--arms", default=",".join(ARMS))
-    parser.add_argument("--seeds", default="0,1")
-    parser.add_argument("--splits", type=int, default=5)
-    parser.add_argument("--views", type=int, default=1)
-    parser.add_argument("--freeze", default="P2", help="priors train above it")
-    parser.add_argument("--prior-crop", type=int, default=160)
-    parser.add_argument("--prior-images", type=int, default=4800)
-    parser.add_argument("--precision", default="mixed_bfloat16")
-    args = parser.parse_args()
+def run(args):
     from tfiqa.files import write_json_atomic
 
     out = os.path.abspath(args.out)
@@ -248,4 +232,4 @@ def _load(path):
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(script(__file__, __doc__))
