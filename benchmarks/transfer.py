@@ -43,7 +43,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from arms import summarize_arms  # noqa: E402
-from common import ROOT, script  # noqa: E402
+from common import ROOT, script, write_results  # noqa: E402
 
 CONFIG = os.path.join(ROOT, "configs", "hed_vgg16_biq2021.yaml")
 ARMS = {
@@ -208,14 +208,37 @@ def run(args):
                 rows.append(row)
                 write_json_atomic(rows_path, rows)
     if args.select:
+        table = []
         for name in names:
-            values = [
-                r["val_srcc"] for r in rows if r["arm"] == name and "val_srcc" in r
-            ]
-            print(
-                f"{name}: median validation SRCC {np.median(values):.4f} "
-                f"({len(values)} runs)"
+            values = {
+                r["split"]: r["val_srcc"]
+                for r in rows
+                if r["arm"] == name and r["seed"] == seeds[0] and "val_srcc" in r
+            }
+            table.append(
+                {
+                    "arm": name,
+                    "overrides": "; ".join(arms[name][1]) if name in arms else "",
+                    "val_srcc_median": round(
+                        float(np.median(list(values.values()))), 4
+                    ),
+                    **{split: round(v, 4) for split, v in sorted(values.items())},
+                }
             )
+            print(f"{name}: median validation SRCC {table[-1]['val_srcc_median']}")
+        write_results(
+            f"{args.name}_select",
+            table,
+            [
+                "arm",
+                "val_srcc_median",
+                *sorted({k for r in table for k in r if k.startswith("split")}),
+                "overrides",
+            ],
+            title="Validation SRCC of head settings (model selection only, no test)",
+            notes=f"Seed {seeds[0]}, validation parts of the {args.splits} splits; "
+            "settings are chosen on these figures, never on test ones.",
+        )
         return
     notes = (
         f"{args.splits} content-disjoint splits of biq2021-dev (65/15/20, "
