@@ -281,41 +281,10 @@ class ExperimentConfig:
             raise ConfigError(
                 f"meta.order must be 'first' or 'second'. Received: {self.meta.order}"
             )
-        self._check_training_values()
+        from tfiqa.config_checks import check_training_values
+
+        check_training_values(self)
         return self
-
-    def _check_training_values(self):
-        """Values that would otherwise fail (or train nothing) after minutes."""
-        from tfiqa.data.readers import READERS
-        from tfiqa.models.backbones import LEVELS
-
-        if not self.trainer.stages:
-            raise ConfigError(
-                f"trainer.stages is empty: nothing to train; valid stages are "
-                f"{list(STAGES)}. Received: []"
-            )
-        for section in ("ranking", "meta", "finetune"):
-            for field in dataclasses.fields(getattr(self, section)):
-                value = getattr(getattr(self, section), field.name)
-                key = f"{section}.{field.name}"
-                if field.name.endswith("learning_rate") and value < 0:
-                    raise ConfigError(f"{key} must not be negative. Received: {value}")
-                if field.name in ("learning_rate", "epochs") and value <= 0:
-                    raise ConfigError(f"{key} must be positive. Received: {value}")
-        bad_levels = [lv for lv in self.model.levels if lv not in LEVELS]
-        if bad_levels or not self.model.levels:
-            raise ConfigError(
-                f"model.levels must be a non-empty list of {', '.join(LEVELS)}. "
-                f"Received: {self.model.levels}"
-            )
-        if self.data.dataset not in READERS:
-            raise ConfigError(
-                f"data.dataset: {READERS.unknown_message(self.data.dataset)}"
-            )
-        if self.data.eval_crops < 1:
-            raise ConfigError(
-                f"data.eval_crops must be positive. Received: {self.data.eval_crops}"
-            )
 
     def resolve_path(self, path):
         """Resolves a data path against `data.root` unless it is absolute."""

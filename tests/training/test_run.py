@@ -83,11 +83,12 @@ def test_train_bad_config_exits_2_with_one_line(tmp_path, args, message):
 
 
 def test_stage_checks_fail_before_training(tmp_path):
-    from tfiqa.training.experiment import _check_config, run_experiment
+    from tfiqa.config_checks import check_stage_values
+    from tfiqa.training.experiment import run_experiment
 
     config = load_config(write_config(tmp_path), ["ranking.steps_per_epoch=0"])
     with pytest.raises(ConfigError, match="steps_per_epoch"):
-        _check_config(config)
+        check_stage_values(config)
     config = load_config(
         write_config(tmp_path), ["data.dataset=csv", "trainer.stages=[finetune]"]
     )

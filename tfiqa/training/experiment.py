@@ -43,45 +43,6 @@ from tfiqa.training.stages.data import prepare_data
 # -- the run ---------------------------------------------------------------
 
 
-def _check_config(config):
-    for stage in config.trainer.stages:
-        if config.trainer.stages.count(stage) > 1:
-            raise ConfigError(
-                f"trainer.stages lists '{stage}' twice. "
-                f"Received: {config.trainer.stages}"
-            )
-    ranking = config.ranking
-    if "rank" in config.trainer.stages and (
-        ranking.epochs < 1 or ranking.steps_per_epoch < 1
-    ):
-        raise ConfigError(
-            "ranking.epochs and ranking.steps_per_epoch must be >= 1. Received: "
-            f"epochs={ranking.epochs}, steps_per_epoch={ranking.steps_per_epoch}"
-        )
-    if "finetune" in config.trainer.stages and config.finetune.epochs < 1:
-        raise ConfigError(
-            f"finetune.epochs must be >= 1. Received: {config.finetune.epochs}"
-        )
-    if config.data.eval_mode not in ("crops", "full"):
-        raise ConfigError(
-            "data.eval_mode must be 'crops' or 'full'. "
-            f"Received: {config.data.eval_mode!r}"
-        )
-    data, stages = config.data, config.trainer.stages
-    generated = not data.pristine_dir and (
-        "rank" in stages
-        or ("meta" in stages and config.meta.task_source == "synthetic")
-        or (data.dataset == "distorted" and not data.dataset_dir)
-    )
-    if generated and data.pristine_size < data.crop_size:
-        # Before minutes of image generation, not after.
-        raise ConfigError(
-            f"data.crop_size {data.crop_size} is larger than the generated images "
-            f"(data.pristine_size {data.pristine_size}). Received: "
-            f"crop_size={data.crop_size}"
-        )
-
-
 def run_experiment(config, workdir, verbose=None):
     """Runs `config.trainer.stages` in order and writes the work directory.
 
@@ -103,10 +64,12 @@ def run_experiment(config, workdir, verbose=None):
     """
     import keras
 
+    from tfiqa.config_checks import check_stage_values
     from tfiqa.models import build_model
     from tfiqa.training.strategy import get_strategy, set_mixed_precision
 
-    _check_config(config)
+    config.validate()  # again: a loaded config may have been changed since
+    check_stage_values(config)  # training-only: export and predict skip them
     ctx = StageContext.for_run(
         config, os.path.abspath(workdir), get_strategy(config.trainer), verbose
     )

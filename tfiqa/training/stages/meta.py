@@ -21,7 +21,6 @@ import logging
 import os
 import time
 
-from tfiqa.errors import ConfigError
 from tfiqa.training.stage_splits import reserved_ids, write_meta_split
 from tfiqa.training.stage_utils import fit_summary, is_number, last_val
 from tfiqa.training.stages.base import StageContext, register_stage
@@ -34,25 +33,12 @@ from tfiqa.training.stages.meta_tasks import (  # noqa: F401  (the stage's API)
 logger = logging.getLogger("tfiqa.training")
 
 STAGE = "meta"
-LABELS = ("pseudo_mos", "level")
 
 
 def check_meta_config(meta, replicas=1):
-    for key in ("epochs", "steps_per_epoch", "support_size", "query_size"):
-        if int(getattr(meta, key)) < 1:
-            raise ConfigError(
-                f"meta.{key} must be >= 1. Received: {key}={getattr(meta, key)}"
-            )
-    if int(meta.meta_batch_size) < 1:
-        raise ConfigError(
-            f"meta.meta_batch_size must be >= 1. Received: {meta.meta_batch_size}"
-        )
-    if meta.label not in LABELS:
-        raise ConfigError(
-            f"meta.label must be one of {list(LABELS)}. Received: {meta.label!r}"
-        )
-    if int(meta.val_steps) < 0:
-        raise ConfigError(f"meta.val_steps must be >= 0. Received: {meta.val_steps}")
+    from tfiqa.config_checks import check_meta_values
+
+    check_meta_values(meta)
     if meta.meta_batch_size % replicas:
         logger.warning(
             "meta.meta_batch_size=%d is not a multiple of the %d replicas; "
