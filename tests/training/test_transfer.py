@@ -80,6 +80,31 @@ def test_cached_features_score_like_the_model(model, tmp_path):
     np.testing.assert_array_equal(again.features(paths, 5), pooled)
 
 
+def test_cache_follows_image_content_not_path_or_time(model, tmp_path):
+    import shutil
+
+    paths = write_images(tmp_path / "images", 2)
+    cache = transfer.PooledFeatureCache(model, str(tmp_path / "cache"), 32)
+    pooled = cache.features(paths, 1)
+    # A copy elsewhere, with new modification times, reuses the features.
+    copies = [str(tmp_path / f"copy{i}.png") for i in range(2)]
+    for path, copy in zip(paths, copies, strict=True):
+        shutil.copyfile(path, copy)
+        os.utime(copy, (1, 1))
+    again = transfer.PooledFeatureCache(model, str(tmp_path / "cache"), 32)
+    computed = []
+    compute = again._compute
+    again._compute = lambda path, views: computed.append(path) or compute(path, views)
+    np.testing.assert_array_equal(again.features(copies, 1), pooled)
+    assert computed == []
+    # New pixels under an old name are new features.
+    Image.fromarray(make_image(size=(48, 56), seed=99)).save(copies[0])
+    changed = again.features(copies, 1)
+    assert computed == [copies[0]]
+    assert not np.allclose(changed[0], pooled[0])
+    np.testing.assert_array_equal(changed[1], pooled[1])
+
+
 def test_heads_with_other_levels_share_the_cache(model, tmp_path):
     paths = write_images(tmp_path / "images", 2)
     cache = transfer.PooledFeatureCache(model, str(tmp_path / "cache"), 32)

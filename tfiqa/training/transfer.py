@@ -117,8 +117,8 @@ class PooledFeatureCache:
     Every level the backbone has is pooled every way `GlobalPooling` knows,
     so heads with other levels or poolings share one cache; `features` picks
     the model's head layout. Each image's pooled levels for one set of views
-    are stored as a `.npz` file named by a hash of the image path, its size
-    and modification time, and the views, in a folder named by
+    are stored as a `.npz` file named by a hash of the image file's bytes
+    and the views, in a folder named by
     `fingerprint(model, crop_size)`; files are written atomically, so an
     interrupted extraction resumes where it stopped.
 
@@ -152,10 +152,12 @@ class PooledFeatureCache:
         self._kinds = len(POOLINGS)
 
     def _file(self, path, views):
-        stat = os.stat(path)
-        key = f"{os.path.abspath(path)}|{stat.st_size}|{stat.st_mtime_ns}|{views}"
-        name = hashlib.sha1(key.encode()).hexdigest()
-        return os.path.join(self.folder, name + ".npz")
+        # Keyed by content, not path or modification time: a dataset copied
+        # or re-extracted elsewhere still finds its features.
+        with open(path, "rb") as f:
+            digest = hashlib.sha1(f.read())
+        digest.update(f"|{views}".encode())
+        return os.path.join(self.folder, digest.hexdigest() + ".npz")
 
     def _compute(self, path, views):
         """{level: (V, 3 * channels)}: avg, max and std of each level."""
