@@ -8,6 +8,8 @@ prior costs one feature pass. The arms differ in the prior the fine-tuning
 starts from:
 
   finetune     no prior (the transfer baseline)
+  finetune_single  the same with the single-level head (P5): does a prior
+               change what the last block alone knows?
   rank         ranking prior on distorted `pristine/` photos, multi-level head
   rank_single  the same prior, single-level head (P5)
   meta         MetaIQA prior (bi-level MAML on distortion-specific tasks)
@@ -29,6 +31,7 @@ Example (parameters: `benchmarks/configs/transfer_priors.yaml`):
 ```
 """
 
+import hashlib
 import json
 import os
 import sys
@@ -44,6 +47,7 @@ PRIOR_STAGES = {"rank": ["rank"], "meta": ["meta"], "rank_meta": ["meta"]}
 # Prior each arm starts from, and its fine-tuning overrides.
 ARMS = {
     "finetune": (None, []),
+    "finetune_single": (None, ["model.levels=[P5]"]),
     "rank": ("rank", []),
     "rank_single": ("rank", ["model.levels=[P5]"]),
     "meta": ("meta", []),
@@ -111,6 +115,33 @@ def prior_weights(name, args, seed):
     )
 
 
+def arm_weights(prior, overrides, args, seed):
+    """Initial weights of an arm: the prior's, or for a head of other levels
+    the prior's backbone under a freshly initialised head."""
+    weights = prior_weights(prior, args, seed)
+    if not overrides:
+        return weights
+    import keras
+
+    from tfiqa.config import load_config
+    from tfiqa.models import build_model
+
+    tag = hashlib.sha1(repr(overrides).encode()).hexdigest()[:8]
+    path = weights.replace(".weights.h5", f"_{tag}.weights.h5")
+    if not os.path.isfile(path):
+        config = load_config(CONFIG)
+        prior_model = build_model(config.model, input_crop_size=config.data.crop_size)
+        prior_model.load_weights(weights)
+        keras.utils.set_random_seed(seed)
+        arm = build_model(
+            load_config(CONFIG, overrides).model,
+            input_crop_size=config.data.crop_size,
+        )
+        arm.backbone.set_weights(prior_model.backbone.get_weights())
+        arm.save_weights(path)
+    return path
+
+
 def train_prior(name, args, seed):
     """Trains (or finds) prior `name` for `seed`; returns its summary."""
     from tfiqa.config import load_config
@@ -164,7 +195,7 @@ def run(args):
                 if (name, split, seed) in done:
                     continue
                 init = (
-                    [f"trainer.init_from={prior_weights(prior, args, seed)}"]
+                    [f"trainer.init_from={arm_weights(prior, overrides, args, seed)}"]
                     if prior
                     else []
                 )
