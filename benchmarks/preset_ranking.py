@@ -68,6 +68,7 @@ def main():
     from tfiqa.evaluation.distortion_ranking import (
         WEAK_SRCC,
         distortion_ranking,
+        is_weak,
         resolve_ranking_types,
     )
 
@@ -89,7 +90,7 @@ def main():
     rows, start = [], time.perf_counter()
 
     def write(extra=""):
-        weak = [f"{r['type']} ({r['srcc']:.2f})" for r in rows if r["srcc"] < WEAK_SRCC]
+        weak = [f"{r['type']} ({r['srcc']:.2f})" for r in rows if is_weak(r["srcc"])]
         notes = (
             f"{setup}\n\nDone: {len(rows)} of {len(types)} types in "
             f"{time.perf_counter() - start:.0f} s. Ranked barely or backwards "

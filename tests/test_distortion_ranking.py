@@ -8,6 +8,7 @@ from tfiqa.errors import ConfigError, TfiqaError
 from tfiqa.evaluation.distortion_ranking import (
     all_types,
     distortion_ranking,
+    is_weak,
     type_summary,
     weak_types,
 )
@@ -168,3 +169,13 @@ def test_progress_is_logged_and_types_reported_as_done(images, caplog):
     ]
     assert [name for name, _ in done] == ["quantization", "brighten"]
     assert [srcc for _, srcc in done] == pytest.approx([1.0, 1.0])
+
+
+def test_a_mean_equal_to_the_threshold_is_not_weak():
+    # Per-image SRCCs 1, 0.4, 0.7, -0.1 average to 0.4999999999999999.
+    scores = [[5, 4, 3, 2, 1], [5, 1, 4, 3, 2], [5, 3, 2, 4, 1], [4, 3, 1, 2, 5]]
+    summary = type_summary(LEVELS, scores)
+    assert summary["srcc"] == pytest.approx(0.5)
+    assert not is_weak(summary["srcc"])
+    assert is_weak(0.49)
+    assert weak_types({"types": {"jpeg": summary}}) == []

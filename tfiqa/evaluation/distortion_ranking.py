@@ -209,7 +209,20 @@ def distortion_ranking(
     }
 
 
+def is_weak(srcc, threshold=WEAK_SRCC):
+    """True if a type's `srcc` is below `threshold`: ranked barely or backwards.
+
+    A mean of per-image SRCCs can land a rounding error below a threshold
+    it equals (0.49999999999999994 for 0.5), which must not count.
+    """
+    return srcc < threshold - 1e-9
+
+
 def weak_types(result, threshold=WEAK_SRCC):
     """(name, srcc) of the types ranked barely or backwards, worst first."""
-    weak = [(n, s["srcc"]) for n, s in result["types"].items() if s["srcc"] < threshold]
+    weak = [
+        (n, s["srcc"])
+        for n, s in result["types"].items()
+        if is_weak(s["srcc"], threshold)
+    ]
     return sorted(weak, key=lambda item: item[1])
