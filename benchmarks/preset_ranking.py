@@ -10,7 +10,8 @@ distortions always scored worse and -1 = backwards; the fraction of adjacent
 levels ranked right; the mean score per level.
 
 Writes `benchmarks/results/preset_ranking_<preset>.{json,md}` after every
-type, so an interrupted run keeps the types it finished.
+type, so an interrupted run keeps the types it finished; `--resume` runs only
+the types missing from that file.
 
 Example:
 ```
@@ -19,6 +20,7 @@ Example:
 ```
 """
 
+import json
 import logging
 import os
 import sys
@@ -29,7 +31,11 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from benchmarks.common import benchmark_parser, write_results  # noqa: E402
+from benchmarks.common import (  # noqa: E402
+    RESULTS_DIR,
+    benchmark_parser,
+    write_results,
+)
 
 LEVEL_COLUMNS = [f"L{lv}" for lv in (1, 2, 3, 4, 5)]
 
@@ -56,17 +62,39 @@ def load_photos(folder, count, size):
     return photos, names
 
 
+def previous_rows(name, setup):
+    """Rows of results/<name>.json if it was made with the same `setup`."""
+    path = os.path.join(RESULTS_DIR, f"{name}.json")
+    if not os.path.isfile(path):
+        return []
+    with open(path, encoding="utf-8") as f:
+        saved = json.load(f)
+    if not saved.get("notes", "").startswith(setup):
+        raise SystemExit(
+            f"{path} was made with other photos, size, seed or policy; run "
+            f"without --resume to replace it. Received: {saved.get('notes', '')[:80]}"
+        )
+    return saved["rows"]
+
+
 def main():
     parser = benchmark_parser(
         __doc__, data_dir=None, preset=None, images=8, types="all", size=384, seed=0
     )
     parser.add_argument("--log-every", type=int, default=40)
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="Keep the types already in the results file (same photos, size "
+        "and seed) and run only the others.",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
 
     import tfiqa
     from tfiqa.evaluation.distortion_ranking import (
         WEAK_SRCC,
+        all_types,
         distortion_ranking,
         is_weak,
         resolve_ranking_types,
@@ -87,17 +115,22 @@ def main():
         "pairs_right: adjacent levels scored strictly in the right order; "
         "L1..L5: mean score per level."
     )
-    rows, start = [], time.perf_counter()
+    name = f"preset_ranking_{args.preset}"
+    rows = previous_rows(name, setup) if args.resume else []
+    todo = [t for t in types if t not in {r["type"] for r in rows}]
+    order = {t: i for i, t in enumerate(all_types())}
+    last = [time.perf_counter()]
 
     def write(extra=""):
+        rows.sort(key=lambda r: order[r["type"]])
         weak = [f"{r['type']} ({r['srcc']:.2f})" for r in rows if is_weak(r["srcc"])]
         notes = (
-            f"{setup}\n\nDone: {len(rows)} of {len(types)} types in "
-            f"{time.perf_counter() - start:.0f} s. Ranked barely or backwards "
-            f"(srcc < {WEAK_SRCC}): {', '.join(weak) or 'none'}.{extra}"
+            f"{setup}\n\nDone: {len(rows)} types in "
+            f"{sum(r['seconds'] for r in rows):.0f} s of scoring. Ranked barely "
+            f"or backwards (srcc < {WEAK_SRCC}): {', '.join(weak) or 'none'}.{extra}"
         )
         return write_results(
-            f"preset_ranking_{args.preset}",
+            name,
             rows,
             ["type", "srcc", "pairs_right", *LEVEL_COLUMNS, "seconds"],
             f"Per-type distortion ranking: {args.preset}",
@@ -108,14 +141,15 @@ def main():
         row = {"type": name, "srcc": summary["srcc"]}
         row["pairs_right"] = summary["pairs_right"]
         row.update(zip(LEVEL_COLUMNS, summary["mean_scores"].values(), strict=True))
-        row["seconds"] = time.perf_counter() - start - sum(r["seconds"] for r in rows)
+        row["seconds"] = time.perf_counter() - last[0]
+        last[0] = time.perf_counter()
         rows.append(row)
         write()
 
     result = distortion_ranking(
         scorer,
         photos,
-        types=types,
+        types=todo,
         seed=args.seed,
         log_every=args.log_every,
         on_type=add_row,
