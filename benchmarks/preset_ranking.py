@@ -1,22 +1,22 @@
 """Per-distortion-type ranking diagnostic of a shipped preset.
 
-The first `--images` photos (sorted by name) of `pristine/Kodak24`, which no
+The first `images` photos (sorted by name) of `pristine/Kodak24`, which no
 tfiqa training recipe trains on, are resized (Lanczos, aspect ratio kept) to
-a `--size` px short side when larger, distorted by every type of `--types`
-at levels 1..5 (`tfiqa.distortions`, seed `--seed`) and scored by the preset
+a `size` px short side when larger, distorted by every type of `types`
+at levels 1..5 (`tfiqa.distortions`, seed `seed`) and scored by the preset
 under its own scoring policy (`tfiqa.load`). Per type: the mean over photos
 of the SRCC between level and score, signed so that +1 = stronger
 distortions always scored worse and -1 = backwards; the fraction of adjacent
 levels ranked right; the mean score per level.
 
 Writes `benchmarks/results/preset_ranking_<preset>.{json,md}` after every
-type, so an interrupted run keeps the types it finished; `--resume` runs only
+type, so an interrupted run keeps the types it finished; `resume` runs only
 the types missing from that file.
 
-Example:
+Example (parameters: `benchmarks/configs/preset_ranking.yaml`):
 ```
-.venv/bin/python benchmarks/preset_ranking.py --data-dir ../shared/data \
-    --preset mobile-mnv3s --images 8 --types all
+.venv/bin/python benchmarks/run.py preset_ranking \
+    --set data_dir=../shared/data --set preset=mobile-mnv3s
 ```
 """
 
@@ -28,14 +28,9 @@ import time
 
 import numpy as np
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from benchmarks.common import (  # noqa: E402
-    RESULTS_DIR,
-    benchmark_parser,
-    write_results,
-)
+from common import script, write_results  # noqa: E402
 
 LEVEL_COLUMNS = [f"L{lv}" for lv in (1, 2, 3, 4, 5)]
 
@@ -62,9 +57,9 @@ def load_photos(folder, count, size):
     return photos, names
 
 
-def previous_rows(name, setup):
-    """Rows of results/<name>.json if it was made with the same `setup`."""
-    path = os.path.join(RESULTS_DIR, f"{name}.json")
+def previous_rows(results_dir, name, setup):
+    """Rows of <results_dir>/<name>.json if it was made with the same `setup`."""
+    path = os.path.join(results_dir, f"{name}.json")
     if not os.path.isfile(path):
         return []
     with open(path, encoding="utf-8") as f:
@@ -72,23 +67,12 @@ def previous_rows(name, setup):
     if not saved.get("notes", "").startswith(setup):
         raise SystemExit(
             f"{path} was made with other photos, size, seed or policy; run "
-            f"without --resume to replace it. Received: {saved.get('notes', '')[:80]}"
+            f"without resume to replace it. Received: {saved.get('notes', '')[:80]}"
         )
     return saved["rows"]
 
 
-def main():
-    parser = benchmark_parser(
-        __doc__, data_dir=None, preset=None, images=8, types="all", size=384, seed=0
-    )
-    parser.add_argument("--log-every", type=int, default=40)
-    parser.add_argument(
-        "--resume",
-        action="store_true",
-        help="Keep the types already in the results file (same photos, size "
-        "and seed) and run only the others.",
-    )
-    args = parser.parse_args()
+def run(args):
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
 
     import tfiqa
@@ -116,7 +100,7 @@ def main():
         "L1..L5: mean score per level."
     )
     name = f"preset_ranking_{args.preset}"
-    rows = previous_rows(name, setup) if args.resume else []
+    rows = previous_rows(args.results_dir, name, setup) if args.resume else []
     todo = [t for t in types if t not in {r["type"] for r in rows}]
     order = {t: i for i, t in enumerate(all_types())}
     last = [time.perf_counter()]
@@ -160,4 +144,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(script(__file__, __doc__))
