@@ -1,6 +1,8 @@
 """Shared fixtures: tiny synthetic images made on the fly, never real data."""
 
 import os
+import subprocess
+import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -40,6 +42,28 @@ def conv_scorer(size=8, seed=0, activation="relu", batchnorm=True, rescale=False
     x = keras.layers.GlobalAveragePooling2D()(x)
     x = keras.layers.Dense(1, activation="sigmoid", name="score")(x)
     return keras.Model(inputs, keras.layers.Reshape(())(x))
+
+
+def tiny_resnet(**overrides):
+    """A small random-weight ResNet-18 IQAModel scoring 32 px crops."""
+    from tfiqa.models import IQAModel
+
+    settings = dict(
+        backbone="resnet18",
+        weights="none",
+        levels=("P3", "P5"),
+        head_units=(8,),
+        dropout=0.0,
+        input_crop_size=32,
+    )
+    return IQAModel(**{**settings, **overrides})
+
+
+def python_stdout(code):
+    """stdout of `python -c code` in a fresh interpreter (fails on error)."""
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
 
 
 # A small IQAModel: random weights, one level, an 8-unit head.

@@ -1,9 +1,7 @@
-import subprocess
-import sys
-
 import click
 import pytest
 from click.testing import CliRunner
+from conftest import python_stdout
 
 from tfiqa.cli import cli
 
@@ -14,9 +12,7 @@ def test_help_lists_every_command_without_importing_tensorflow():
         "r = CliRunner().invoke(cli, ['--help']); print(r.output);"
         "print('TF_LOADED' if 'tensorflow' in sys.modules else 'TF_NOT_LOADED')"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    ).stdout
+    out = python_stdout(code)
     for command in ("train", "predict", "evaluate", "export", "distort"):
         assert command in out
     assert "TF_NOT_LOADED" in out

@@ -1,9 +1,7 @@
 """Closed choices of the commands fail at parse time, with the valid values."""
 
-import subprocess
-import sys
-
 from click.testing import CliRunner
+from conftest import python_stdout
 
 from tfiqa.cli import cli
 
@@ -34,7 +32,5 @@ def test_group_help_loads_no_reader():
         "CliRunner().invoke(cli, ['--help']);"
         "print('tfiqa.data.readers' in sys.modules, 'pandas' in sys.modules)"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    ).stdout
+    out = python_stdout(code)
     assert out.split() == ["False", "False"]

@@ -7,6 +7,7 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import tiny_resnet
 from PIL import Image
 
 # absl's prefix ("I0000 00:00:... file.cc:12]") and the known start-up notices.
@@ -54,17 +55,8 @@ def tensorflow_is_noisy():
 
 @pytest.fixture(scope="module")
 def model_and_images(tmp_path_factory):
-    from tfiqa.models import IQAModel
-
     root = tmp_path_factory.mktemp("quiet")
-    model = IQAModel(
-        backbone="resnet18",
-        weights="none",
-        levels=("P3", "P5"),
-        head_units=(8,),
-        dropout=0.0,
-        input_crop_size=32,
-    )
+    model = tiny_resnet()
     model.save(root / "model.keras")
     images = root / "images"
     images.mkdir()

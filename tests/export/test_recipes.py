@@ -7,7 +7,7 @@ import os
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import make_image
+from conftest import make_image, tiny_resnet
 from PIL import Image
 
 from tfiqa.cli import cli
@@ -61,8 +61,6 @@ def test_upscale_gives_tfiqas_pixels(size):
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     """A tiny model exported with every recipe, and images to score."""
-    from tfiqa.models import IQAModel
-
     root = tmp_path_factory.mktemp("recipes")
     images = root / "images"
     images.mkdir()
@@ -70,15 +68,7 @@ def exported(tmp_path_factory):
     for i, size in enumerate([(40, 56), (64, 36), (48, 48), (24, 30)]):
         Image.fromarray(make_image(size, seed=i)).save(images / f"{i}.png")
     model_path = str(root / "model.keras")
-    IQAModel(
-        backbone="resnet18",
-        weights="none",
-        levels=("P3", "P5"),
-        head_units=(8,),
-        dropout=0.0,
-        input_crop_size=32,
-        eval_crops=5,
-    ).save(model_path)
+    tiny_resnet(eval_crops=5).save(model_path)
     out = root / "out"
     for name in ("server", "phone", "phone_int8"):
         args = ["export", "--model", model_path, "--config", recipe(name)]
