@@ -36,6 +36,15 @@ def test_std_pooling_of_a_flat_map_has_finite_gradient():
     assert np.all(np.isfinite(tape.gradient(y, x).numpy()))
 
 
+def test_std_pooling_keeps_a_small_spread_on_a_large_mean():
+    # float32 E[x^2] - E[x]^2 loses a spread of 0.01 around 1000 entirely.
+    rng = np.random.default_rng(0)
+    x = (1000.0 + 0.01 * rng.normal(size=(2, 16, 16, 3))).astype("float32")
+    out = np.asarray(GlobalPooling(("std",))(x))
+    expected = np.sqrt(x.astype(np.float64).reshape(2, -1, 3).var(1) + 1e-6)
+    np.testing.assert_allclose(out, expected, rtol=0.02)
+
+
 @pytest.mark.parametrize("pooling", [(), ("mean",)])
 def test_bad_pooling(pooling):
     with pytest.raises(ConfigError, match="model.pooling"):

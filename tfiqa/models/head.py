@@ -45,8 +45,10 @@ class GlobalPooling(keras.layers.Layer):
             elif kind == "max":
                 pooled.append(keras.ops.max(features, axis=(1, 2)))
             else:
-                squared = keras.ops.mean(keras.ops.square(features), axis=(1, 2))
-                variance = keras.ops.maximum(squared - keras.ops.square(mean), 0.0)
+                # Two passes: E[x^2] - E[x]^2 cancels in float32 when the
+                # mean is large against the spread (and under int8).
+                centred = features - mean[:, None, None, :]
+                variance = keras.ops.mean(keras.ops.square(centred), axis=(1, 2))
                 # The epsilon keeps the gradient of sqrt finite on flat maps.
                 pooled.append(keras.ops.sqrt(variance + 1e-6))
         return pooled[0] if len(pooled) == 1 else keras.ops.concatenate(pooled, -1)
