@@ -40,7 +40,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from arms import summarize_arms  # noqa: E402
-from common import script  # noqa: E402
+from common import script, write_results  # noqa: E402
 from transfer import CONFIG, make_split_files, run_arm  # noqa: E402
 
 PRIOR_STAGES = {"rank": ["rank"], "meta": ["meta"], "rank_meta": ["meta"]}
@@ -223,6 +223,7 @@ def run(args):
         }
         for p in order
     }
+    prior_drift([q for q in priors if q["prior"] in order])
     summarize_arms(
         [r for r in table if r["arm"] != "probe"],
         "transfer_arms",
@@ -238,6 +239,50 @@ def run(args):
             + _probe_note(probe)
         ),
     )
+
+
+def prior_drift(priors):
+    """How far each prior moved the pretrained backbone, per VGG16 block:
+    ||W_prior - W_pretrained|| / ||W_pretrained|| over the block's kernels."""
+    import numpy as np
+
+    from tfiqa.config import load_config
+    from tfiqa.models import build_model
+
+    config = load_config(CONFIG)
+    start = build_model(config.model, input_crop_size=config.data.crop_size)
+    pretrained = {w.path: np.asarray(w) for w in start.backbone.weights}
+    rows = []
+    for prior in priors:
+        start.load_weights(prior["weights"])
+        change, norm = {}, {}
+        for w in start.backbone.weights:
+            block = w.path.split("/")[0].split("_")[0]
+            if not block.startswith("block") or "kernel" not in w.path:
+                continue
+            change[block] = change.get(block, 0.0) + float(
+                np.sum((np.asarray(w) - pretrained[w.path]) ** 2)
+            )
+            norm[block] = norm.get(block, 0.0) + float(np.sum(pretrained[w.path] ** 2))
+        row = {"prior": prior["prior"], "seed": prior["seed"]}
+        row.update({b: (change[b] / norm[b]) ** 0.5 for b in sorted(change)})
+        row.update({f"val_{k}": v for k, v in prior["val"].items()})
+        rows.append(row)
+    columns = list(dict.fromkeys(k for r in rows for k in r))
+    write_results(
+        "transfer_prior_drift",
+        rows,
+        columns,
+        "How far each prior moved the pretrained VGG16, per block",
+        notes=(
+            "Relative L2 change of the block's convolution kernels from the "
+            "pretrained (`hed`) weights to the prior's; val_*: the prior's own "
+            "validation on distorted photos of pristine/ (ranking: pair "
+            "accuracy and SRCC of level vs score; meta: SRCC and loss after "
+            "adaptation, and 0-shot)."
+        ),
+    )
+    return rows
 
 
 def _probe_note(probe):
