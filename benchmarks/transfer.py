@@ -75,6 +75,15 @@ def make_split_files(data_dir, out, count):
     return records, files
 
 
+def pending_runs(name, split_files, seeds, done):
+    """(split_file, seed) of arm `name` not yet in `done` ((arm, split, seed))."""
+    for split_file in split_files:
+        split = os.path.splitext(os.path.basename(split_file))[0]
+        for seed in seeds:
+            if (name, split, seed) not in done:
+                yield split_file, seed
+
+
 def run_arm(name, config_path, overrides, data_dir, out, split_file, seed):
     """Trains one arm on one split and seed; returns its row."""
     from tfiqa.config import load_config
@@ -196,17 +205,11 @@ def run(args):
                 write_json_atomic(rows_path, rows)
             continue
         config_path, overrides = arms[name]
-        for split_file in split_files:
-            split = os.path.splitext(os.path.basename(split_file))[0]
-            for seed in seeds:
-                if (name, split, seed) in done:
-                    continue
-                row = run_arm(
-                    name, config_path, overrides, data_dir, out, split_file, seed
-                )
-                print(json.dumps(row), flush=True)
-                rows.append(row)
-                write_json_atomic(rows_path, rows)
+        for split_file, seed in pending_runs(name, split_files, seeds, done):
+            row = run_arm(name, config_path, overrides, data_dir, out, split_file, seed)
+            print(json.dumps(row), flush=True)
+            rows.append(row)
+            write_json_atomic(rows_path, rows)
     if args.select:
         table = []
         for name in names:

@@ -41,7 +41,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from arms import summarize_arms  # noqa: E402
 from common import script, write_results  # noqa: E402
-from transfer import CONFIG, make_split_files, run_arm  # noqa: E402
+from transfer import CONFIG, make_split_files, pending_runs, run_arm  # noqa: E402
 
 PRIOR_STAGES = {"rank": ["rank"], "meta": ["meta"], "rank_meta": ["meta"]}
 # Prior each arm starts from, and its fine-tuning overrides.
@@ -189,29 +189,25 @@ def run(args):
     views = [f"finetune.cache_views={args.views}", f"data.eval_crops={args.views}"]
     for name in names:
         prior, overrides = ARMS[name]
-        for split_file in split_files:
-            split = os.path.splitext(os.path.basename(split_file))[0]
-            for seed in seeds:
-                if (name, split, seed) in done:
-                    continue
-                init = (
-                    [f"trainer.init_from={arm_weights(prior, overrides, args, seed)}"]
-                    if prior
-                    else []
-                )
-                row = run_arm(
-                    name,
-                    CONFIG,
-                    views + overrides + init,
-                    os.path.abspath(args.data_dir),
-                    out,
-                    split_file,
-                    seed,
-                )
-                row["prior"] = prior
-                print(json.dumps(row), flush=True)
-                rows.append(row)
-                write_json_atomic(rows_path, rows)
+        for split_file, seed in pending_runs(name, split_files, seeds, done):
+            init = (
+                [f"trainer.init_from={arm_weights(prior, overrides, args, seed)}"]
+                if prior
+                else []
+            )
+            row = run_arm(
+                name,
+                CONFIG,
+                views + overrides + init,
+                os.path.abspath(args.data_dir),
+                out,
+                split_file,
+                seed,
+            )
+            row["prior"] = prior
+            print(json.dumps(row), flush=True)
+            rows.append(row)
+            write_json_atomic(rows_path, rows)
     probe = [r for r in _load(os.path.join(out, "rows.json")) if r["arm"] == "probe"]
     table = [r for r in rows if r["arm"] in names] + [
         {**r, "budget": {}} for r in probe if r["seed"] in seeds
