@@ -7,9 +7,12 @@ import sys
 import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# A safety net, not a speed check: a multi-replica worker on a loaded 2-core
+# machine can take several minutes (each replica runs its own tf.function).
+WORKER_TIMEOUT = 900
 
 
-def run_script(script, timeout):
+def run_script(script, timeout=WORKER_TIMEOUT):
     """Runs a Python file in a fresh process with the repository importable;
     returns the finished `subprocess.CompletedProcess` (text output)."""
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")

@@ -185,6 +185,6 @@ def test_meta_stage_on_two_replicas(tmp_path):
     )
     from .helpers import run_script  # here: the script imports this module
 
-    proc = run_script(script, timeout=600)
+    proc = run_script(script)
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert "STAGE OK" in proc.stdout

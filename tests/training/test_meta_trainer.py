@@ -239,6 +239,6 @@ def test_two_replicas_split_tasks_and_match_one_replica(tmp_path):
     script.write_text(TWO_REPLICAS.format(tests=os.path.dirname(__file__)))
     from .helpers import run_script  # here: the script imports this module
 
-    proc = run_script(script, timeout=300)
+    proc = run_script(script)
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert "REPLICAS OK" in proc.stdout

@@ -10,11 +10,13 @@ import pytest
 from tfiqa.config import TrainerConfig
 from tfiqa.errors import ConfigError
 
+from .helpers import WORKER_TIMEOUT
+
 WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "strategy_worker.py")
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(WORKER)))
 
 
-def run_worker(args, env=None, timeout=240):
+def run_worker(args, env=None):
     env = {**os.environ, "PYTHONPATH": ROOT, **(env or {})}
     return subprocess.Popen(
         [sys.executable, WORKER, *args],
@@ -25,7 +27,7 @@ def run_worker(args, env=None, timeout=240):
     )
 
 
-def finish(proc, timeout=240):
+def finish(proc, timeout=WORKER_TIMEOUT):
     try:
         out, _ = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:

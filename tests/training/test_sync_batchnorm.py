@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from .test_run import ROOT
+from .helpers import ROOT, WORKER_TIMEOUT
 
 WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "batchnorm_worker.py")
 
@@ -20,7 +20,7 @@ def train(tmp_path, strategy, sync, logical_cpus=1):
         env={**os.environ, "PYTHONPATH": ROOT},
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=WORKER_TIMEOUT,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     data = np.load(out)
