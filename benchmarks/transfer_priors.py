@@ -22,8 +22,9 @@ weights) with equal image budgets (`--prior-images`), once per seed, and are
 shared by the five splits. Fine-tuning: 5 content-disjoint splits of
 biq2021-dev (`benchmarks/out/transfer/splits/`) x seeds, model selection on
 validation, one test score per run. Rows: `--out/arm_rows.json`; priors:
-`--out/priors.json`; summary (medians, bootstrap intervals, paired
-differences to `finetune`): `benchmarks/results/transfer_arms.{json,md}`.
+`--out/priors.json`; summary of every arm in the rows file, whichever
+`--arms` this call ran (medians, bootstrap intervals, paired differences to
+`finetune`): `benchmarks/results/transfer_arms.{json,md}`.
 
 Example (parameters: `benchmarks/configs/transfer_priors.yaml`):
 ```
@@ -208,10 +209,21 @@ def run(args):
             print(json.dumps(row), flush=True)
             rows.append(row)
             write_json_atomic(rows_path, rows)
+    summarize(args, out)
+
+
+def summarize(args, out):
+    """Writes `transfer_arms` from every arm and prior on file in `out`, not
+    only those this call ran: `--arms` picks what to run, and a run of one arm
+    must not shrink the table to that arm."""
+    priors = _load(os.path.join(out, "priors.json"))
+    rows = _load(os.path.join(out, "arm_rows.json"))
+    if not rows:
+        raise ValueError(f"No arm runs to summarise in {out}/arm_rows.json")
+    seeds = sorted({r["seed"] for r in rows})
     probe = [r for r in _load(os.path.join(out, "rows.json")) if r["arm"] == "probe"]
-    table = [r for r in rows if r["arm"] in names] + [
-        {**r, "budget": {}} for r in probe if r["seed"] in seeds
-    ]
+    probe = [r for r in probe if r["seed"] in seeds]
+    order = [p for p in PRIOR_STAGES if any(q["prior"] == p for q in priors)]
     budgets = {
         p: {
             "steps": [q["steps"] for q in priors if q["prior"] == p],
@@ -219,11 +231,13 @@ def run(args):
         }
         for p in order
     }
-    prior_drift([q for q in priors if q["prior"] in order])
-    summarize_arms(
-        [r for r in table if r["arm"] != "probe"],
+    if priors:
+        prior_drift(priors)
+    arms = {r["arm"] for r in rows}
+    return summarize_arms(
+        rows,
         "transfer_arms",
-        baseline="finetune",
+        baseline="finetune" if "finetune" in arms else None,
         title="Seed methods on offline pretrained VGG16 features, BIQ2021-dev test",
         notes=(
             f"{args.splits} content-disjoint splits x seeds {seeds}; every arm "

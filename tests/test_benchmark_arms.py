@@ -57,3 +57,36 @@ def test_protocol_checks_fail_on_few_splits_one_seed_or_unequal_budgets(tmp_path
         "passed": False,
     }
     assert "FAILED" in (tmp_path / "bad.md").read_text()
+
+
+def test_transfer_arms_table_keeps_every_arm_on_file(tmp_path, monkeypatch):
+    """A run of one arm (`--arms rank_meta`) summarises every arm on file,
+    with the baseline only where it ran."""
+    import types
+
+    import common
+    import transfer_priors
+
+    monkeypatch.setattr(common, "_results_dir", [str(tmp_path)])
+    args = types.SimpleNamespace(
+        arms="rank_meta",
+        splits=5,
+        views=1,
+        freeze="block3_pool",
+        prior_crop=224,
+        prior_images=96,
+        precision="float32",
+    )
+    out = tmp_path / "out"
+    out.mkdir()
+    rows = out / "arm_rows.json"
+    rows.write_text(json.dumps(runs("rank_meta", 0.45)))
+    alone = transfer_priors.summarize(args, str(out))
+    assert list(alone["arms"]) == ["rank_meta"]
+    assert "diff" not in alone["arms"]["rank_meta"]["srcc"]
+    rows.write_text(json.dumps(runs("finetune", 0.40) + runs("rank_meta", 0.45)))
+    both = transfer_priors.summarize(args, str(out))
+    assert set(both["arms"]) == {"finetune", "rank_meta"}
+    assert both["arms"]["rank_meta"]["srcc"]["diff"] == pytest.approx(0.05)
+    saved = json.loads((tmp_path / "transfer_arms.json").read_text())
+    assert set(saved["arms"]) == {"finetune", "rank_meta"}
