@@ -23,7 +23,7 @@ lint: install
 	$(BIN)/ruff format --check .
 
 test: lint
-	$(BIN)/pytest -m "not slow"
-	$(BIN)/pytest -m slow
+	$(BIN)/pytest -m "not slow" --durations=10
+	$(BIN)/pytest -m slow --durations=10
 
 test-all: test
