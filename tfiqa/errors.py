@@ -32,3 +32,7 @@ class TrainingError(TfiqaError):
 
 class LeakError(TfiqaError):
     """A run's test content was seen by one of its training stages."""
+
+
+class UnsafeModelError(TfiqaError):
+    """A model file would run code that scoring does not need; it is refused."""

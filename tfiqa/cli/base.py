@@ -107,6 +107,16 @@ def file_option(*names, help, **kwargs):
     return click.option(*names, type=click.Path(dir_okay=False), help=help, **kwargs)
 
 
+def trust_model_option(command):
+    """`--trust-model`: run a SavedModel whose graph fails the op allowlist."""
+    return click.option(
+        "--trust-model",
+        is_flag=True,
+        help="Run a SavedModel even if its graph uses ops a scoring model does "
+        "not need (file I/O, Python calls); only for models you trust.",
+    )(command)
+
+
 def workdir_option(default, help):
     """`--workdir`: the run directory a command writes and resumes."""
     return folder_option(

@@ -46,6 +46,7 @@ from tfiqa.cli import base
     show_default=True,
     help="Where metrics.json and the scatter plot go.",
 )
+@base.trust_model_option
 @base.user_errors
 def evaluate(
     config_path,
@@ -57,6 +58,7 @@ def evaluate(
     split,
     workdir,
     output,
+    trust_model,
 ):
     """Compute SRCC/PLCC/KRCC/RMSE of predictions against a dataset's MOS.
 
@@ -91,6 +93,7 @@ def evaluate(
         workdir=workdir,
         split_index=config.data.split_index,
         reader_options=config.data.reader_options if same_dataset else {},
+        trust_model=trust_model,
     )
     for note in result.notes:
         click.echo(f"Warning: {note}", err=True)

@@ -21,9 +21,10 @@ from tfiqa.cli import base
     help="Average N deterministic crops (default: the model's policy).",
 )
 @click.option("--full", is_flag=True, help="Score each whole image at its own size.")
+@base.trust_model_option
 @click.argument("inputs", nargs=-1, required=True)
 @base.user_errors
-def predict(model_path, output, crops, full, inputs):
+def predict(model_path, output, crops, full, trust_model, inputs):
     """Score images (files or folders) with a trained model.
 
     Writes CSV rows image,score,error (to --output, or to stdout); an image
@@ -44,7 +45,7 @@ def predict(model_path, output, crops, full, inputs):
     from tfiqa.progress import progress
 
     paths = expand_inputs(inputs)
-    scorer = load(model_path)
+    scorer = load(model_path, trust_model=trust_model)
 
     def run(todo, sink=None):
         with progress(len(todo), "Scoring", unit="image") as bar:

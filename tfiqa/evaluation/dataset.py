@@ -109,8 +109,9 @@ def select_split(records, workdir, split, index=0):
     return selected, path, notes
 
 
-def predict_records(model_path, records, verbose=1):
-    """Scores the records' images with a model (`tfiqa.inference.load`).
+def predict_records(model_path, records, verbose=1, trust_model=False):
+    """Scores the records' images with a model (`tfiqa.inference.load`,
+    `trust_model` as there).
 
     Images are decoded a batch at a time; one that cannot be read is a
     failed prediction, as in `tfiqa predict`, not the end of the evaluation.
@@ -121,7 +122,7 @@ def predict_records(model_path, records, verbose=1):
 
     paths = [r["image_path"] for r in records]
     scores, failed = {}, {}
-    scorer = inference.load(model_path)
+    scorer = inference.load(model_path, trust_model=trust_model)
     with progress(len(paths), "Scoring", verbose, unit="image") as bar:
         for row in scorer.score_files(paths):
             if row["error"]:
@@ -187,6 +188,7 @@ def evaluate_dataset(
     reader_options=None,
     fit="logistic4",
     verbose=1,
+    trust_model=False,
 ):
     """Metrics of predictions (a CSV, or a model run now) on a dataset.
 
@@ -201,6 +203,7 @@ def evaluate_dataset(
         reader_options: dict of options for the dataset reader.
         fit: "logistic4" or None (see `tfiqa.metrics.evaluate_predictions`).
         verbose: int. 0 hides the progress of scoring with `model`.
+        trust_model: bool. See `tfiqa.inference.load`.
 
     Returns:
         `EvaluationResult`.
@@ -223,7 +226,7 @@ def evaluate_dataset(
         records, split_path, split_notes = select_split(
             every, workdir, split, split_index
         )
-    table = table or predict_records(model, records, verbose)
+    table = table or predict_records(model, records, verbose, trust_model)
 
     # Match against the whole dataset, so that predictions for images of
     # other splits are told apart from images that are not in the dataset.

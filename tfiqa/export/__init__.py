@@ -42,12 +42,17 @@ DEFAULT_INPUT_SIZE = 224
 def load_keras_model(path):
     """Loads a `.keras` model (tfiqa classes registered).
 
+    Loaded in Keras's safe mode, after `tfiqa.export.trust.check_keras_archive`.
+
     Raises:
         DataError: the file is missing or is not a loadable Keras model.
+        UnsafeModelError: the file holds code (a Lambda layer, an object
+            from another Python module).
     """
     import keras
 
     import tfiqa.models  # noqa: F401  (registers tfiqa layers and models)
+    from tfiqa.export import trust
 
     path = os.fspath(path)
     if not os.path.isfile(path):
@@ -61,9 +66,13 @@ def load_keras_model(path):
             f"Corrupt Keras model {path}: not a zip archive (truncated or not a "
             ".keras file)"
         )
+    trust.check_keras_archive(path)
     try:
-        return keras.saving.load_model(path, compile=False)
+        return keras.saving.load_model(path, compile=False, safe_mode=True)
     except Exception as e:  # noqa: BLE001  (zip, h5 and JSON errors of any kind)
+        if trust.is_unsafe_keras_error(e):
+            reason = f"an object that Keras's safe mode refuses ({first_line(e)})"
+            raise trust.unsafe_keras_error(path, reason) from None
         raise DataError(f"Corrupt Keras model {path}: {first_line(e)}") from None
 
 

@@ -222,27 +222,40 @@ def resolve_saved_model_dir(path):
     )
 
 
-def load_saved_model(directory):
-    """`tf.saved_model.load`, with a one-line DataError for a corrupt folder."""
+def load_saved_model(directory, trust_model=False):
+    """`tf.saved_model.load`, with a one-line DataError for a corrupt folder.
+
+    Unless `trust_model`, the graph is first checked against the op allowlist
+    (`tfiqa.export.trust`): a SavedModel is a program, and loading or
+    calling one runs it.
+
+    Raises:
+        UnsafeModelError: an op that scoring does not need (file I/O, ...).
+        DataError: the folder is not a loadable SavedModel.
+    """
     import tensorflow as tf
 
     from tfiqa.export import first_line
+    from tfiqa.export.trust import check_saved_model
 
     pb = os.path.join(directory, "saved_model.pb")
     if os.path.getsize(pb) == 0:
         raise DataError(f"Corrupt SavedModel {directory}: saved_model.pb is empty")
+    if not trust_model:
+        check_saved_model(directory)
     try:
         return tf.saved_model.load(directory)
     except Exception as e:  # noqa: BLE001  (protobuf, checkpoint and TF errors)
         raise DataError(f"Corrupt SavedModel {directory}: {first_line(e)}") from None
 
 
-def saved_model_predict_fn(path):
+def saved_model_predict_fn(path, trust_model=False):
     """A scoring function for an exported SavedModel (its `score_uint8`).
 
     Args:
         path: str. Version dir, model base dir or export dir (see
             `resolve_saved_model_dir`).
+        trust_model: bool. Skip the op allowlist (`load_saved_model`).
 
     Returns:
         (fn, input_size): `fn(uint8 array (N, H, W, 3)) -> np.ndarray (N,)`
@@ -253,7 +266,7 @@ def saved_model_predict_fn(path):
     import tensorflow as tf
 
     directory = resolve_saved_model_dir(path)
-    loaded = load_saved_model(directory)
+    loaded = load_saved_model(directory, trust_model)
     if SIGNATURE_UINT8 not in loaded.signatures:
         raise DataError(
             f"SavedModel has no '{SIGNATURE_UINT8}' signature; re-export it with "
@@ -278,12 +291,13 @@ def saved_model_predict_fn(path):
     return fn, input_size
 
 
-def saved_model_bytes_fn(path):
+def saved_model_bytes_fn(path, trust_model=False):
     """`fn(list of encoded image files (bytes)) -> np.ndarray (N,)` through the
-    `serving_default` signature, i.e. what a TF Serving client gets."""
+    `serving_default` signature, i.e. what a TF Serving client gets
+    (`trust_model`: see `load_saved_model`)."""
     import tensorflow as tf
 
-    loaded = load_saved_model(resolve_saved_model_dir(path))
+    loaded = load_saved_model(resolve_saved_model_dir(path), trust_model)
     signature = loaded.signatures[SIGNATURE_BYTES]
 
     def fn(blobs):

@@ -57,14 +57,14 @@ def _load_keras(path):
     )
 
 
-def _load_saved_model(path):
+def _load_saved_model(path, trust_model):
     from tfiqa.export.saved_model import (
         SIDECAR_PATH,
         resolve_saved_model_dir,
         saved_model_predict_fn,
     )
 
-    fn, input_size = saved_model_predict_fn(path)
+    fn, input_size = saved_model_predict_fn(path, trust_model)
     sidecar = _read_sidecar(os.path.join(resolve_saved_model_dir(path), SIDECAR_PATH))
     return Scorer(
         fn, backend="saved_model", path=path, **_from_sidecar(sidecar, input_size)
@@ -100,7 +100,7 @@ def _load_preset(text):
     return scorer
 
 
-def load(path):
+def load(path, trust_model=False):
     """Loads a quality model for scoring.
 
     Args:
@@ -109,6 +109,11 @@ def load(path):
             the model folder or the export folder), a `.tflite` file, or the
             name of a shipped preset (`tfiqa list presets`), optionally with
             a format: "mobile-mnv3s:tflite".
+        trust_model: bool. Run a SavedModel even when its graph uses ops
+            outside the scoring allowlist (file I/O, Python calls, ...;
+            `tfiqa.export.trust`). Only for models from a trusted source:
+            a SavedModel is a program. `.keras` files are always loaded in
+            Keras's safe mode.
 
     Returns:
         `Scorer`; `scorer.score(images)` returns float32 scores (N,), higher
@@ -116,6 +121,8 @@ def load(path):
 
     Raises:
         TfiqaError: the path does not exist or is not a known model format.
+        UnsafeModelError: the model would run code that scoring does not
+            need (see `trust_model`).
     """
     path = os.fspath(path)
     if not os.path.exists(path):
@@ -125,7 +132,7 @@ def load(path):
             return _load_preset(path)
         raise TfiqaError(f"Model not found. Received: {path}")
     if os.path.isdir(path):
-        return _load_saved_model(path)
+        return _load_saved_model(path, trust_model)
     ext = os.path.splitext(path)[1].lower()
     if ext == ".keras":
         return _load_keras(path)
