@@ -62,7 +62,13 @@ def preset_card(name):
 
 
 def preset_file(name, fmt=None):
-    """(format, absolute path) of a preset's file, checked against its card."""
+    """(format, absolute path) of a preset's file, checked against its card:
+    the file's SHA-256 must be the one `preset.json` records.
+
+    Raises:
+        TfiqaError: unknown format, missing file, or a file whose content is
+            not the one the card records (altered or damaged).
+    """
     card = preset_card(name)
     fmt = fmt or card["default_format"]
     files = card["files"]
@@ -73,6 +79,19 @@ def preset_file(name, fmt=None):
     path = os.path.join(PRESETS_DIR, name, files[fmt]["file"])
     if not os.path.isfile(path):
         raise TfiqaError(f"Preset {name!r}: file missing from the package: {path}")
+    expected = files[fmt].get("sha256")
+    if not expected:
+        raise TfiqaError(
+            f"Preset {name!r}: preset.json records no sha256 for {path}; the file "
+            "cannot be verified"
+        )
+    actual = file_sha256(path)
+    if actual != expected:
+        raise TfiqaError(
+            f"Preset {name!r}: {path} does not match the SHA-256 in its "
+            f"preset.json (altered or damaged; reinstall tfiqa). Received: "
+            f"sha256 {actual}, expected {expected}"
+        )
     return fmt, path
 
 

@@ -1,0 +1,56 @@
+"""Preset files are the ones their card records."""
+
+import shutil
+
+import pytest
+from click.testing import CliRunner
+from conftest import conv_scorer
+
+from tfiqa import presets
+from tfiqa.cli import cli
+from tfiqa.errors import TfiqaError
+
+SHIPPED = "mobile-mnv3s"
+
+
+@pytest.fixture
+def copied_preset(tmp_path, monkeypatch):
+    """A copy of a shipped preset's card and `.keras` file in a preset folder
+    that the lookup uses; returns the copied model file."""
+    source = presets.PRESETS_DIR
+    root = tmp_path / "presets"
+    (root / SHIPPED).mkdir(parents=True)
+    for name in ("preset.json", "model.keras"):
+        shutil.copy(f"{source}/{SHIPPED}/{name}", root / SHIPPED / name)
+    monkeypatch.setattr(presets, "PRESETS_DIR", str(root))
+    return root / SHIPPED / "model.keras"
+
+
+def flip_a_byte(path):
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def put_another_model(path):
+    """A valid `.keras` file, but not the one the card records."""
+    conv_scorer(size=32).save(path)
+
+
+def test_preset_file_matching_its_card_is_used(copied_preset):
+    assert presets.preset_file(SHIPPED) == ("keras", str(copied_preset))
+
+
+@pytest.mark.parametrize("alter", [flip_a_byte, put_another_model])
+def test_altered_preset_file_is_refused_naming_the_file(copied_preset, tmp_path, alter):
+    import tfiqa
+
+    alter(copied_preset)
+    with pytest.raises(TfiqaError, match="SHA-256") as info:
+        tfiqa.load(SHIPPED)
+    assert str(copied_preset) in str(info.value) and "\n" not in str(info.value)
+    image = tmp_path / "x.png"
+    image.write_bytes(b"")
+    result = CliRunner().invoke(cli, ["predict", "--model", SHIPPED, str(image)])
+    assert result.exit_code == 2, result.output
+    assert result.output.count("\n") == 1 and "model.keras" in result.output
