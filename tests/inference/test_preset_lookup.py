@@ -4,7 +4,7 @@ import shutil
 
 import pytest
 from click.testing import CliRunner
-from conftest import conv_scorer
+from conftest import conv_scorer, tiny_resnet
 
 from tfiqa import presets
 from tfiqa.cli import cli
@@ -54,3 +54,35 @@ def test_altered_preset_file_is_refused_naming_the_file(copied_preset, tmp_path,
     result = CliRunner().invoke(cli, ["predict", "--model", SHIPPED, str(image)])
     assert result.exit_code == 2, result.output
     assert result.output.count("\n") == 1 and "model.keras" in result.output
+
+
+@pytest.mark.parametrize(
+    "name", ["../../X", "/tmp/x", "a/b", "a\\b", ".", "..", "", ".hidden", "a:b"]
+)
+def test_export_preset_name_that_is_a_path_is_one_line_error(tmp_path, name):
+    output = tmp_path / "deep" / "out"
+    model = tmp_path / "model.keras"  # never read: the name is checked first
+    result = CliRunner().invoke(
+        cli,
+        ["export", "--model", str(model), "--output", str(output), "--preset", name],
+    )
+    assert result.exit_code == 2, result.output
+    assert result.output.count("\n") == 1 and "preset name" in result.output
+    assert "not found" not in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("name", ["mobile-mnv3s", "my_model.v2", "A1"])
+def test_plain_preset_names_are_accepted(name):
+    assert presets.check_preset_name(name) == name
+
+
+def test_export_never_writes_a_preset_outside_output(tmp_path):
+    model = tmp_path / "model.keras"
+    tiny_resnet().save(model)
+    output = tmp_path / "deep" / "out"
+    args = ["export", "--model", str(model), "--output", str(output)]
+    args += ["--format", "tflite", "--quantize", "none", "--preset", "../../X"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 2, result.output
+    assert not (tmp_path / "X").exists() and not (tmp_path / "deep").exists()

@@ -66,7 +66,8 @@ def export_choices(config, export_format, quantize, calibration_dir):
     "--preset",
     "preset_name",
     help="Also package the model and its TFLite files as this preset "
-    "(OUTPUT/presets/NAME, see tfiqa/presets/).",
+    "(OUTPUT/presets/NAME, see tfiqa/presets/). NAME is a name, not a path: "
+    "letters, digits, '.', '_', '-'.",
 )
 @base.user_errors
 def export(
@@ -86,6 +87,10 @@ def export(
     of --config, else of the config.yaml next to --model (its training run),
     else of the defaults.
     """
+    if preset_name is not None:
+        from tfiqa.presets import check_preset_name
+
+        check_preset_name(preset_name)
     run_config = os.path.join(
         os.path.dirname(os.path.abspath(model_path)), "config.yaml"
     )

@@ -22,11 +22,30 @@ scorer.score(["photo.jpg"])
 import hashlib
 import json
 import os
+import re
 
-from tfiqa.errors import TfiqaError
+from tfiqa.errors import ConfigError, TfiqaError
 
 PRESETS_DIR = os.path.dirname(os.path.abspath(__file__))
 FORMATS = ("keras", "tflite", "head")
+# A preset name is a folder name, never a path: no separators, no "." or "..".
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+
+
+def check_preset_name(name):
+    """Returns `name` if it is a valid preset name, else raises ConfigError.
+
+    Valid: letters, digits, ".", "_" and "-", starting with a letter or a
+    digit, at most 100 characters; so never "..", an absolute path or a
+    path with a separator, which would put the preset outside its folder.
+    """
+    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
+        raise ConfigError(
+            "A preset name is a name, not a path: letters, digits, '.', '_' and "
+            "'-', starting with a letter or digit (at most 100 characters). "
+            f"Received: {name!r}"
+        )
+    return name
 
 
 def preset_names():
