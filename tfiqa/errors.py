@@ -36,3 +36,11 @@ class LeakError(TfiqaError):
 
 class UnsafeModelError(TfiqaError):
     """A model file would run code that scoring does not need; it is refused."""
+
+
+class TfiqaWarning(UserWarning):
+    """Base class of tfiqa's warnings; the CLI prints each as one line."""
+
+
+class AmbiguousModelWarning(TfiqaWarning):
+    """A model argument names both an existing path and a shipped preset."""

@@ -1,14 +1,17 @@
-"""Preset files are the ones their card records."""
+"""Preset names: files checked against their card, names never paths, and
+which one wins when a path has a preset's name."""
 
 import shutil
+import warnings
 
 import pytest
 from click.testing import CliRunner
-from conftest import conv_scorer, tiny_resnet
+from conftest import conv_scorer, make_image, tiny_resnet
+from PIL import Image
 
 from tfiqa import presets
 from tfiqa.cli import cli
-from tfiqa.errors import TfiqaError
+from tfiqa.errors import AmbiguousModelWarning, TfiqaError
 
 SHIPPED = "mobile-mnv3s"
 
@@ -86,3 +89,50 @@ def test_export_never_writes_a_preset_outside_output(tmp_path):
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 2, result.output
     assert not (tmp_path / "X").exists() and not (tmp_path / "deep").exists()
+
+
+@pytest.fixture
+def shadowing_folder(copied_preset, tmp_path, monkeypatch):
+    """A SavedModel folder named like the preset, in the working directory."""
+    import tensorflow as tf
+
+    module = tf.Module()
+    spec = tf.TensorSpec([None, None, None, 3], tf.uint8, name="images")
+
+    @tf.function(input_signature=[spec])
+    def score(images):
+        return {"score": tf.zeros([tf.shape(images)[0]])}
+
+    monkeypatch.chdir(tmp_path)
+    tf.saved_model.save(module, SHIPPED, signatures={"score_uint8": score})
+    return tmp_path / SHIPPED
+
+
+def test_path_named_like_a_preset_wins_with_a_warning(shadowing_folder):
+    import tfiqa
+
+    with pytest.warns(AmbiguousModelWarning, match=f"'preset:{SHIPPED}'") as record:
+        scorer = tfiqa.load(SHIPPED)
+    assert scorer.backend == "saved_model" and len(record) == 1
+    assert str(shadowing_folder) in str(record[0].message)
+
+
+def test_preset_prefix_always_means_the_preset(shadowing_folder):
+    import tfiqa
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", AmbiguousModelWarning)
+        scorer = tfiqa.load(f"preset:{SHIPPED}")
+    assert scorer.preset == SHIPPED and scorer.backend == "keras"
+    with pytest.raises(TfiqaError, match=f"Did you mean '{SHIPPED}'"):
+        tfiqa.load("preset:mobile-mnv3")
+
+
+def test_cli_says_which_one_it_used_in_one_line(shadowing_folder):
+    image = shadowing_folder.parent / "x.png"
+    Image.fromarray(make_image((40, 40))).save(image)
+    result = CliRunner().invoke(cli, ["predict", "--model", SHIPPED, str(image)])
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.stderr.splitlines() if "Warning" in line]
+    assert len(lines) == 1 and f"preset:{SHIPPED}" in lines[0]
+    assert lines[0].startswith("Warning: ")

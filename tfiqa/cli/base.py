@@ -10,10 +10,11 @@ import os
 import signal
 import sys
 import tempfile
+import warnings
 
 import click
 
-from tfiqa.errors import TfiqaError
+from tfiqa.errors import TfiqaError, TfiqaWarning
 
 EXIT_USER_ERROR = 2
 
@@ -23,16 +24,29 @@ class UserError(click.ClickException):
 
 
 def user_errors(command):
-    """Turns `TfiqaError` (and click's file errors) into a one-line exit 2."""
+    """Turns `TfiqaError` (and click's file errors) into a one-line exit 2,
+    and prints tfiqa's own warnings as one "Warning: ..." line on stderr."""
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
-        try:
-            return command(*args, **kwargs)
-        except TfiqaError as e:
-            raise UserError(str(e)) from None
+        with warnings.catch_warnings():
+            warnings.showwarning = _one_line_warnings(warnings.showwarning)
+            try:
+                return command(*args, **kwargs)
+            except TfiqaError as e:
+                raise UserError(str(e)) from None
 
     return wrapper
+
+
+def _one_line_warnings(show):
+    def showwarning(message, category, *args, **kwargs):
+        if issubclass(category, TfiqaWarning):
+            click.echo(f"Warning: {message}", err=True)
+        else:
+            show(message, category, *args, **kwargs)
+
+    return showwarning
 
 
 def config_options(example, data_dir=True):

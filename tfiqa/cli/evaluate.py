@@ -20,8 +20,9 @@ from tfiqa.cli import base
 @click.option(
     "--model",
     "model_path",
-    help="Model (.keras, SavedModel, .tflite or preset) to score the images "
-    "with first; writes predictions.csv. Exclusive with --predictions.",
+    help="Model (.keras, SavedModel, .tflite or preset; preset:NAME is always "
+    "the preset) to score the images with first; writes predictions.csv. "
+    "Exclusive with --predictions.",
 )
 @click.option(
     "--dataset",

@@ -7,7 +7,11 @@ from tfiqa.cli import base
 
 @base.cli.command()
 @click.option(
-    "--model", "model_path", required=True, help=".keras, SavedModel dir or .tflite."
+    "--model",
+    "model_path",
+    required=True,
+    help=".keras, SavedModel dir, .tflite or preset name (preset:NAME is always "
+    "the preset, even where a path of that name exists).",
 )
 @click.option(
     "--output",

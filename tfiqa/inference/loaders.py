@@ -6,8 +6,9 @@ carries it in a JSON sidecar written next to it by `tfiqa export`.
 
 import json
 import os
+import warnings
 
-from tfiqa.errors import TfiqaError
+from tfiqa.errors import AmbiguousModelWarning, TfiqaError
 from tfiqa.inference.scorer import Scorer
 
 
@@ -79,14 +80,14 @@ def _load_tflite(path):
     return Scorer(fn, backend="tflite", path=path, **_from_sidecar(sidecar, input_size))
 
 
-def _load_preset(text):
+def _load_preset(text, trust_model=False):
     from tfiqa.models.scoring import predict_fn, scoring_policy
     from tfiqa.presets import build_head_model, preset_card, preset_file, split_name
 
     name, fmt = split_name(text)
     fmt, file = preset_file(name, fmt)
     if fmt != "head":
-        scorer = load(file)
+        scorer = load(file, trust_model)
     else:
         model = build_head_model(preset_card(name), file)
         predict = predict_fn(model)
@@ -108,7 +109,9 @@ def load(path, trust_model=False):
             SavedModel folder (as `tfiqa export` writes: the version folder,
             the model folder or the export folder), a `.tflite` file, or the
             name of a shipped preset (`tfiqa list presets`), optionally with
-            a format: "mobile-mnv3s:tflite".
+            a format: "mobile-mnv3s:tflite". An existing path wins over a
+            preset of the same name (with an `AmbiguousModelWarning`);
+            "preset:NAME" or "preset:NAME:FORMAT" is always the preset.
         trust_model: bool. Run a SavedModel even when its graph uses ops
             outside the scoring allowlist (file I/O, Python calls, ...;
             `tfiqa.export.trust`). Only for models from a trusted source:
@@ -124,13 +127,23 @@ def load(path, trust_model=False):
         UnsafeModelError: the model would run code that scoring does not
             need (see `trust_model`).
     """
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        from tfiqa.presets import is_preset
+    from tfiqa.presets import PREFIX, is_preset
 
+    path = os.fspath(path)
+    if path.startswith(PREFIX):
+        return _load_preset(path, trust_model)
+    if not os.path.exists(path):
         if is_preset(path):
-            return _load_preset(path)
+            return _load_preset(path, trust_model)
         raise TfiqaError(f"Model not found. Received: {path}")
+    if is_preset(path):
+        warnings.warn(
+            f"{path!r} is both an existing path and a shipped preset; using the "
+            f"path {os.path.abspath(path)}. For the preset, pass "
+            f"'{PREFIX}{path}'.",
+            AmbiguousModelWarning,
+            stacklevel=2,
+        )
     if os.path.isdir(path):
         return _load_saved_model(path, trust_model)
     ext = os.path.splitext(path)[1].lower()

@@ -15,7 +15,8 @@ Example:
 ```python
 scorer = tfiqa.load("hed-vgg16-biq")           # the preset's default format
 scorer = tfiqa.load("mobile-mnv3s:tflite")     # a chosen format
-scorer.score(["photo.jpg"])
+scorer = tfiqa.load("preset:mobile-mnv3s")     # the preset, even if a path
+scorer.score(["photo.jpg"])                    # of that name exists
 ```
 """
 
@@ -28,6 +29,8 @@ from tfiqa.errors import ConfigError, TfiqaError
 
 PRESETS_DIR = os.path.dirname(os.path.abspath(__file__))
 FORMATS = ("keras", "tflite", "head")
+# "preset:NAME[:FORMAT]" always means a shipped preset, never a path.
+PREFIX = "preset:"
 # A preset name is a folder name, never a path: no separators, no "." or "..".
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
@@ -58,8 +61,12 @@ def preset_names():
 
 
 def split_name(text):
-    """ "name" or "name:format" -> (name, format or None)."""
-    name, _, fmt = str(text).partition(":")
+    """ "name", "name:format" or "preset:name[:format]" -> (name, format or
+    None)."""
+    text = str(text)
+    if text.startswith(PREFIX):
+        text = text[len(PREFIX) :]
+    name, _, fmt = text.partition(":")
     return name, fmt or None
 
 
