@@ -64,7 +64,9 @@ def run(args):
     rows = []
     for backbone in [b for b in args.backbones.split(",") if b]:
         model = lite_model(backbone, args.crop_size)
-        cache = PooledFeatureCache(model, os.path.join(args.out, "cache"), args.crop_size)
+        cache = PooledFeatureCache(
+            model, os.path.join(args.out, "cache"), args.crop_size
+        )
         for view in [parse_view(v) for v in args.views.split(",") if v]:
             start = time.time()
             before = len(os.listdir(cache.folder))

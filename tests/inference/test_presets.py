@@ -61,7 +61,7 @@ def test_head_preset_rebuilds_the_backbone_and_sets_the_head(
     backbone = tmp_path / "backbone.weights.h5"
     resnet18_network().save_weights(backbone)
     # Stands for a packaged source such as "hed": the same weights at load.
-    monkeypatch.setattr(build, "PACKAGED_WEIGHTS", (str(backbone),))
+    monkeypatch.setattr(build, "PACKAGED_WEIGHTS", ((str(backbone), None),))
     model = IQAModel(**SMALL, weights=str(backbone), input_crop_size=32)
     head = model.head.score.kernel
     head.assign(np.random.default_rng(0).normal(size=head.shape).astype("float32"))

@@ -20,8 +20,15 @@ FAST = [
     "mobilenet_v3_large",
     "mobilenet_v3_small_minimalistic",
     "mobilenet_v3_large_minimalistic",
+    "efficientnet_lite0",
 ]
-SLOW = ["vgg16", "resnet50", "efficientnet_v2_b0"]
+SLOW = [
+    "vgg16",
+    "resnet50",
+    "efficientnet_v2_b0",
+    "efficientnet_lite1",
+    "efficientnet_lite2",
+]
 
 
 def test_registry_lists_all_backbones():

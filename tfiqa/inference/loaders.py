@@ -29,7 +29,10 @@ def _from_sidecar(sidecar, input_size):
         crop = sidecar.get("model", {}).get("input_crop_size") or input_size
         policy = {"crop_size": crop or 224, "crops": DEFAULT_CROPS}
     policy = make_policy(
-        policy.get("crop_size"), policy.get("crops"), policy.get("small_images")
+        policy.get("crop_size"),
+        policy.get("crops"),
+        policy.get("small_images"),
+        policy.get("resize", 0),
     )
     output = sidecar.get("output", {})
     score_range = output.get("range", (0.0, 1.0)) if output else (0.0, 1.0)

@@ -38,9 +38,12 @@ class IQAModel(keras.Model):
         eval_crops: int. Crops averaged per image when scoring.
         small_images: str. "upscale" (an image smaller than the crop is
             upscaled, aspect kept, until it fits) or "whole" (scored at its
-            own size; dynamic-size backends only). With `input_crop_size` and
-            `eval_crops` this is the scoring policy every format follows
-            (`tfiqa.models.scoring`).
+            own size; dynamic-size backends only).
+        input_resize: int. 0 (off) or the short side every image is resized
+            to (antialiased, aspect kept) before its crops are cut: photos of
+            any resolution are then scored at the scale of training. With
+            `input_crop_size`, `eval_crops` and `small_images` this is the
+            scoring policy every format follows (`tfiqa.models.scoring`).
 
     Returns:
         float32 scores of shape (batch,), higher is better (with "sigmoid",
@@ -74,10 +77,11 @@ class IQAModel(keras.Model):
         input_crop_size=224,
         eval_crops=5,
         small_images="upscale",
+        input_resize=0,
         name="iqa_model",
         **kwargs,
     ):
-        policy = make_policy(input_crop_size, eval_crops, small_images)
+        policy = make_policy(input_crop_size, eval_crops, small_images, input_resize)
         # === Layers ===
         if isinstance(backbone, dict):  # a backbone object, from `get_config`
             backbone = keras.saving.deserialize_keras_object(backbone)
@@ -118,6 +122,7 @@ class IQAModel(keras.Model):
         self.input_crop_size = policy["crop_size"]
         self.eval_crops = policy["crops"]
         self.small_images = policy["small_images"]
+        self.input_resize = policy["resize"]
         self.backbone = backbone_model
         self.head = head
 
@@ -162,6 +167,7 @@ class IQAModel(keras.Model):
             "input_crop_size": self.input_crop_size,
             "eval_crops": self.eval_crops,
             "small_images": self.small_images,
+            "input_resize": self.input_resize,
             "name": self.name,
             "trainable": self.trainable,
         }

@@ -16,8 +16,22 @@ import shutil
 from tfiqa.files import write_json_atomic
 from tfiqa.presets import file_sha256, save_head
 
-# Backbone weight sources installed with the package: ship the head only.
-PACKAGED_WEIGHTS = ("hed",)
+# Backbone weights installed with the package (the `pretrained` extra): a
+# preset over them ships its head only. (weights, backbone or None for any).
+PACKAGED_WEIGHTS = (
+    ("hed", None),
+    ("imagenet", "efficientnet_lite0"),
+    ("imagenet", "efficientnet_lite1"),
+    ("imagenet", "efficientnet_lite2"),
+)
+
+
+def ships_head_only(model):
+    """Whether `model`'s backbone weights install with the package."""
+    weights, backbone = model.backbone_weights, model.backbone_name
+    return any(
+        weights == w and backbone == (b or backbone) for w, b in PACKAGED_WEIGHTS
+    )
 
 
 def _model_card(model):
@@ -60,7 +74,7 @@ def write_preset(model, model_path, folder, name, manifest=None, description="")
 
     os.makedirs(folder, exist_ok=True)
     files = {}
-    if model.backbone_weights in PACKAGED_WEIGHTS:
+    if ships_head_only(model):
         save_head(model, os.path.join(folder, "head.npz"))
         files["head"] = "head.npz"
         default = "head"
@@ -84,7 +98,12 @@ def write_preset(model, model_path, folder, name, manifest=None, description="")
         "description": description,
         "default_format": default,
         "model": _model_card(model),
-        "input": f"{policy['crops']} x {policy['crop_size']} px crops, "
+        "input": (
+            f"resized to a {policy['resize']} px short side, "
+            if policy["resize"]
+            else ""
+        )
+        + f"{policy['crops']} x {policy['crop_size']} px crops, "
         f"small images: {policy['small_images']}",
         "scores": "[0, 1], higher is better"
         if model.output_activation == "sigmoid"

@@ -1,0 +1,189 @@
+"""Builds an EfficientNet-Lite preset: the protocol's recipe fitted on every
+labelled photo (biq2021-dev + biq2021-more).
+
+The recipe (features, head, and the setting the protocol chose on each
+split's validation part: the ridge penalty, or the MLP's epoch count) is
+read from the `lite_recipe.py` results file `--recipe-results` for arm
+`--arm`; the median choice over its runs is refitted on all photos. The
+head is set into an `IQAModel` over the same frozen backbone (the ridge as
+`head_input_norm` + one linear Dense; the MLP layer by layer), its scores
+are checked against the feature-cache predictions on real photos, and the
+model is exported (TFLite float and int8 at the policy's input size) and
+packaged with `tfiqa.presets.build.write_preset` into `--output`. The card
+records the recipe's protocol figures and that the shipped weights saw all
+the labelled photos.
+
+Example:
+```
+.venv/bin/python benchmarks/lite_preset.py --data-dir ../shared/data \
+    --arm lite0:full/ridge/dev+more --preset lite0-biq --output tfiqa/presets/lite0-biq
+```
+"""
+
+import json
+import os
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from common import RESULTS_DIR, script  # noqa: E402
+from lite_features import LEVELS  # noqa: E402
+from lite_recipe import (  # noqa: E402
+    BACKBONE_NAMES,
+    FeatureTable,
+    fit_ridge,
+    read_photos,
+    standardiser,
+)
+
+
+def recipe_choice(results_path, arm):
+    """(median ridge penalty or MLP epoch count, protocol figures) of `arm`."""
+    with open(results_path) as f:
+        results = json.load(f)
+    runs = [r for r in results["runs"] if r["arm"] == arm]
+    if not runs:
+        raise SystemExit(f"{results_path} has no runs of arm {arm!r}")
+    key = "alpha" if "alpha" in runs[0] else "best_epoch"
+    choice = float(np.median([r[key] for r in runs]))
+    summary = results["arms"][arm]
+    figures = {
+        "protocol": "biq2021-dev test parts, median over "
+        f"{summary['splits']} content-disjoint splits x {summary['min_seeds']} seeds",
+        "srcc": summary["srcc"]["median"],
+        "srcc_ci95": summary["srcc"]["ci95"],
+        "plcc": summary["plcc"]["median"],
+        "plcc_ci95": summary["plcc"]["ci95"],
+        "results": os.path.relpath(results_path, os.path.dirname(RESULTS_DIR)),
+        "recipe_arm": arm,
+        key: choice,
+    }
+    return key, choice, figures
+
+
+def ridge_model(backbone, mean, std, w, b, crop_size):
+    """An `IQAModel` whose head is standardisation + the ridge's Dense."""
+    from tfiqa.models import IQAModel
+
+    model = IQAModel(
+        backbone=backbone,
+        weights="imagenet",
+        levels=LEVELS,
+        pooling=("avg", "std"),
+        head_units=(),
+        head_input_norm=True,
+        output_activation="linear",
+        input_crop_size=crop_size,
+        eval_crops=1,
+    )
+    norm = model.head.hidden[0]
+    # BatchNorm computes (x - mean) / sqrt(var + eps) * gamma: gamma undoes eps.
+    norm.set_weights(
+        [
+            (np.sqrt(std**2 + norm.epsilon) / std).astype("f4"),
+            np.zeros_like(mean, "f4"),
+            mean.astype("f4"),
+            (std**2).astype("f4"),
+        ]
+    )
+    model.head.score.set_weights([w[:, None].astype("f4"), np.float32([b])])
+    return model
+
+
+def check_parity(model, records, expected, count=8):
+    """The model's own scores of real photos equal the cache-based ones."""
+    from tfiqa.data.image_io import load_image
+    from tfiqa.models.scoring import policy_crops, predict, scoring_policy
+
+    policy = scoring_policy(model)
+    worst = 0.0
+    for record, want in zip(records[:count], expected[:count], strict=True):
+        image = load_image(record["image_path"])
+        got = float(predict(model, policy_crops(image, policy)).mean())
+        worst = max(worst, abs(got - float(want)))
+    if worst > 1e-3:
+        raise SystemExit(f"Model and feature-cache scores differ by {worst:.2e}")
+    return worst
+
+
+def run(args):
+    from tfiqa.export import export_model
+    from tfiqa.presets.build import write_preset
+
+    features, head, _ = args.arm.split("/")
+    if head != "ridge" or "+" in features:
+        raise SystemExit("Only single-backbone ridge arms are packaged so far.")
+    backbone, view = features.split(":")
+    if view != "full":
+        raise SystemExit("Only the whole-photo view is packaged so far.")
+    key, choice, figures = recipe_choice(args.recipe_results, args.arm)
+    dev, more = read_photos(
+        os.path.abspath(args.data_dir),
+        args.duplicate_similarity,
+        os.path.abspath(args.out),
+    )
+    records = dev + more
+    table = FeatureTable(os.path.abspath(args.out), 224)
+    x = table.get(features, records)
+    y = np.float32([r["mos"] for r in records])
+    mean, std = standardiser(x)
+    w, b = fit_ridge((x - mean) / std, y, choice)
+    model = ridge_model(BACKBONE_NAMES[backbone], mean, std, w, b, args.input_size)
+    # Photos of the input size score as the whole photo, as the cache saw them.
+    square = [
+        (r, s)
+        for r, s in zip(records, (x - mean) / std @ w + b, strict=True)
+        if _size(r["image_path"]) == (args.input_size, args.input_size)
+    ]
+    worst = check_parity(model, [r for r, _ in square], [s for _, s in square])
+    work = os.path.join(os.path.abspath(args.out), "preset", args.preset)
+    os.makedirs(work, exist_ok=True)
+    model_path = os.path.join(work, "model.keras")
+    model.save(model_path)
+    with open(os.path.join(work, "metrics.json"), "w") as f:
+        json.dump({"test": {}, "seeds": {}}, f)
+    manifest = export_model(
+        model,
+        os.path.join(work, "export"),
+        formats=("tflite",),
+        quantize=("none", "int8"),
+        calibration_dir=args.calibration_dir,
+        calibration_count=args.calibration_count,
+        model_path=model_path,
+        name=args.preset,
+        log=print,
+    )
+    card = write_preset(
+        model,
+        model_path,
+        args.output,
+        args.preset,
+        manifest=manifest,
+        description=args.description,
+    )
+    card["test"] = {}
+    card["recipe"] = {
+        **figures,
+        "trained_on": f"all {len(records)} labelled photos (biq2021-dev "
+        f"{len(dev)} + biq2021-more {len(more)}): the shipped weights saw every "
+        "photo of the protocol's test parts, so test figures are the recipe's, "
+        "measured with the protocol, not this file's",
+        "parity_max_abs_diff": worst,
+    }
+    from tfiqa.files import write_json_atomic
+
+    write_json_atomic(os.path.join(args.output, "preset.json"), card)
+    print(json.dumps(card["recipe"], indent=1))
+
+
+def _size(path):
+    from PIL import Image
+
+    with Image.open(path) as image:
+        return image.size
+
+
+if __name__ == "__main__":
+    script(__file__)
