@@ -129,6 +129,39 @@ def test_a_function_outside_the_signatures_is_checked_too(tmp_path):
         check_saved_model(path)
 
 
+def meta_graph(serving_ops, restore_input="saver_filename"):
+    """A MetaGraphDef: a serving call and a restore call (named by its
+    saver_def), each to its own function holding the given ops."""
+    from tensorflow.core.protobuf import meta_graph_pb2
+
+    meta = meta_graph_pb2.MetaGraphDef()
+    meta.saver_def.restore_op_name = "restore"
+    for name, ops in (("serve_fn", serving_ops), ("restore_fn", ["RestoreV2"])):
+        function = meta.graph_def.library.function.add()
+        function.signature.name = name
+        for i, op in enumerate(ops):
+            function.node_def.add(name=f"n{i}", op=op)
+    meta.graph_def.node.add(name="saver_filename", op="Placeholder")
+    for name, fn, inputs in (
+        ("serve", "serve_fn", []),
+        ("restore", "restore_fn", [restore_input]),
+    ):
+        node = meta.graph_def.node.add(name=name, op="StatefulPartitionedCall")
+        node.input.extend(inputs)
+        node.attr["f"].func.name = fn
+    return meta
+
+
+def test_save_and_restore_ops_are_allowed_only_in_the_saver_functions():
+    from tfiqa.export.trust import disallowed_ops
+
+    assert disallowed_ops(meta_graph(["Conv2D"])) == {}
+    assert set(disallowed_ops(meta_graph(["SaveV2"]))) == {"SaveV2"}
+    # Making the scoring call an input of the restore op changes nothing.
+    hidden = meta_graph(["MergeV2Checkpoints"], restore_input="^serve")
+    assert set(disallowed_ops(hidden)) == {"MergeV2Checkpoints"}
+
+
 def test_plain_scoring_module_with_variables_loads(tmp_path):
     # Its variable restore function uses RestoreV2: allowed there only.
     module_weight = tf.Variable(2.0)

@@ -77,36 +77,15 @@ KERAS_MODULES = ("keras", "keras_hub", "tfiqa", "builtins")
 KERAS_UNSAFE_MARKERS = ("safe_mode", "arbitrary code", "for security")
 
 
-def _called_functions(node):
-    """Names of the library functions a NodeDef calls (`f`, branches, bodies)."""
-    names = []
+def _called_functions(node, library):
+    """Names of the library functions a NodeDef calls: through its attributes
+    (`f`, branches, loop bodies) or as its op (a direct call)."""
+    names = [node.op] if node.op in library else []
     for value in node.attr.values():
         if value.HasField("func"):
             names.append(value.func.name)
         names.extend(f.name for f in value.list.func)
     return names
-
-
-def _node_name(tensor):
-    return tensor.lstrip("^").split(":")[0]
-
-
-def _saver_nodes(graph_def, saver_def):
-    """The graph nodes that the save and restore ops depend on."""
-    nodes = {node.name: node for node in graph_def.node}
-    todo = [
-        _node_name(name)
-        for name in (saver_def.save_tensor_name, saver_def.restore_op_name)
-        if name
-    ]
-    seen = set()
-    while todo:
-        name = todo.pop()
-        if name in seen or name not in nodes:
-            continue
-        seen.add(name)
-        todo.extend(_node_name(i) for i in nodes[name].input)
-    return seen
 
 
 def _closure(roots, library):
@@ -118,37 +97,44 @@ def _closure(roots, library):
             continue
         seen.add(name)
         for node in library[name].node_def:
-            todo.extend(_called_functions(node))
-            if node.op in library:  # a direct call: the op is the function
-                todo.append(node.op)
+            todo.extend(_called_functions(node, library))
     return seen
 
 
 def disallowed_ops(meta_graph):
-    """{op: where} for the ops of a MetaGraphDef outside the allowlists."""
+    """{op: where} for the ops of a MetaGraphDef outside the allowlists.
+
+    Only the two nodes that `saver_def` names (the save and restore calls)
+    and the functions that nothing else reaches may use `SAVER_OPS`; every
+    other node and function, whether a signature calls it or not (resource
+    initialisers run at load, attributes can be called), is checked against
+    `SCORING_OPS` alone.
+    """
     graph = meta_graph.graph_def
     library = {f.signature.name: f for f in graph.library.function}
-    saver_nodes = _saver_nodes(graph, meta_graph.saver_def)
+    saver = meta_graph.saver_def
+    roots = {
+        name.lstrip("^").split(":")[0]
+        for name in (saver.save_tensor_name, saver.restore_op_name)
+        if name
+    }
     saver_calls, other_calls = [], []
     for node in graph.node:
-        target = saver_calls if node.name in saver_nodes else other_calls
-        target.extend(_called_functions(node))
+        target = saver_calls if node.name in roots else other_calls
+        target.extend(_called_functions(node, library))
     saver_reach = _closure(saver_calls, library)
-    # Everything else is checked strictly: a function no signature calls may
-    # still run at load (resource initialisers) or through an attribute.
     strict = _closure(other_calls + sorted(set(library) - saver_reach), library)
-    places = [
-        (node.op, "the graph", node.name in saver_nodes) for node in graph.node
-    ] + [
+    places = [(node.op, "the graph", node.name in roots) for node in graph.node]
+    places += [
         (node.op, f"function {name}", name not in strict)
         for name, function in library.items()
         for node in function.node_def
     ]
     bad = {}
-    for op, where, saver in places:
-        allowed = op in SCORING_OPS or op in library or (saver and op in SAVER_OPS)
-        if not allowed:
-            bad.setdefault(op, where)
+    for op, where, saver_only in places:
+        if op in SCORING_OPS or op in library or (saver_only and op in SAVER_OPS):
+            continue
+        bad.setdefault(op, where)
     return bad
 
 
