@@ -24,8 +24,6 @@ export_model(model, "export/out", quantize=["none", "int8"],
 import os
 import zipfile
 
-import numpy as np
-
 from tfiqa.errors import ConfigError, DataError
 
 FORMATS = ("saved_model", "tflite")
@@ -118,17 +116,6 @@ def export_policy(model, size):
     return policy
 
 
-def calibration_images(folder, count, policy):
-    """One centre crop (N, c, c, 3) per image, as inference cuts them, of up
-    to `count` images in `folder`."""
-    from tfiqa.data.image_io import load_image
-    from tfiqa.export.preprocess import list_image_files
-    from tfiqa.models.scoring import policy_crops
-
-    files = list_image_files(folder, count)
-    return np.stack([policy_crops(load_image(f), policy, 1)[0] for f in files])
-
-
 def _write_json(path, obj):
     from tfiqa.export.saved_model import make_readable
     from tfiqa.files import write_json_atomic
@@ -190,7 +177,9 @@ def export_model(
     if "tflite" in formats:
         calibration = None
         if _needs_calibration(formats, quantize):
-            calibration = _calibrate(calibration_dir, calibration_count, policy, log)
+            calibration = _calibrate(
+                model, calibration_dir, calibration_count, policy, log
+            )
         manifest["tflite"] = _write_tflite(
             model, output_dir, manifest, quantize, calibration, model_path, log
         )
@@ -226,14 +215,40 @@ def _start_manifest(output_dir, name, version, size, policy):
     return manifest_path, manifest
 
 
-def _calibrate(calibration_dir, calibration_count, policy, log):
-    calibration = calibration_images(calibration_dir, calibration_count, policy)
+def _calibrate(model, calibration_dir, calibration_count, policy, log):
+    """The int8 calibration set (`tfiqa.export.calibration`), spanning the
+    model's score range."""
+    from tfiqa.export.calibration import calibration_images, spanning_calibration
+
+    crops = calibration_images(calibration_dir, calibration_count, policy)
     crop = policy["crop_size"]
     log(
-        f"Calibrating int8 on {len(calibration)} images from "
+        f"Calibrating int8 on {len(crops)} images from "
         f"{calibration_dir} ({crop}x{crop} crops)"
     )
+    calibration = spanning_calibration(model, crops)
+    calibration["images"] = len(crops)
+    low, high = calibration["check_scores"].min(), calibration["check_scores"].max()
+    log(
+        f"  with {calibration['copies']} distorted copies, so that it spans the "
+        f"float scores {low:.3f}..{high:.3f} of the crops and their copies"
+    )
     return calibration
+
+
+def _check_int8(path, calibration, log):
+    """Compares a calibrated file with the float model; warns past tolerance."""
+    from tfiqa.export.calibration import INT8_TOLERANCE, int8_agreement
+
+    check = int8_agreement(path, calibration["check"], calibration["check_scores"])
+    if check["max_abs_error"] > INT8_TOLERANCE:
+        log(
+            f"Warning: {os.path.basename(path)} scores differ from the float "
+            f"model by up to {check['max_abs_error']:.3f} (more than "
+            f"{INT8_TOLERANCE}) on the calibration crops and their copies; use "
+            "float32 or dynamic TFLite where absolute scores matter."
+        )
+    return check
 
 
 def _needs_calibration(formats, quantize):
@@ -312,10 +327,10 @@ def _write_tflite(model, output_dir, manifest, quantize, calibration, model_path
         for q in quantize
     }
     log(f"Converting to TFLite ({', '.join(quantize)}) in {tflite_dir}")
-    infos = tflite.export_tflite_variants(
-        model, paths, manifest["input_size"], calibration
-    )
+    samples = calibration["samples"] if calibration else None
+    infos = tflite.export_tflite_variants(model, paths, manifest["input_size"], samples)
     for q, info in infos.items():
+        calibrated = q in tflite.CALIBRATED
         meta = build_sidecar(
             export_format="tflite",
             file=os.path.basename(paths[q]),
@@ -328,12 +343,13 @@ def _write_tflite(model, output_dir, manifest, quantize, calibration, model_path
             output_spec=info["output"],
             extra={
                 "float_fallback": info["float_fallback"],
-                "calibration_images": (
-                    len(calibration) if q in tflite.CALIBRATED else 0
-                ),
+                "calibration_images": calibration["images"] if calibrated else 0,
                 "bytes": info["bytes"],
             },
         )
+        if calibrated:
+            meta["calibration_copies"] = calibration["copies"]
+            meta["int8_check"] = _check_int8(paths[q], calibration, log)
         if info["output"]["quantization"]:
             meta["output"]["dequantize"] = "score = scale * (q - zero_point)"
         _write_json(os.path.splitext(paths[q])[0] + ".json", meta)
