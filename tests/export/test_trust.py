@@ -179,7 +179,7 @@ def test_plain_scoring_module_with_variables_loads(tmp_path):
 @pytest.mark.parametrize("backbone", BACKBONES.names())
 def test_every_backbone_exports_a_saved_model_that_passes(tmp_path, backbone):
     """The allowlist covers what `tfiqa export` writes, for every backbone,
-    fixed and dynamic input, every pooling and head option."""
+    fixed and dynamic input, every pooling, head and scoring-policy option."""
     settings = [
         {"input_size": None, "model": {}},
         {
@@ -190,6 +190,7 @@ def test_every_backbone_exports_a_saved_model_that_passes(tmp_path, backbone):
                 "head_input_norm": True,
                 "output_activation": "linear",
                 "small_images": "whole",
+                "input_resize": 48,
             },
         },
     ]

@@ -64,7 +64,7 @@ SCORING_OPS = _op_names(
     # Images: decoding bytes held in memory, resizing.
     "DecodeImage DecodeJpeg DecodePng DecodeBmp DecodeGif ExtractJpegShape "
     "DecodeRaw Substr StringJoin ResizeBilinear ResizeNearestNeighbor "
-    "ResizeBicubic ResizeArea"
+    "ResizeBicubic ResizeArea ScaleAndTranslate"
 )
 # Only in the functions that save or restore the variables (`saver_def`).
 SAVER_OPS = _op_names(
