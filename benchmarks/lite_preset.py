@@ -34,6 +34,7 @@ from lite_recipe import (  # noqa: E402
     BACKBONE_NAMES,
     FeatureTable,
     fit_ridge,
+    int8_feature_noise,
     read_photos,
     standardiser,
 )
@@ -63,6 +64,14 @@ def recipe_choice(results_path, arm):
     return key, choice, figures
 
 
+def noise_penalty(head, args, dev, more, std, n):
+    """The int8-noise penalty of a `qridgeB` head (0 for plain ridge)."""
+    if not head.startswith("qridge"):
+        return 0.0
+    noise = int8_feature_noise(os.path.abspath(args.out), more, dev) / std
+    return float(head[len("qridge") :]) * n * (noise.T @ noise) / len(noise)
+
+
 def ridge_model(backbone, mean, std, w, b, crop_size):
     """An `IQAModel` whose head is standardisation + the ridge's Dense."""
     from tfiqa.models import IQAModel
@@ -77,6 +86,7 @@ def ridge_model(backbone, mean, std, w, b, crop_size):
         output_activation="linear",
         input_crop_size=crop_size,
         eval_crops=1,
+        input_resize=crop_size,
     )
     norm = model.head.hidden[0]
     # BatchNorm computes (x - mean) / sqrt(var + eps) * gamma: gamma undoes eps.
@@ -113,7 +123,7 @@ def run(args):
     from tfiqa.presets.build import write_preset
 
     features, head, _ = args.arm.split("/")
-    if head != "ridge" or "+" in features:
+    if not head.endswith("ridge") and not head.startswith("qridge") or "+" in features:
         raise SystemExit("Only single-backbone ridge arms are packaged so far.")
     backbone, view = features.split(":")
     if view != "full":
@@ -129,7 +139,9 @@ def run(args):
     x = table.get(features, records)
     y = np.float32([r["mos"] for r in records])
     mean, std = standardiser(x)
-    w, b = fit_ridge((x - mean) / std, y, choice)
+    w, b = fit_ridge(
+        (x - mean) / std, y, choice, noise_penalty(head, args, dev, more, std, len(x))
+    )
     model = ridge_model(BACKBONE_NAMES[backbone], mean, std, w, b, args.input_size)
     # Photos of the input size score as the whole photo, as the cache saw them.
     square = [

@@ -18,7 +18,9 @@ An arm is `features/head/data`:
             (the whole photo at its own size), `lite0:1` (one 224 px centre
             crop), `lite0:full+lite0:1` (both views, concatenated);
   head      `ridge` (standardised features, ridge penalty chosen on
-            validation; deterministic, so its seeds repeat one fit) or
+            validation; deterministic, so its seeds repeat one fit),
+            `qridgeB` (the same with the int8 noise of the features also
+            penalised, weight B: see `int8_feature_noise`) or
             `mlp` (input standardisation, one hidden layer of `--mlp-units`
             with BatchNorm, ReLU and dropout, sigmoid output, Adam on MSE,
             `--mlp-epochs` epochs, the best validation epoch kept);
@@ -27,7 +29,9 @@ An arm is `features/head/data`:
 
 Writes `results/<name>.{json,md}` through `arms.summarize_arms` (median over
 splits of seed means, bootstrap 95% intervals, paired difference to
-`--baseline`) and keeps per-run rows in `--out/<name>_rows.json`.
+`--baseline`). Per-run rows are kept in `--out/lite_recipe_rows.json`,
+shared by every table: an arm run for one table is not run again for the
+next, and an interrupted run resumes.
 
 Example:
 ```
@@ -135,26 +139,108 @@ def standardiser(x):
     return mean, np.where(std > 1e-6, std, 1.0)
 
 
-def fit_ridge(x, y, alpha):
-    """Weights, bias of ridge on standardised `x` (bias not penalised)."""
+def fit_ridge(x, y, alpha, extra_penalty=0.0):
+    """Weights, bias of ridge on standardised `x` (bias not penalised);
+    `extra_penalty` is a (width, width) matrix added to the penalty."""
     y_mean = y.mean()
-    w = np.linalg.solve(x.T @ x + alpha * np.eye(x.shape[1]), x.T @ (y - y_mean))
+    penalty = alpha * np.eye(x.shape[1]) + extra_penalty
+    w = np.linalg.solve(x.T @ x + penalty, x.T @ (y - y_mean))
     return w, y_mean
 
 
-def ridge_arm(z, y, seed):
-    """Ridge with the penalty chosen on validation SRCC."""
+def int8_feature_noise(out, more, dev, count=300, calibration=100):
+    """Second moment (width, width) of int8 - float pooled Lite0 features.
+
+    A full-integer int8 TFLite of the feature network (whole 512 px photo ->
+    pooled P2..P5) is calibrated on `calibration` biq2021-more photos and
+    run on the next ones; the difference to the float features is the
+    noise that int8 adds to every head input. Only biq2021-more photos with
+    no near-duplicate in biq2021-dev are used, so no split's validation or
+    test photo informs it. Cached in `out/int8_noise.npz`.
+    """
+    path = os.path.join(out, "int8_noise.npz")
+    if not os.path.isfile(path):
+        _measure_int8_noise(path, out, more, dev, count, calibration)
+    with np.load(path) as saved:
+        return saved["noise"]
+
+
+def _measure_int8_noise(path, out, more, dev, count, calibration):
+    import tempfile
+
+    import keras
+    import tensorflow as tf
+    from ai_edge_litert.interpreter import Interpreter
+
+    from tfiqa.data.image_io import load_image
+    from tfiqa.export import tflite
+    from tfiqa.export.saved_model import save_signatures
+    from tfiqa.files import atomic_path
+
+    dev_groups = {r["ref_id"] for r in dev}
+    pool = [r for r in more if r["ref_id"] not in dev_groups]
+    pool = [r for r in pool if load_image(r["image_path"]).shape[:2] == (512, 512)]
+    pool = pool[:count]
+    model = lite_model(BACKBONE_NAMES["lite0"], 512)
+    images = keras.Input((None, None, 3))
+    network = keras.Model(images, model.head.pool(model.backbone(images)))
+
+    @tf.function(
+        input_signature=[tf.TensorSpec([None, 512, 512, 3], tf.float32, name="image")]
+    )
+    def features(image):
+        return {tflite.OUTPUT_NAME: network(image, training=False)}
+
+    source = tempfile.mkdtemp()
+    save_signatures(network, source, {tflite.SIGNATURE: features})
+    crops = np.stack([load_image(r["image_path"]) for r in pool[:calibration]])
+    content, _ = tflite.convert(source, "int8", crops)
+    interpreter = Interpreter(model_content=content, num_threads=2)
+    interpreter.allocate_tensors()
+    given = interpreter.get_input_details()[0]["index"]
+    taken = interpreter.get_output_details()[0]["index"]
+    held = pool[calibration:]
+    quantised = []
+    for record in held:
+        image = load_image(record["image_path"]).astype(np.float32)[None]
+        interpreter.set_tensor(given, image)
+        interpreter.invoke()
+        quantised.append(interpreter.get_tensor(taken)[0])
+    table = FeatureTable(out, 224)
+    noise = np.asarray(quantised) - table.get("lite0:full", held)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez(f, noise=noise, photos=np.array([r["image_path"] for r in held]))
+
+
+def ridge_arm(z, y, seed, noise=None, beta=0.0):
+    """Ridge with the penalty chosen on validation SRCC.
+
+    With `noise` (int8 - float feature differences, standardised like `z`)
+    the penalty adds `beta * n * E[e e^T]`: the weights avoid directions in
+    which int8 moves the features, so the int8 model's scores stay close to
+    the float model's at (measured) no cost in accuracy.
+    """
     del seed  # deterministic
     from tfiqa.metrics import srcc
 
+    extra = 0.0
+    if noise is not None and beta:
+        extra = beta * len(z["train"]) * (noise.T @ noise) / len(noise)
     best = None
     for alpha in ALPHAS:
-        w, b = fit_ridge(z["train"], y["train"], alpha)
+        w, b = fit_ridge(z["train"], y["train"], alpha, extra)
         score = srcc(z["val"] @ w + b, y["val"])
         if best is None or score > best[0]:
             best = (score, alpha, w, b)
     score, alpha, w, b = best
-    return {"test": z["test"] @ w + b, "val_srcc": score, "alpha": float(alpha)}
+    out = {"test": z["test"] @ w + b, "val_srcc": score, "alpha": float(alpha)}
+    if noise is not None:  # the int8 error these weights would give
+        error = np.abs(noise @ w)
+        out.update(
+            int8_error_max=float(error.max()),
+            int8_error_p95=float(np.percentile(error, 95)),
+        )
+    return out
 
 
 def mlp_arm(z, y, seed, units, epochs, dropout=0.25, batch_size=32, lr=1e-3):
@@ -196,7 +282,7 @@ def mlp_arm(z, y, seed, units, epochs, dropout=0.25, batch_size=32, lr=1e-3):
     }
 
 
-def run_one(arm, table, split, more, seed, params):
+def run_one(arm, table, split, more, seed, params, noise=None):
     """Fits arm `features/head/data` on one split and seed; returns its row."""
     from tfiqa.metrics import evaluate_predictions
 
@@ -219,6 +305,8 @@ def run_one(arm, table, split, more, seed, params):
     start = time.time()
     if head == "ridge":
         fit = ridge_arm(z, y, seed)
+    elif head.startswith("qridge"):
+        fit = ridge_arm(z, y, seed, noise / std, float(head[len("qridge") :]))
     elif head == "mlp":
         fit = mlp_arm(z, y, seed, params.mlp_units, params.mlp_epochs)
     else:
@@ -233,8 +321,16 @@ def run_one(arm, table, split, more, seed, params):
         "n_train": len(train),
         "width": int(x["train"].shape[1]),
         **{k: v for k, v in fit.items()},
-        "budget": {"train_photos_max": len(train), "seconds": time.time() - start},
+        # Arms on the same data have equal budgets; data arms differ by design.
+        "budget": {"train_photos": len(train), "seconds": time.time() - start},
     }
+
+
+def _saved_rows(path):
+    if not os.path.isfile(path):
+        return []
+    with open(path) as f:
+        return json.load(f)
 
 
 def run(args):
@@ -245,11 +341,8 @@ def run(args):
     dev, more = read_photos(data_dir, args.duplicate_similarity, out)
     splits = dev_splits(dev, args.splits)
     table = FeatureTable(out, args.crop_size)
-    rows_path = os.path.join(args.out, f"{args.name}_rows.json")
-    rows = []
-    if os.path.isfile(rows_path):
-        with open(rows_path) as f:
-            rows = [r for r in json.load(f) if r["arm"] in arms]
+    rows_path = os.path.join(out, "lite_recipe_rows.json")
+    rows = _saved_rows(rows_path)
     done = {(r["arm"], r["split"], r["seed"]) for r in rows}
     from tfiqa.files import write_json_atomic
 
@@ -258,9 +351,12 @@ def run(args):
             for seed in seeds:
                 if (arm, f"split{index}", seed) in done:
                     continue
-                row = run_one(arm, table, split, more, seed, args)
+                noise = None
+                if "/qridge" in arm:
+                    noise = int8_feature_noise(out, more, dev)
+                row = run_one(arm, table, split, more, seed, args, noise)
                 row["split"] = f"split{index}"
-                rows.append(row)
+                rows = _saved_rows(rows_path) + [row]  # other runs may have added
                 write_json_atomic(rows_path, rows)
                 print(
                     f"{arm} split{index} seed{seed}: test SRCC {row['srcc']:.3f} "
@@ -282,7 +378,7 @@ def run(args):
         f"{args.splits} --seeds {args.seeds} --baseline {args.baseline}"
     )
     summarize_arms(
-        rows,
+        [r for r in rows if r["arm"] in arms],
         args.name,
         baseline=args.baseline or None,
         title=args.title,
