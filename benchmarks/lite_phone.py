@@ -7,9 +7,10 @@ validation), set into an `IQAModel` as `lite_preset.py` does, and exported to
 a full-integer int8 TFLite (`--variant`: `int8_io`, uint8 pixels in and a
 uint8 score out, or `int8`, float in and out; calibrated on
 `--calibration-count` photos of the split's biq2021-dev train part). The
-split's test photos are scored by the int8 file through `tfiqa.load` and by the float model (its cached
-features; the two agree to 1e-6); the table gives each one's test SRCC and
-the largest |int8 - float| score difference over the test photos.
+split's test photos are scored by the int8 file through `tfiqa.load` and
+by the float model (its cached features; the two agree to 1e-6); the table
+gives each one's test SRCC and the largest |int8 - float| score difference
+over the test photos.
 
 Then, on the last split's model, LiteRT latency (1 thread, batch 1, median
 of `--runs` interleaved calls) of float32 and int8 files at the policy's
