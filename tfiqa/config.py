@@ -87,6 +87,10 @@ class ModelConfig:
     # Standardise the pooled features before the head's MLP (a BatchNorm);
     # helps most with a frozen pretrained backbone.
     head_input_norm: bool = False
+    # 0, or the short side every image is resized to (antialiased, aspect
+    # kept) before its crops are cut, when scoring and in the feature cache:
+    # photos of any resolution are then seen at the training scale.
+    input_resize: int = 0
 
 
 @dataclasses.dataclass

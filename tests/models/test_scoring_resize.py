@@ -77,3 +77,23 @@ def test_the_model_carries_the_rule_into_every_entry_point(tmp_path):
     np.testing.assert_allclose(scorer.score([image])[0], expected, atol=1e-5)
     graph = tf_policy_score(model, tf.constant(image), scorer.policy)
     np.testing.assert_allclose(float(graph), expected, atol=1e-5)
+
+
+def test_the_feature_cache_sees_what_scoring_sees(tmp_path):
+    from PIL import Image
+
+    from tfiqa.training.transfer import PooledFeatureCache, fingerprint
+
+    model = IQAModel(
+        **SMALL, weights="none", input_crop_size=32, eval_crops=1, input_resize=32
+    )
+    image = photo(64, 96)
+    path = str(tmp_path / "photo.png")
+    Image.fromarray(image).save(path)
+    cached = PooledFeatureCache(model, str(tmp_path / "cache"), 32).features([path], 1)
+    crop = resize_short_side(image, 32).numpy()[None, :, 8:40].astype("float32")
+    expected = np.asarray(model.head.pool(model.features(crop)))
+    np.testing.assert_allclose(cached[:, 0], expected, rtol=1e-5, atol=1e-5)
+    plain = IQAModel(**SMALL, weights="none", input_crop_size=32, eval_crops=1)
+    plain.set_weights(model.get_weights())
+    assert fingerprint(plain, 32) != fingerprint(model, 32)

@@ -35,7 +35,7 @@ def build_model(model_config, input_crop_size=None, eval_crops=None):
     """
     optional = {
         key: getattr(model_config, key)
-        for key in ("batch_norm", "head_activation", "head_input_norm")
+        for key in ("batch_norm", "head_activation", "head_input_norm", "input_resize")
         if hasattr(model_config, key)
     }
     return IQAModel(

@@ -105,7 +105,11 @@ def fingerprint(model, crop_size):
     and weights and the crop size. Any change (e.g. a ranking stage that trained
     the backbone) gives a new cache folder."""
     levels = sorted(model.backbone.output)
-    digest = hashlib.sha1(repr((model.backbone.name, levels, int(crop_size))).encode())
+    key = (model.backbone.name, levels, int(crop_size))
+    resize = getattr(model, "input_resize", 0)
+    if resize:  # older caches (no resize) keep their folder
+        key += (("resize", int(resize)),)
+    digest = hashlib.sha1(repr(key).encode())
     for weight in model.backbone.weights:
         digest.update(np.ascontiguousarray(keras.ops.convert_to_numpy(weight)))
     return digest.hexdigest()[:16]
@@ -163,8 +167,12 @@ class PooledFeatureCache:
         """{level: (V, 3 * channels)}: avg, max and std of each level."""
         from tfiqa.data.crops import eval_crops
         from tfiqa.data.image_io import load_image
+        from tfiqa.models.scoring import resize_short_side
 
         image = load_image(path)
+        resize = getattr(self.model, "input_resize", 0)
+        if resize:  # the scoring policy's resize step, as inference applies it
+            image = resize_short_side(image, resize).numpy()
         if views == FULL_IMAGE:
             batch = image[None]
         else:
