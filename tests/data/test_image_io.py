@@ -5,7 +5,7 @@ import pytest
 from conftest import make_image
 from PIL import Image
 
-from tfiqa.data.image_io import check_min_size, load_image
+from tfiqa.data.image_io import check_min_size, decode_image, load_image
 from tfiqa.errors import DataError, ImageError
 
 
@@ -121,6 +121,41 @@ def test_truncated_file_raises(tmp_path, fmt, ext):
     path.write_bytes(data[: len(data) // 2])
     with pytest.raises(ImageError, match=f"cut.{ext}"):
         load_image(path)
+
+
+def test_decode_image_decodes_bytes_as_load_image_decodes_files(tmp_path):
+    # EXIF-rotated JPEG, 16-bit PNG, palette: the same pixels from bytes.
+    rotated = Image.fromarray(make_image((10, 20), seed=6))
+    exif = rotated.getexif()
+    exif[0x0112] = 6
+    sixteen = Image.fromarray(make_image((8, 8))[..., 0].astype(np.uint16) * 257)
+    files = {
+        "rot.jpg": (rotated, {"exif": exif.tobytes()}),
+        "deep.png": (sixteen, {}),
+        "pal.png": (Image.fromarray(make_image((9, 7), seed=7)).convert("P"), {}),
+    }
+    for name, (image, kwargs) in files.items():
+        path = _save(tmp_path / name, image, **kwargs)
+        with open(path, "rb") as f:
+            np.testing.assert_array_equal(
+                decode_image(f.read(), path), load_image(path)
+            )
+    # Bad bytes get the message a bad file gets, naming the same source.
+    buf = io.BytesIO()
+    Image.fromarray(make_image((64, 64), seed=5)).save(buf, format="PNG")
+    bad = {
+        "empty.png": b"",
+        "junk.jpg": b"not an image",
+        "cut.png": buf.getvalue()[:300],
+    }
+    for name, data in bad.items():
+        path = tmp_path / name
+        path.write_bytes(data)
+        with pytest.raises(ImageError) as from_file:
+            load_image(str(path))
+        with pytest.raises(ImageError) as from_bytes:
+            decode_image(data, str(path))
+        assert str(from_bytes.value) == str(from_file.value)
 
 
 def test_check_min_size():

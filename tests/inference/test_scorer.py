@@ -177,3 +177,24 @@ def test_fixed_size_backend_crops_and_refuses_full():
     upscaled = upscale_to_crop(small, 16).numpy()
     expected = mean_pixel(eval_crops(upscaled, 16, 5)).mean()
     np.testing.assert_allclose(scorer.score(small), [expected], rtol=1e-6)
+
+
+def test_score_each_isolates_images_the_policy_cannot_score(tmp_path):
+    """A fixed-input model with the "whole" small-image rule cannot score a
+    small image: that image gets its error, the others their scores, also
+    when it is alone in its batch (`score_files` yields its row)."""
+    scorer = Scorer(
+        lambda batch: np.asarray(batch, np.float32).mean(axis=(1, 2, 3)) / 255,
+        input_size=16,
+        policy=make_policy(16, 1, "whole"),
+    )
+    big, small = make_image((20, 24), seed=1), make_image((8, 8), seed=2)
+    results = scorer.score_each([big, small, big])
+    assert [e is None for _, e in results] == [True, False, True]
+    assert results[0][0] == pytest.approx(float(scorer.score(big)[0]))
+    assert results[1][0] is None and isinstance(results[1][1], TfiqaError)
+    assert scorer.score_each([small])[0][0] is None
+    path = str(tmp_path / "small.png")
+    Image.fromarray(small).save(path)
+    (row,) = scorer.score_files([path], batch_size=1)
+    assert row["score"] is None and "smaller than that" in row["error"]

@@ -6,6 +6,7 @@ Each command lives in its own module and registers itself on `cli`.
 """
 
 from tfiqa.cli import (  # noqa: F401  (register the commands)
+    beam_predict,
     distort,
     evaluate,
     export,

@@ -6,6 +6,7 @@ handled the same way in training, evaluation and inference.
 """
 
 import errno
+import io
 import os
 import stat
 import warnings
@@ -99,6 +100,32 @@ def load_image(path):
         path = os.fsdecode(path)
     if file_size(path) == 0:
         raise ImageError(path, "Image file is empty (0 bytes)")
+    return _decode(path, path)
+
+
+def decode_image(data, name=""):
+    """Decodes the bytes of an image file like `load_image` decodes the file.
+
+    For images that are not local files (object stores, messages): the same
+    modes, EXIF orientation, size caps and error messages as `load_image`.
+
+    Args:
+        data: bytes. The whole encoded file.
+        name: str. Where the bytes came from, named in errors.
+
+    Returns:
+        np.ndarray uint8 of shape (H, W, 3).
+
+    Raises:
+        ImageError: the bytes are empty, truncated or not an image.
+    """
+    if not data:
+        raise ImageError(name, "Image file is empty (0 bytes)")
+    return _decode(io.BytesIO(data), name)
+
+
+def _decode(source, path):
+    """`source` (a file name or a binary file object) -> RGB uint8 (H, W, 3)."""
     if ImageFile.LOAD_TRUNCATED_IMAGES:
         # Somebody enabled Pillow's global "pad truncated images with grey"
         # switch; a half-grey image would silently corrupt the MOS labels.
@@ -111,7 +138,7 @@ def load_image(path):
         with warnings.catch_warnings():
             # Our own caps below replace Pillow's decompression-bomb warning.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            img = Image.open(path)
+            img = Image.open(source)
         with img:
             check_header_size(img.size, path)
             if getattr(img, "n_frames", 1) > 1:
@@ -124,7 +151,8 @@ def load_image(path):
             path, f"Image too large: at most {MAX_PIXELS} pixels ({e})"
         ) from None
     except _DECODE_ERRORS as e:
-        reason = str(e) or type(e).__name__
+        # Pillow names a file object by its repr: name the bytes' source.
+        reason = (str(e) or type(e).__name__).replace(repr(source), repr(path))
         raise ImageError(path, f"Cannot decode image ({reason})") from e
 
 

@@ -28,6 +28,12 @@ def _image_extensions():
     return IMAGE_EXTENSIONS
 
 
+def is_image_name(name):
+    """Whether a file name is one a folder walk scores: an image extension,
+    not hidden."""
+    return name.lower().endswith(_image_extensions()) and not name.startswith(".")
+
+
 def expand_inputs(inputs):
     """Files as given plus every image file under the given folders (recursive).
 
@@ -53,7 +59,7 @@ def expand_inputs(inputs):
                 images.extend(
                     os.path.join(root, name)
                     for name in sorted(files)
-                    if name.lower().endswith(extensions) and not name.startswith(".")
+                    if is_image_name(name)
                 )
             found.extend(images)
             if not images:
@@ -122,6 +128,12 @@ def _fields(row):
 def rows_to_csv(rows):
     """CSV text with the header image,score,error (score empty on error)."""
     return _csv_text(rows, header=True)
+
+
+def csv_records(rows):
+    """CSV text of `rows` without the header, each ending in a line break
+    (one record can span lines: a name with a line break is quoted)."""
+    return _csv_text(rows)
 
 
 def echo_csv(rows):

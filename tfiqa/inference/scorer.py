@@ -127,13 +127,25 @@ class Scorer:
                     results[i] = (None, e)
             results.update(self._score_isolated(images, crops, full, batch_size))
             for i, path in enumerate(chunk):
-                score, error = results[i]
-                yield {
-                    "image": path,
-                    "score": score,
-                    "error": _error_text(error) if error else "",
-                    "exception": error,
-                }
+                yield file_row(path, *results[i])
+
+    def score_each(self, images, crops=None, full=False, batch_size=DEFAULT_BATCH_SIZE):
+        """Scores decoded images, one `(score, None)` or `(None, error)` each.
+
+        What `score_files` does after decoding: the images are scored
+        together, and if that fails each is scored alone so that an image
+        the policy cannot score (a `TfiqaError`) spoils only its own result.
+
+        Args:
+            images: list of uint8 arrays (H, W, 3), any sizes.
+            crops, full, batch_size: see `score`.
+
+        Returns:
+            list of (float, None) or (None, TfiqaError), in order.
+        """
+        crops, batch_size = self._check(crops, full, batch_size)
+        results = self._score_isolated(dict(enumerate(images)), crops, full, batch_size)
+        return [results[i] for i in range(len(images))]
 
     def _score_isolated(self, images, crops, full, batch_size):
         """{key: (score, None) or (None, error)}; one bad image spoils nothing."""
@@ -142,9 +154,9 @@ class Scorer:
         try:
             scores = self._score_images(list(images.values()), crops, full, batch_size)
             return {k: (float(s), None) for k, s in zip(images, scores, strict=True)}
-        except TfiqaError:
+        except TfiqaError as e:
             if len(images) == 1:
-                raise
+                return {next(iter(images)): (None, e)}
         out = {}
         for key, image in images.items():
             try:
@@ -231,6 +243,20 @@ def _is_path_list(inputs):
     if isinstance(inputs, (list, tuple)) and inputs:
         return all(isinstance(i, (str, bytes, os.PathLike)) for i in inputs)
     return False
+
+
+def file_row(path, score, error):
+    """The result row of one file: `{"image", "score", "error", "exception"}`.
+
+    `error` (an exception or None) becomes one line of text in "error", the
+    column `tfiqa predict` writes; its score is None then.
+    """
+    return {
+        "image": path,
+        "score": score,
+        "error": _error_text(error) if error else "",
+        "exception": error,
+    }
 
 
 def _error_text(error):
