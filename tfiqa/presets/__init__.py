@@ -102,15 +102,24 @@ def preset_file(name, fmt=None):
         raise TfiqaError(
             f"Preset {name!r} has no {fmt!r} file. Available: {', '.join(files)}"
         )
-    path = os.path.join(PRESETS_DIR, name, files[fmt]["file"])
-    if not os.path.isfile(path):
-        raise TfiqaError(f"Preset {name!r}: file missing from the package: {path}")
+    folder = os.path.join(PRESETS_DIR, name)
+    path = os.path.join(folder, files[fmt]["file"])
     expected = files[fmt].get("sha256")
     if not expected:
         raise TfiqaError(
             f"Preset {name!r}: preset.json records no sha256 for {path}; the file "
             "cannot be verified"
         )
+    _check_sha256(name, path, expected)
+    sidecar = files[fmt].get("sidecar")
+    if sidecar:  # the policy a TFLite file is scored with
+        _check_sha256(name, os.path.join(folder, sidecar["file"]), sidecar["sha256"])
+    return fmt, path
+
+
+def _check_sha256(name, path, expected):
+    if not os.path.isfile(path):
+        raise TfiqaError(f"Preset {name!r}: file missing from the package: {path}")
     actual = file_sha256(path)
     if actual != expected:
         raise TfiqaError(
@@ -118,7 +127,6 @@ def preset_file(name, fmt=None):
             f"preset.json (altered or damaged; reinstall tfiqa). Received: "
             f"sha256 {actual}, expected {expected}"
         )
-    return fmt, path
 
 
 def file_sha256(path):
@@ -168,7 +176,9 @@ def preset_rows():
     rows = []
     for name in preset_names():
         card = preset_card(name)
-        test = card.get("test", {})
+        # A preset fitted on every labelled photo has no test split of its
+        # own: its figures are its recipe's, measured under the protocol.
+        test = card.get("test") or card.get("protocol", {})
         rows.append(
             {
                 "name": name,

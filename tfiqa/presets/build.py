@@ -55,7 +55,29 @@ def _run_metrics(model_path):
     return {k: test[k] for k in keep if k in test}, metrics.get("seeds", {})
 
 
-def write_preset(model, model_path, folder, name, manifest=None, description=""):
+def _file_entry(folder, file):
+    """Size and SHA-256 of a preset file, and of its JSON sidecar (a TFLite
+    file's scoring policy) when it has one."""
+    path = os.path.join(folder, file)
+    entry = {"file": file, "bytes": os.path.getsize(path), "sha256": file_sha256(path)}
+    sidecar = os.path.splitext(file)[0] + ".json"
+    if file.endswith(".tflite") and os.path.isfile(os.path.join(folder, sidecar)):
+        entry["sidecar"] = {
+            "file": sidecar,
+            "sha256": file_sha256(os.path.join(folder, sidecar)),
+        }
+    return entry
+
+
+def write_preset(
+    model,
+    model_path,
+    folder,
+    name,
+    manifest=None,
+    description="",
+    tflite_only=False,
+):
     """Writes preset `name` for `model` (loaded from `model_path`) to `folder`.
 
     Args:
@@ -66,6 +88,8 @@ def write_preset(model, model_path, folder, name, manifest=None, description="")
         manifest: dict or None. `export_model`'s manifest: its TFLite files
             are included.
         description: str.
+        tflite_only: bool. Ship only the manifest's TFLite files (a phone
+            preset), its int8 file as the default format.
 
     Returns:
         dict, the card written to `folder/preset.json`.
@@ -74,7 +98,9 @@ def write_preset(model, model_path, folder, name, manifest=None, description="")
 
     os.makedirs(folder, exist_ok=True)
     files = {}
-    if ships_head_only(model):
+    if tflite_only:
+        default = "tflite"
+    elif ships_head_only(model):
         save_head(model, os.path.join(folder, "head.npz"))
         files["head"] = "head.npz"
         default = "head"
@@ -88,9 +114,12 @@ def write_preset(model, model_path, folder, name, manifest=None, description="")
         sidecar = os.path.splitext(path)[0] + ".json"
         if os.path.isfile(sidecar):
             shutil.copyfile(sidecar, os.path.join(folder, f"model_{variant}.json"))
-        # "tflite" is the int8 file phones want; other variants keep their name.
+        # "tflite" is the int8 file phones want (int8, else int8_io); other
+        # variants keep their name.
         label = "float32" if variant == "none" else variant
-        files["tflite" if variant == "int8" else f"tflite_{label}"] = target
+        tflite = manifest["tflite"]
+        phone = variant == "int8" or (variant == "int8_io" and "int8" not in tflite)
+        files["tflite" if phone else f"tflite_{label}"] = target
     test, seeds = _run_metrics(model_path)
     policy = scoring_policy(model)
     card = {
@@ -110,14 +139,7 @@ def write_preset(model, model_path, folder, name, manifest=None, description="")
         else "unbounded, higher is better",
         "test": test,
         "seeds": seeds,
-        "files": {
-            fmt: {
-                "file": file,
-                "bytes": os.path.getsize(os.path.join(folder, file)),
-                "sha256": file_sha256(os.path.join(folder, file)),
-            }
-            for fmt, file in files.items()
-        },
+        "files": {fmt: _file_entry(folder, file) for fmt, file in files.items()},
     }
     write_json_atomic(os.path.join(folder, "preset.json"), card)
     return card
