@@ -111,6 +111,7 @@ class FeatureTable:
 
     def __init__(self, out, crop_size):
         self.out, self.crop_size, self.caches = out, crop_size, {}
+        self.memo = {}  # (backbone:view, path) -> pooled vector
 
     def _cache(self, backbone):
         from tfiqa.training.transfer import PooledFeatureCache
@@ -127,10 +128,15 @@ class FeatureTable:
         blocks = []
         for part in spec.split("+"):
             backbone, view = part.split(":")
-            pooled = self._cache(backbone).features(
-                [r["image_path"] for r in records], parse_view(view), log_every=0
-            )
-            blocks.append(pooled.mean(axis=1))  # average over the view's crops
+            paths = [r["image_path"] for r in records]
+            missing = [p for p in paths if (part, p) not in self.memo]
+            if missing:
+                pooled = self._cache(backbone).features(
+                    missing, parse_view(view), log_every=0
+                )
+                for path, vector in zip(missing, pooled.mean(axis=1), strict=True):
+                    self.memo[(part, path)] = vector  # mean over the view's crops
+            blocks.append(np.stack([self.memo[(part, p)] for p in paths]))
         return np.concatenate(blocks, axis=1)
 
 
