@@ -90,7 +90,9 @@ def run(args):
         ["backbone", "view", "photos", "computed", "seconds", "photos_per_s"],
         "Frozen EfficientNet-Lite feature extraction (decode + backbone + pooling)",
         notes="photos_per_s counts only photos computed in this run (a rerun "
-        "reads the cache); 2 cores shared with other jobs, so a lower bound.",
+        "reads the cache); 2 cores shared with other jobs, so a lower bound. "
+        f"Command: benchmarks/lite_features.py --backbones {args.backbones} "
+        f"--views {args.views} --name {args.name}",
     )
 
 
