@@ -18,7 +18,7 @@ Training data of the student: the split's train part only; validation
 Example:
 ```
 .venv/bin/python benchmarks/distill.py --data-dir ../shared/data \
-    --teacher hed-vgg16-biq --split-file benchmarks/out/transfer/splits/split0.json
+    --teacher lite0-biq --split-file benchmarks/out/transfer/splits/split0.json
 ```
 """
 

