@@ -8,6 +8,7 @@ stage (block 15, which outputs P5) trains as well, under the same protocol
 1. Every photo's stage-6 output (16 x 16 x 192 for a 512 px photo) is cached
    once as float16 under `--out/maps/` (the three photos that are not
    512 x 512 are resized to it first, so that batches share one shape).
+   With `--data dev` only biq2021-dev photos are needed (and used).
 2. Per split and seed: the frozen ridge is fitted as in `lite_recipe.py`;
    the model (block 15 from the ImageNet weights, BatchNorm in inference
    mode, avg+std pooling of P5 beside the frozen pooled P2..P4 from the
@@ -180,6 +181,8 @@ def run(args):
         os.path.abspath(args.data_dir), args.duplicate_similarity, out
     )
     table = FeatureTable(out, 224)
+    if args.data == "dev":
+        more = []  # the biq2021-dev train parts alone
     everything = dev + more
     all_maps = cached_maps(everything, out)
     index = {r["image_path"]: i for i, r in enumerate(everything)}
@@ -248,12 +251,13 @@ def run(args):
         min_splits=args.splits,
         min_seeds=len(seeds),
         title="Fine-tuning Lite0's last stage vs frozen features (whole photo, "
-        "biq2021-dev + biq2021-more training, test parts of biq2021-dev)",
+        f"{args.data} training, test parts of biq2021-dev)",
         notes=f"Adam {args.learning_rate}, batch {args.batch_size}, up to "
         f"{args.epochs} epochs, epoch chosen on validation (0 = the frozen "
         "ridge, so the arm never validates below it). `frozen` rows repeat one "
         "deterministic fit per seed. Command: benchmarks/lite_finetune_top.py "
-        f"--splits {args.splits} --seeds {args.seeds} --epochs {args.epochs}",
+        f"--splits {args.splits} --seeds {args.seeds} --epochs {args.epochs} "
+        f"--data {args.data}",
     )
 
 
