@@ -75,8 +75,6 @@ def beam_predict(
             from tfiqa.beam.scores_csv import shard_prefix
         except ImportError as e:
             raise base.UserError(str(e)) from None
-        # The in-process runners load the model here: no TensorFlow start-up lines.
-        base.start_tensorflow()
         beam_args = list(ctx.args)
         if not verbose and not any("sdk_harness_log_level" in a for a in beam_args):
             beam_args.append("--default_sdk_harness_log_level=ERROR")
