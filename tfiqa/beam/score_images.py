@@ -105,8 +105,10 @@ class ScoreImages(beam.PTransform):
     `fileio.ReadableFile`s. Each becomes one row `{"image": name, "score":
     float or None, "error": str}`, the columns of `tfiqa predict`'s CSV: a
     file that cannot be read or scored gets its message in "error" and
-    never fails a bundle. Decoding is `load_image`/`decode_image` (EXIF
-    orientation, any mode, size caps); batches of `batch_size` decoded
+    never fails a bundle (a local name that is not valid UTF-8 comes back
+    as an `OSName`, a str that Beam moves between workers pickled).
+    Decoding is `load_image`/`decode_image` (EXIF orientation, any mode,
+    size caps); batches of `batch_size` decoded
     images go through RunInference with an `IQAModelHandler`, which scores
     them under the model's policy with the code `tfiqa predict` runs, so
     the scores are the same.

@@ -121,6 +121,20 @@ def file_option(*names, help, **kwargs):
     return click.option(*names, type=click.Path(dir_okay=False), help=help, **kwargs)
 
 
+def crops_options(command):
+    """`--crops N` / `--full`: how many crops of the model's policy to score,
+    or the whole image (the commands check that not both are given)."""
+    command = click.option(
+        "--full", is_flag=True, help="Score each whole image at its own size."
+    )(command)
+    return click.option(
+        "--crops",
+        type=click.IntRange(min=1),
+        default=None,
+        help="Average N deterministic crops (default: the model's policy).",
+    )(command)
+
+
 def trust_model_option(command):
     """`--trust-model`: run a SavedModel whose graph fails the op allowlist."""
     return click.option(

@@ -37,13 +37,7 @@ from tfiqa.cli import base
     multiple=True,
     help="A text file (or glob of them) with one image path per line; repeatable.",
 )
-@click.option(
-    "--crops",
-    type=click.IntRange(min=1),
-    default=None,
-    help="Average N deterministic crops (default: the model's policy).",
-)
-@click.option("--full", is_flag=True, help="Score each whole image at its own size.")
+@base.crops_options
 @click.option(
     "--num-shards",
     type=click.IntRange(min=0),

@@ -18,13 +18,7 @@ from tfiqa.cli import base
     type=click.Path(dir_okay=False),
     help="CSV to write (image,score,error).",
 )
-@click.option(
-    "--crops",
-    type=click.IntRange(min=1),
-    default=None,
-    help="Average N deterministic crops (default: the model's policy).",
-)
-@click.option("--full", is_flag=True, help="Score each whole image at its own size.")
+@base.crops_options
 @base.trust_model_option
 @click.argument("inputs", nargs=-1, required=True)
 @base.user_errors
