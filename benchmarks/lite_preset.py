@@ -87,7 +87,7 @@ def phone_figures(path):
     return {
         "srcc": median["int8 srcc"],
         "float_srcc": median["float srcc"],
-        "max_abs_diff_to_float": max(r["max |int8 - float|"] for r in splits),
+        "max_abs_diff_to_float": max(r["max abs(int8 - float)"] for r in splits),
         "protocol": f"int8 file of each split's model, biq2021-dev test parts, "
         f"median over {len(splits)} content-disjoint splits",
         "results": os.path.relpath(path, os.path.dirname(RESULTS_DIR)),
