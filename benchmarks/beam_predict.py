@@ -218,7 +218,7 @@ def run_arm(model, arm, command, count, output, reference):
         "processes": m["processes"],
         "peak RSS MB, sum": round(m["peak_sum_mb"]),
         "peak RSS MB, largest process": round(m["peak_rss_mb"]),
-        "max |diff| vs predict": float(f"{worst:.3g}"),
+        "max abs diff vs predict": float(f"{worst:.3g}"),
         "rows differing": mismatched,
     }
     metrics = (m["result"] or {}).get("metrics", {})
