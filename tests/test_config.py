@@ -1,3 +1,5 @@
+import dataclasses
+
 import pytest
 import yaml
 
@@ -76,6 +78,37 @@ def test_set_overrides_are_parsed_as_yaml():
 def test_bad_values_name_the_key(override, key):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
         config_lib.load_config(None, [override])
+
+
+def _learning_rate_keys():
+    """Every `*learning_rate*` field of every section, from the schema."""
+    config = config_lib.ExperimentConfig()
+    return [
+        f"{section.name}.{field.name}"
+        for section in dataclasses.fields(config)
+        for field in dataclasses.fields(getattr(config, section.name))
+        if "learning_rate" in field.name
+    ]
+
+
+def test_learning_rate_keys_are_found():
+    assert "finetune.learning_rate" in _learning_rate_keys()
+    assert "meta.inner_learning_rate" in _learning_rate_keys()
+
+
+@pytest.mark.parametrize("value", [".nan", ".inf", "-.inf", "NaN", "1e999"])
+@pytest.mark.parametrize("key", _learning_rate_keys())
+def test_non_finite_learning_rates_are_rejected_at_load(key, value):
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")) as info:
+        config_lib.load_config(None, [f"{key}={value}"])
+    assert "finite" in str(info.value) and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("levels", ["[P2, P2, P2]", "[P3, P4, P3]"])
+def test_repeated_levels_are_rejected(levels):
+    with pytest.raises(ConfigError, match=r"model\.levels") as info:
+        config_lib.load_config(None, [f"model.levels={levels}"])
+    assert "more than once" in str(info.value)
 
 
 def test_override_without_equals_sign():

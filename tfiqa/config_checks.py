@@ -8,6 +8,7 @@ model built.
 """
 
 import dataclasses
+import math
 
 from tfiqa.errors import ConfigError
 
@@ -23,6 +24,7 @@ def check_training_values(config):
             f"trainer.stages is empty: nothing to train; valid stages are "
             f"{list(STAGES)}. Received: []"
         )
+    check_learning_rates_finite(config)
     for section in ("ranking", "meta", "finetune"):
         for field in dataclasses.fields(getattr(config, section)):
             value = getattr(getattr(config, section), field.name)
@@ -37,6 +39,14 @@ def check_training_values(config):
             f"model.levels must be a non-empty list of {', '.join(LEVELS)}. "
             f"Received: {config.model.levels}"
         )
+    repeated = sorted(
+        {lv for lv in config.model.levels if config.model.levels.count(lv) > 1}
+    )
+    if repeated:
+        raise ConfigError(
+            f"model.levels lists {', '.join(repeated)} more than once; each level "
+            f"is pooled once. Received: {config.model.levels}"
+        )
     if config.data.dataset not in READERS:
         raise ConfigError(
             f"data.dataset: {READERS.unknown_message(config.data.dataset)}"
@@ -45,6 +55,24 @@ def check_training_values(config):
         raise ConfigError(
             f"data.eval_crops must be positive. Received: {config.data.eval_crops}"
         )
+
+
+def check_learning_rates_finite(config):
+    """Every `*learning_rate*` field of every section must be finite.
+
+    A NaN or inf rate fails here, at load, not as a NaN loss at step 2.
+    """
+    for section in dataclasses.fields(config):
+        values = getattr(config, section.name)
+        for field in dataclasses.fields(values):
+            if "learning_rate" not in field.name:
+                continue
+            value = getattr(values, field.name)
+            if not math.isfinite(value):
+                raise ConfigError(
+                    f"{section.name}.{field.name} must be a finite number. "
+                    f"Received: {value}"
+                )
 
 
 def check_stage_values(config):
