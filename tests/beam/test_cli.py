@@ -64,6 +64,7 @@ def test_hostile_folder_gives_predicts_rows_in_two_shards(
         (["--crop", "3"], "Unknown option for tfiqa beam-predict or Beam"),
         (["--runner", "DataflowRunner"], "DataflowRunner workers cannot read"),
         (["--crops", "2", "--full"], "mutually exclusive"),
+        (["--crops", "200000"], "200000 is not in the range 1<=x<=100"),
     ],
 )
 def test_bad_options_are_one_line_errors(tmp_path, beam_model, extra, message):

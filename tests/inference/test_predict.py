@@ -90,7 +90,9 @@ def test_predict_crops_option_changes_the_mode(folder, model_path):
     "args,message",
     [
         (["--crops", "3", "--full"], "mutually exclusive"),
-        (["--crops", "0"], "0 is not in the range x>=1"),
+        (["--crops", "0"], "0 is not in the range 1<=x<=100"),
+        (["--crops", "101"], "101 is not in the range 1<=x<=100"),
+        (["--crops", "200000"], "200000 is not in the range 1<=x<=100"),
     ],
 )
 def test_predict_bad_options_exit_2(folder, model_path, args, message):
