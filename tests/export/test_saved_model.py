@@ -7,7 +7,7 @@ import os
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import make_image
+from conftest import make_image, python_stdout
 from PIL import Image
 
 from tfiqa.errors import DataError
@@ -180,3 +180,27 @@ def test_resolve_errors(tmp_path):
     (tmp_path / "a" / "7").mkdir()
     (tmp_path / "a" / "7" / "saved_model.pb").write_bytes(b"")
     assert resolve_saved_model_dir(str(tmp_path / "a")).endswith(os.path.join("a", "7"))
+
+
+BAD_UINT8_SHAPES = [(64, 64, 3), (64, 64), (SIZE,), (1, SIZE, SIZE, 3, 1)]
+BAD_UINT8_SHAPES += [(1, 64, 64, 3), (1, SIZE, SIZE, 1)]  # not the fixed crop
+
+
+def test_score_uint8_rejects_bad_shapes_without_aborting(exported):
+    # In a subprocess: a TF check that aborts would kill pytest itself.
+    _, out, _ = exported
+    expected = f"(batch, {SIZE}, {SIZE}, 3)"
+    code = f"""
+import tensorflow as tf
+signature = tf.saved_model.load({str(out / "iqa" / "3")!r}).signatures["score_uint8"]
+for shape in {BAD_UINT8_SHAPES!r}:
+    try:
+        signature(images=tf.zeros(shape, tf.uint8))
+        print(shape, "scored")
+    except tf.errors.InvalidArgumentError as e:
+        print(shape, "score_uint8 takes" in e.message and {expected!r} in e.message)
+empty = signature(images=tf.zeros((0, {SIZE}, {SIZE}, 3), tf.uint8))
+print("empty", empty["score"].shape)
+"""
+    lines = python_stdout(code).splitlines()
+    assert lines == [f"{shape} True" for shape in BAD_UINT8_SHAPES] + ["empty (0,)"]

@@ -17,6 +17,9 @@ Signatures:
 - `score_uint8`: `images` uint8 (B, H, W, 3) RGB: one crop per image,
   H = W = the model's crop size (any size for a dynamic export); clients
   average crops per the sidecar's `scoring` policy (`tfiqa.load` does).
+  A tensor of another shape (no batch axis, other channels, another crop
+  size) fails with INVALID_ARGUMENT naming the shape expected; an empty
+  batch returns an empty result.
 Both return `{"score": float32 (B,)}`, higher is better.
 
 Example:
@@ -110,9 +113,37 @@ def serving_signatures(model, input_size, policy=None):
         input_signature=[tf.TensorSpec([None, size, size, 3], tf.uint8, name="images")]
     )
     def serve_uint8(images):
-        return {"score": score_images(model, images)}
+        # A loaded signature binds any tensor to its spec without checking
+        # the shape; a wrong rank reached the backbone's kernels, which can
+        # abort the process. Checked here, it is an InvalidArgumentError.
+        with tf.control_dependencies(_uint8_checks(images, size)):
+            images = tf.identity(images)
+        scores = tf.cond(
+            tf.shape(images)[0] > 0,
+            lambda: score_images(model, images),
+            lambda: tf.zeros([0], tf.float32),
+        )
+        return {"score": scores}
 
     return {SIGNATURE_BYTES: serve_bytes, SIGNATURE_UINT8: serve_uint8}
+
+
+def _uint8_checks(images, size):
+    """Assert ops: `images` is (B, H, W, 3), with H = W = `size` if fixed."""
+    import tensorflow as tf
+
+    expected = f"(batch, {size}, {size}, 3)" if size else "(batch, H, W, 3)"
+    message = f"score_uint8 takes uint8 images of shape {expected}. Received: shape"
+    # Not tf.rank / assert_rank: the spec's static rank folds them into
+    # constants, and a caller's tensor of another rank passes. The runtime
+    # shape, padded with zeros, has a 3 at index 3 and a 0 at index 4 only
+    # when its rank is 4.
+    shape = tf.shape(images)
+    padded = tf.concat([shape, tf.zeros([5], tf.int32)], 0)
+    ok = tf.equal(padded[3], 3) & tf.equal(padded[4], 0)
+    if size:
+        ok = ok & tf.equal(padded[1], size) & tf.equal(padded[2], size)
+    return [tf.debugging.Assert(ok, [message, shape])]
 
 
 def make_readable(path):
