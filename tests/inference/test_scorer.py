@@ -143,6 +143,37 @@ def test_bad_arguments(scorer):
         scorer.score(np.zeros((40, 40), np.uint8))
 
 
+@pytest.mark.parametrize(
+    "pixels, message",
+    [
+        (np.nan, "finite"),
+        (np.inf, "finite"),
+        (-1.0, r"\[0, 255\]"),
+        (255.5, r"\[0, 255\]"),
+        (300, r"\[0, 255\]"),
+        ("unit", r"floats in \[0, 1\]"),
+    ],
+)
+def test_arrays_outside_0_255_are_refused(scorer, pixels, message):
+    image = make_image((40, 40)).astype("float32")
+    if pixels == "unit":
+        bad = image / 255
+    else:
+        bad = image.copy()
+        bad[3, 5, 1] = pixels
+        bad = bad.astype("int16" if pixels == 300 else "float32")
+    for inputs in (bad, bad[None], [bad], tf.constant(bad)):
+        with pytest.raises(TfiqaError, match=message):
+            scorer.score(inputs, crops=1)
+
+
+def test_accepted_arrays_score_as_uint8(scorer):
+    image = make_image((40, 40))
+    expected = scorer.score(image, crops=1)
+    for inputs in (image.astype("float64"), image.astype("int32"), image + 0.2):
+        np.testing.assert_allclose(scorer.score(inputs, crops=1), expected)
+
+
 def test_unreadable_path_raises_image_error(scorer, tmp_path):
     bad = tmp_path / "bad.jpg"
     bad.write_bytes(b"garbage")

@@ -82,9 +82,12 @@ class Scorer:
 
         Args:
             inputs: an image file path, a list of paths, a uint8 array or
-                tensor (H, W, 3) or (N, H, W, 3) (float arrays in [0, 255]
-                are rounded to uint8), or a list of (H, W, 3) arrays of any
-                sizes. Files are decoded `batch_size` at a time.
+                tensor (H, W, 3) or (N, H, W, 3), or a list of (H, W, 3)
+                arrays of any sizes. Files are decoded `batch_size` at a
+                time. Other numeric arrays must hold finite values in
+                [0, 255] (rounded to uint8, never clipped); NaN, inf,
+                negative or > 255 values raise `TfiqaError`, and so does a
+                float image in [0, 1] (multiply it by 255 first).
             crops: int or None. Average the scores of this many deterministic
                 crops spread over each image (default: the model's policy).
                 An image smaller than the crop follows the policy's
@@ -96,6 +99,7 @@ class Scorer:
         Raises:
             ImageError: a file cannot be read (see `score_files` to get
                 per-image errors instead).
+            TfiqaError: an array outside the accepted dtypes and ranges.
         """
         crops, batch_size = self._check(crops, full, batch_size)
         if _is_path_list(inputs):
@@ -266,15 +270,41 @@ def _error_text(error):
 
 
 def to_uint8(image, what="image"):
+    """A uint8 array as is; other numbers must be finite and in [0, 255].
+
+    They are rounded to uint8, never clipped or rescaled. A float array with
+    fractional values all within [0, 1] is refused: it is almost surely a
+    [0, 1] image, which would score as a black one.
+    """
     array = np.asarray(image)
-    if array.dtype != np.uint8:
-        if not np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_:
-            raise TfiqaError(
-                f"{what} must be a uint8 (or 0..255 numeric) array. "
-                f"Received: dtype={array.dtype}"
-            )
-        array = np.clip(np.rint(array), 0, 255).astype(np.uint8)
-    return array
+    if array.dtype == np.uint8:
+        return array
+    if not np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_:
+        raise TfiqaError(
+            f"{what} must be a uint8 (or 0..255 numeric) array. "
+            f"Received: dtype={array.dtype}"
+        )
+    if np.iscomplexobj(array) or not np.isfinite(array).all():
+        raise TfiqaError(
+            f"{what} must hold finite real pixel values in [0, 255]. "
+            f"Received: dtype={array.dtype} with NaN, inf or complex values"
+        )
+    if array.size and (array.min() < 0 or array.max() > 255):
+        raise TfiqaError(
+            f"{what} pixel values must be in [0, 255]. Received: "
+            f"min={array.min()}, max={array.max()}"
+        )
+    if (
+        array.size
+        and np.issubdtype(array.dtype, np.floating)
+        and array.max() <= 1
+        and (array != np.rint(array)).any()
+    ):
+        raise TfiqaError(
+            f"{what} looks like floats in [0, 1]; scores expect 0..255 pixels: "
+            f"pass image * 255. Received: dtype={array.dtype}, max={array.max()}"
+        )
+    return np.rint(array).astype(np.uint8)
 
 
 def to_image_list(inputs):
