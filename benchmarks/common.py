@@ -9,7 +9,8 @@ and coerced to the default's type; an unknown key is an error that lists the
 valid ones). `benchmarks/run.py NAME` runs any of them; `benchmarks/<name>.py`
 still takes each parameter as an option (`data_dir` -> `--data-dir`).
 
-Every benchmark writes `<results_dir>/<name>.json` (rows + environment) and
+Every benchmark writes `<results_dir>/<name>.json` (rows + environment, with
+the full parameters and the command line that produced them) and
 `<results_dir>/<name>.md` (a markdown table headed by the hardware, library
 versions and git commit it was measured on); `results_dir` defaults to
 `benchmarks/results`.
@@ -21,6 +22,7 @@ import json
 import os
 import platform
 import re
+import shlex
 import subprocess
 import sys
 import time
@@ -48,6 +50,9 @@ RESULT_PREFIX = "RESULT "
 # Where `write_results` writes: the running benchmark's `results_dir`, so
 # that the benchmarks need not pass it to every writer.
 _results_dir = [RESULTS_DIR]
+# The running benchmark's full parameters and command line, recorded with
+# every result so that a results file alone says how to reproduce it.
+_provenance = {}
 
 
 def benchmark_names():
@@ -129,6 +134,11 @@ def run_benchmark(name, params):
     import_tensorflow_quietly()
     module = importlib.import_module(name)
     _results_dir[0] = params.results_dir
+    _provenance.update(
+        benchmark=name,
+        params=vars(params),
+        command=shlex.join([os.path.relpath(sys.argv[0], ROOT), *sys.argv[1:]]),
+    )
     return module.run(params)
 
 
@@ -309,6 +319,7 @@ def environment_info():
         "keras": keras.__version__,
         "numpy": np.__version__,
         "commit": _git_commit(),
+        **_provenance,
     }
     try:
         import ai_edge_litert

@@ -140,6 +140,12 @@ def test_quick_run_writes_json_and_markdown_where_told(tmp_path):
     saved = json.loads((tmp_path / "mixed_precision.json").read_text())
     assert saved["name"] == "mixed_precision"
     assert {"cpu", "tensorflow", "keras", "commit"} <= set(saved["environment"])
+    # The file alone says how to reproduce it: every parameter and the command.
+    assert saved["environment"]["params"]["steps"] == 2
+    assert saved["environment"]["params"]["results_dir"] == str(tmp_path)
+    command = saved["environment"]["command"]
+    assert command.startswith("benchmarks/run.py mixed_precision --quick")
+    assert "steps=2" in command
     # The quick settings (one backbone, crop 32, batch 2) and the --set value.
     assert "Crop 32, batch 2" in saved["notes"] and "2 timed steps" in saved["notes"]
     (row,) = saved["rows"]
