@@ -1,15 +1,16 @@
 """Per-distortion-type ranking diagnostic of a shipped preset.
 
-The first `images` photos (sorted by name) of `pristine/Kodak24`, which no
-tfiqa training recipe trains on, are resized (Lanczos, aspect ratio kept) to
-a `size` px short side when larger, distorted by every type of `types`
-at levels 1..5 (`tfiqa.distortions`, seed `seed`) and scored by the preset
-under its own scoring policy (`tfiqa.load`). Per type: the mean over photos
+The first `images` photos (sorted by name) of each `sources` folder of
+`pristine/` (Kodak24 and McMaster by default, which no tfiqa training
+recipe trains on) are resized (Lanczos, aspect ratio kept) to a `size` px
+short side when larger, distorted by every type of `types` (names, or a
+set such as `kadid`) at levels 1..5 (`tfiqa.distortions`, seed `seed`) and
+scored by the preset under its own scoring policy (`tfiqa.load`). Per type: the mean over photos
 of the SRCC between level and score, signed so that +1 = stronger
 distortions always scored worse and -1 = backwards; the fraction of adjacent
 levels ranked right; the mean score per level.
 
-Writes `benchmarks/results/preset_ranking_<preset>.{json,md}` after every
+Writes `benchmarks/results/preset_ranking_<preset>[_<tag>].{json,md}` after every
 type, so an interrupted run keeps the types it finished; `resume` runs only
 the types missing from that file.
 
@@ -84,13 +85,19 @@ def run(args):
         resolve_ranking_types,
     )
 
-    folder = os.path.join(args.data_dir, "pristine", "Kodak24")
-    photos, names = load_photos(folder, args.images, args.size)
-    types = resolve_ranking_types(args.types)
+    from tfiqa.distortions import DISTORTION_SETS
+
+    photos, described = [], []
+    for source in str(args.sources).split(","):
+        folder = os.path.join(args.data_dir, "pristine", source)
+        taken, names = load_photos(folder, args.images, args.size)
+        photos += taken
+        described.append(f"{len(taken)} {source} ({names[0]}..{names[-1]})")
+    types = DISTORTION_SETS.get(args.types) or resolve_ranking_types(args.types)
     scorer = tfiqa.load(args.preset)
     shapes = sorted({f"{p.shape[1]}x{p.shape[0]}" for p in photos})
     setup = (
-        f"{len(photos)} Kodak24 photos ({names[0]}..{names[-1]}), resized to a "
+        f"{len(photos)} photos: {', '.join(described)}, resized to a "
         f"{args.size} px short side ({', '.join(shapes)}); levels 1-5, seed "
         f"{args.seed}; scored by `tfiqa.load({args.preset!r})` under its policy "
         f"({scorer.policy['crops']} x {scorer.policy['crop_size']} px crops). "
@@ -99,7 +106,7 @@ def run(args):
         "pairs_right: adjacent levels scored strictly in the right order; "
         "L1..L5: mean score per level."
     )
-    name = f"preset_ranking_{args.preset}"
+    name = f"preset_ranking_{args.preset}" + (f"_{args.tag}" if args.tag else "")
     rows = previous_rows(args.results_dir, name, setup) if args.resume else []
     todo = [t for t in types if t not in {r["type"] for r in rows}]
     order = {t: i for i, t in enumerate(all_types())}
