@@ -6,7 +6,6 @@ network's input size.
 """
 
 import numpy as np
-import tensorflow as tf
 
 from tfiqa.data.image_io import check_min_size
 from tfiqa.errors import ConfigError
@@ -74,6 +73,8 @@ def eval_crops(image, crop_size, num_crops=1, path=""):
                 for y, x in zip(ys, xs, strict=True)
             ]
         )
+    import tensorflow as tf  # tensors only: numpy crops serve TF-free scoring
+
     image = tf.convert_to_tensor(image)
     if image.shape.rank == 3 and image.shape[0] is not None and image.shape[1]:
         check_min_size(image, crop_size, path)
@@ -86,6 +87,8 @@ def tf_eval_crops(image, crop_size, num_crops=1):
     Too-small images fail with a TF InvalidArgumentError; callers in
     tf.data pipelines check sizes before (see `tfiqa.data.pipeline`).
     """
+    import tensorflow as tf
+
     positions = crop_positions(num_crops)
     shape = tf.shape(image)
     tf.debugging.assert_greater_equal(

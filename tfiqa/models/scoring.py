@@ -3,19 +3,9 @@
 - `score_images(model, images)`: uint8 (B, H, W, 3) -> float32 (B,) in a
   graph; every caller (validation, `Scorer`, exports, verification) uses it.
 - `predict_fn(model)` / `predict(model, images)`: its cached `tf.function`.
-- The scoring policy, a property of the model (`IQAModel` config) that
-  travels into every export's sidecar and serving graph:
-  `{"crop_size": c, "crops": N, "placement": ..., "small_images": rule,
-  "resize": r}`. With `r > 0` an image is first resized (antialiased,
-  aspect ratio kept) so that its short side is r, which puts photos of any
-  resolution at the scale the model was trained on (r = c with N = 1 scores
-  a square photo whole). An image is then scored as the mean of N
-  deterministic c x c crops spread over it
-  (`tfiqa.data.crops.crop_positions`). An image whose short side is below
-  c is first upscaled (bilinear, aspect ratio kept) until its short side is
-  c ("upscale", the default: every backend, fixed-input TFLite included,
-  sees the same pixels), or scored whole at its own size ("whole": only
-  backends with a dynamic input size can do that).
+- The scoring policy in graphs (`tf_policy_score`, `resize_short_side`):
+  the policy itself, and its numpy side for Python callers, live in
+  `tfiqa.scoring_policy` (re-exported here) and give the same pixels.
 
 Example:
 ```python
@@ -27,15 +17,19 @@ score = predict(model, crops).mean()
 
 import weakref
 
-import numpy as np
 import tensorflow as tf
 
-from tfiqa.errors import ConfigError
-
-SMALL_IMAGE_RULES = ("upscale", "whole")
-PLACEMENT = "spread"  # tfiqa.data.crops.crop_positions
-DEFAULT_CROP_SIZE = 224
-DEFAULT_CROPS = 5
+from tfiqa.scoring_policy import (  # noqa: F401 (the policy, re-exported)
+    DEFAULT_CROP_SIZE,
+    DEFAULT_CROPS,
+    PLACEMENT,
+    SMALL_IMAGE_RULES,
+    apply_resize,
+    is_small,
+    make_policy,
+    policy_crops,
+    scoring_policy,
+)
 
 # Any batch of uint8 RGB images: one trace serves every crop and batch size.
 IMAGE_SPEC = tf.TensorSpec([None, None, None, 3], tf.uint8)
@@ -67,50 +61,6 @@ def predict(model, images):
     if images.dtype != tf.uint8:
         images = tf.cast(tf.clip_by_value(tf.round(images), 0, 255), tf.uint8)
     return predict_fn(model)(images).numpy()
-
-
-def make_policy(
-    crop_size=DEFAULT_CROP_SIZE, crops=DEFAULT_CROPS, small_images=None, resize=0
-):
-    """A validated policy dict (see the module docstring)."""
-    small_images = small_images or SMALL_IMAGE_RULES[0]
-    resize = 0 if resize is None else resize
-    if isinstance(resize, bool) or int(resize) < 0:
-        raise ConfigError(
-            "input_resize must be 0 (off) or a positive short side. "
-            f"Received: {resize!r}"
-        )
-    if 0 < int(resize) < int(crop_size):
-        raise ConfigError(
-            f"input_resize ({resize}) must be 0 or at least input_crop_size "
-            f"({crop_size}). Received: input_resize={resize!r}"
-        )
-    if isinstance(crop_size, bool) or int(crop_size) < 1:
-        raise ConfigError(f"input_crop_size must be positive. Received: {crop_size!r}")
-    if isinstance(crops, bool) or int(crops) < 1:
-        raise ConfigError(f"eval_crops must be positive. Received: {crops!r}")
-    if small_images not in SMALL_IMAGE_RULES:
-        raise ConfigError(
-            f"small_images must be one of {', '.join(SMALL_IMAGE_RULES)}. "
-            f"Received: {small_images!r}"
-        )
-    return {
-        "crop_size": int(crop_size),
-        "crops": int(crops),
-        "placement": PLACEMENT,
-        "small_images": small_images,
-        "resize": int(resize),
-    }
-
-
-def scoring_policy(model):
-    """The policy a model carries (defaults for models without one)."""
-    return make_policy(
-        getattr(model, "input_crop_size", None) or DEFAULT_CROP_SIZE,
-        getattr(model, "eval_crops", None) or DEFAULT_CROPS,
-        getattr(model, "small_images", None),
-        getattr(model, "input_resize", 0),
-    )
 
 
 def upscale_to_crop(image, crop_size):
@@ -149,36 +99,6 @@ def resize_short_side(image, side, downscale=True):
     if not downscale:
         return grow_or_keep()
     return tf.cond(short > c, lambda: resize(True), grow_or_keep)
-
-
-def apply_resize(image, policy):
-    """The policy's resize step (numpy in, numpy out); a no-op when off."""
-    if not policy.get("resize"):
-        return image
-    return resize_short_side(image, policy["resize"]).numpy()
-
-
-def is_small(image, policy):
-    """True if the image's short side is below the policy's crop size (never
-    with a resize step: it brings every image to at least the crop size)."""
-    if policy.get("resize"):
-        return False
-    return min(int(image.shape[0]), int(image.shape[1])) < policy["crop_size"]
-
-
-def policy_crops(image, policy, num_crops=None):
-    """The policy's crops of one uint8 numpy image -> (N, c, c, 3).
-
-    Applies the "upscale" rule to small images; with "whole" a small image
-    must be scored at its own size instead (check `is_small` first).
-    """
-    from tfiqa.data.crops import eval_crops
-
-    size = policy["crop_size"]
-    image = apply_resize(image, policy)
-    if is_small(image, policy):
-        image = upscale_to_crop(image, size).numpy()
-    return np.asarray(eval_crops(image, size, num_crops or policy["crops"]))
 
 
 def tf_policy_score(model, image, policy):
