@@ -302,3 +302,87 @@ def test_cli_scores_with_a_model_first(tmp_path):
     ]
     scores = np.array([float(r["score"]) for r in written])
     assert np.all((scores >= 0) & (scores <= 1))
+
+
+def test_read_predictions_maps_escaped_names_back_to_files(tmp_path):
+    # What `tfiqa predict` writes for b"caf\xe9 \\x41.png": the undecodable
+    # byte escaped, the name's own backslash doubled.
+    path = write_csv(
+        tmp_path / "p.csv", ["image", "score"], [["caf\\xe9 \\\\x41.png", "0.5"]]
+    )
+    table = read_predictions(path)
+    assert [os.fsencode(image) for image in table.scores] == [b"caf\xe9 \\x41.png"]
+
+
+def test_read_predictions_rejects_a_nul_byte_in_a_name(tmp_path):
+    path = tmp_path / "p.csv"
+    path.write_text("image,score\nbad\0name.png,0.5\n")
+    with pytest.raises(DataError, match="line 2: image name holds a NUL byte"):
+        read_predictions(str(path))
+    # The escaped form of a NUL byte is refused the same way.
+    path.write_text("image,score\nbad\\x00name.png,0.5\n")
+    with pytest.raises(DataError, match="line 2: image name holds a NUL byte"):
+        read_predictions(str(path))
+
+
+def test_read_predictions_says_what_a_non_file_is(tmp_path):
+    link = tmp_path / "p.csv"
+    link.symlink_to("/dev/zero")
+    with pytest.raises(DataError, match="p.csv is a character device, not a file"):
+        read_predictions(str(link))
+    with pytest.raises(DataError, match="is a folder, not a file"):
+        read_predictions(str(tmp_path))
+    dangling = tmp_path / "gone.csv"
+    dangling.symlink_to(tmp_path / "nowhere.csv")
+    with pytest.raises(DataError, match="not found .a broken symbolic link"):
+        read_predictions(str(dangling))
+
+
+def test_all_failed_predictions_are_named_as_such(dataset, tmp_path):
+    root, names, _ = dataset
+    rows = [[n, "", f"Cannot decode image (boom {i})"] for i, n in enumerate(names)]
+    path = write_csv(tmp_path / "p.csv", ["image", "score", "error"], rows)
+    with pytest.raises(DataError) as caught:
+        evaluate_dataset("csv", str(root), predictions=path)
+    message = str(caught.value)
+    assert f"All {N_IMAGES} predictions in {path} are errors" in message
+    assert f"First: {names[0]!r}: Cannot decode image (boom 0)" in message
+    assert "\n" not in message
+
+
+def test_write_outputs_refuses_a_device_and_keeps_files_on_failure(tmp_path):
+    result = evaluate_dataset_result(tmp_path)
+    out = tmp_path / "out"
+    write_outputs(result, str(out))
+    before = (out / "metrics.json").read_text()
+    with pytest.raises(DataError, match="--output /dev/null is a character device"):
+        write_outputs(result, "/dev/null")
+    (out / "scatter.png").unlink()
+    (out / "scatter.png").symlink_to("/dev/null")
+    with pytest.raises(DataError, match="scatter.png is a character device"):
+        write_outputs(result, str(out))
+    assert os.path.islink(out / "scatter.png")
+    assert (out / "metrics.json").read_text() == before
+
+
+def test_predictions_csv_escapes_undecodable_names(tmp_path):
+    result = evaluate_dataset_result(tmp_path)
+    result.images[0] = os.fsdecode(b"/data/caf\xe9.png")
+    paths = write_outputs(result, str(tmp_path / "out"), predictions_csv=True)
+    with open(paths["predictions"], newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    assert rows[0]["image"] == "/data/caf\\xe9.png"
+
+
+def evaluate_dataset_result(tmp_path):
+    root = tmp_path / "data"
+    root.mkdir()
+    names = [f"{i}.png" for i in range(N_IMAGES)]
+    for name in names:
+        Image.new("RGB", (4, 4)).save(root / name)
+    mos = np.linspace(0.1, 0.9, N_IMAGES)
+    write_csv(root / "mos.csv", ["image", "mos"], zip(names, mos, strict=True))
+    path = write_csv(
+        tmp_path / "p.csv", ["image", "score"], [[n, m] for n, m in zip(names, mos)]
+    )
+    return evaluate_dataset("csv", str(root), predictions=path)

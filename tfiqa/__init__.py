@@ -4,11 +4,13 @@ import sys
 
 __version__ = "0.1.0"
 
-# The public API; the names are imported on first use because they load
+# The public API; the names are imported on first use because most load
 # TensorFlow, and `import tfiqa` (and `tfiqa --help`) must stay instant.
-__all__ = ["Scorer", "load", "load_config"]
+__all__ = ["Scorer", "csv_name", "image_path", "load", "load_config"]
 _LAZY = {
     "Scorer": "tfiqa.inference",
+    "csv_name": "tfiqa.csv_names",
+    "image_path": "tfiqa.csv_names",
     "load": "tfiqa.inference",
     "load_config": "tfiqa.config",
 }

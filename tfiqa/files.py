@@ -1,10 +1,63 @@
-"""Atomic file writing: a reader sees the old file or the new one, never half."""
+"""Atomic file writing: a reader sees the old file or the new one, never half.
+
+Outputs are regular files only: a path that is a device, FIFO, socket or
+folder is refused rather than replaced by a rename (as root that would
+replace /dev/null). `reporting_write_errors` turns a failed write (full disk,
+read-only file system, no permission) into a one-line `DataError`.
+"""
 
 import contextlib
 import json
 import math
 import os
+import stat
 import tempfile
+
+from tfiqa.errors import DataError
+
+_KINDS = (
+    (stat.S_ISDIR, "a folder"),
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def file_kind(mode):
+    """What a `st_mode` is when it is not a regular file ("a character
+    device", ...); None for a regular file."""
+    for test, kind in _KINDS:
+        if test(mode):
+            return kind
+    return None if stat.S_ISREG(mode) else "not a regular file"
+
+
+def check_regular_output(path, what="Output"):
+    """Raises DataError if `path` exists (through symlinks) and is not a
+    regular file; a missing path is fine (it will be created)."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return
+    except OSError as e:
+        raise DataError(f"Cannot write {path}: {e.strerror}") from None
+    kind = file_kind(mode)
+    if kind is not None:
+        raise DataError(
+            f"{what} {path} is {kind}; results are written to regular files "
+            "only: choose a file path."
+        )
+
+
+@contextlib.contextmanager
+def reporting_write_errors(path):
+    """Turns an OSError raised inside into a one-line DataError naming
+    `path` and why (no space left, read-only file system, ...)."""
+    try:
+        yield
+    except OSError as e:
+        raise DataError(f"Cannot write {path}: {e.strerror or e}") from None
 
 
 @contextlib.contextmanager
@@ -17,6 +70,7 @@ def atomic_path(path):
         model.save(tmp)
     ```
     """
+    check_regular_output(path)
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     base, ext = os.path.splitext(os.path.basename(path))
@@ -30,12 +84,12 @@ def atomic_path(path):
         yield tmp
         os.replace(tmp, path)
     finally:
-        if os.path.exists(tmp):
+        with contextlib.suppress(OSError):
             os.remove(tmp)
 
 
 def write_text_atomic(path, text):
-    with atomic_path(path) as tmp, open(tmp, "w") as f:
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
         f.write(text)
 
 

@@ -3,7 +3,7 @@
 import csv
 import glob
 
-from tfiqa.inference.predict import ENCODING
+from tfiqa.csv_names import image_path
 
 # `tfiqa predict` and the pipeline must agree to 1e-6; CSV values carry 6
 # decimals, so two equal scores may differ by one unit in the last one.
@@ -15,10 +15,12 @@ def read_csv(*paths):
     """Rows of CSV files (every shard has its own header)."""
     rows = []
     for path in paths:
-        with open(path, newline="", **ENCODING) as f:
+        with open(path, newline="", encoding="utf-8") as f:
             rows.extend(csv.DictReader(f))
     for row in rows:
         row["score"] = float(row["score"]) if row["score"] else None
+        row["image"] = image_path(row["image"])
+        row["error"] = image_path(row["error"])
     return rows
 
 

@@ -49,9 +49,10 @@ def test_hostile_folder_gives_predicts_rows_in_two_shards(
             assert row["error"] == "" and 0.0 <= row["score"] <= 1.0, row
         else:
             assert error in row["error"] and row["score"] is None, row
-    # Names are written as the bytes they have on disk, as predict does.
+    # Undecodable names are escaped as predict does: every shard is UTF-8.
     data = b"".join(p.read_bytes() for p in shards)
-    assert b"latin1-\xe9\xff.png" in data
+    assert b"latin1-\\xe9\\xff.png" in data
+    data.decode("utf-8")
     assert data.count(b"image,score,error\n") == 2
     n_bad = sum(e is not None for e in expected_errors.values())
     assert f"{len(rows) - n_bad} of {len(rows)} images" in result.stderr

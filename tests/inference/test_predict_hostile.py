@@ -16,14 +16,24 @@ from tfiqa.cli import cli
 from tfiqa.data.image_io import load_image
 from tfiqa.errors import ImageError
 from tfiqa.inference import load
-from tfiqa.inference.predict import ENCODING, PredictionWriter
+from tfiqa.csv_names import image_path
+from tfiqa.inference.predict import RECORD_PREFIX, PredictionWriter, model_record
 
 from .hostile import png_header, write_corpus
 
 
 def read_rows(path):
-    with open(path, newline="", **ENCODING) as f:
-        return list(csv.DictReader(f))
+    """A result CSV's rows, names mapped back to the files (strict UTF-8)."""
+    with open(path, newline="", encoding="utf-8") as f:
+        if f.readline().startswith(RECORD_PREFIX):  # a .partial file
+            rows = list(csv.DictReader(f))
+        else:
+            f.seek(0)
+            rows = list(csv.DictReader(f))
+    return [
+        {**row, "image": image_path(row["image"]), "error": image_path(row["error"])}
+        for row in rows
+    ]
 
 
 def check_rows(rows, expected):
@@ -66,8 +76,9 @@ def test_hostile_corpus_keras(tmp_path, model_path):
     check_rows(read_rows(output), expected)
     assert not os.path.exists(f"{output}.partial")
     assert not os.path.exists(f"{output}.lock")
-    # The undecodable name is written as the bytes it has on disk.
-    assert b"latin1-\xe9\xff.png" in output.read_bytes()
+    # The undecodable name is escaped: the file is UTF-8 for any reader.
+    assert b"latin1-\\xe9\\xff.png" in output.read_bytes()
+    output.read_bytes().decode("utf-8")
 
 
 def test_streaming_scorer_gives_per_image_errors(tmp_path, model_path):
@@ -95,8 +106,9 @@ def test_rows_survive_a_crash_and_the_rerun_resumes(tmp_path, model_path):
     output = tmp_path / "scores.csv"
     paths = sorted(str(p) for p in folder.iterdir())
     # A run killed after its first batch: the batch's rows are on disk.
-    with pytest.raises(RuntimeError), PredictionWriter(output, paths) as writer:
-        writer.write([{"image": paths[0], "score": 0.123456, "error": ""}])
+    record = model_record(load(model_path))
+    with pytest.raises(RuntimeError), PredictionWriter(output, paths, record) as w:
+        w.write([{"image": paths[0], "score": 0.123456, "error": ""}])
         raise RuntimeError("killed")
     assert not output.exists()
     partial = f"{output}.partial"
@@ -148,9 +160,10 @@ def test_names_with_line_breaks_and_bad_bytes_to_stdout(tmp_path, model_path):
         Image.fromarray(make_image((36, 36))).save(os.fsencode(folder / name))
     result = CliRunner().invoke(cli, ["predict", "--model", model_path, str(folder)])
     assert result.exit_code == 0, result.output
-    text = result.stdout_bytes.decode(**ENCODING)
+    text = result.stdout_bytes.decode("utf-8")
     rows = list(csv.DictReader(io.StringIO(text, newline="")))
-    assert sorted(r["image"] for r in rows) == sorted(str(folder / n) for n in names)
+    names_back = sorted(image_path(r["image"]) for r in rows)
+    assert names_back == sorted(str(folder / n) for n in names)
 
 
 def export_all(model, folder):

@@ -17,7 +17,8 @@ class WriteScoresCSV(beam.PTransform):
 
     Every shard is a CSV file as `tfiqa predict --output` writes one: the
     header image,score,error, scores with 6 decimals (empty on error), file
-    names as the bytes they have on disk and quoted when they hold a comma,
+    names in UTF-8 with undecodable bytes escaped by `tfiqa.csv_name` (so
+    `tfiqa.image_path` maps them back) and quoted when they hold a comma,
     quote or line break. Rows are in no particular order.
 
     Args:
@@ -51,5 +52,5 @@ class WriteScoresCSV(beam.PTransform):
 
 
 def _record(row):
-    # Bytes, not text: Beam's text coders refuse undecodable names.
+    # Bytes: WriteToText writes them as they are.
     return csv_records([row]).encode(**ENCODING)

@@ -75,6 +75,8 @@ def evaluate(
     base.start_tensorflow()
     from tfiqa import evaluation
 
+    evaluation.check_output_folder(output)
+
     workdir_config = os.path.join(workdir or "", "config.yaml")
     if config_path is None and workdir and os.path.isfile(workdir_config):
         config_path = workdir_config

@@ -16,7 +16,8 @@ from tfiqa.cli import base
 @click.option(
     "--output",
     type=click.Path(dir_okay=False),
-    help="CSV to write (image,score,error).",
+    help="CSV to write (image,score,error; a regular file). A killed run "
+    "resumes from OUTPUT.partial when run again with the same model.",
 )
 @base.crops_options
 @base.trust_model_option
@@ -32,11 +33,16 @@ def predict(model_path, output, crops, full, trust_model, inputs):
     """
     if crops is not None and full:
         raise base.UserError("--crops and --full are mutually exclusive; pass one.")
+    from tfiqa.files import check_regular_output
+
+    if output:
+        check_regular_output(output, "--output")
     base.start_tensorflow()
     from tfiqa.inference import load
     from tfiqa.inference.predict import (
         echo_csv,
         expand_inputs,
+        model_record,
         predict_files,
         predict_resumable,
     )
@@ -53,7 +59,11 @@ def predict(model_path, output, crops, full, trust_model, inputs):
 
     if output:
         rows = predict_resumable(
-            output, paths, run, log=lambda message: click.echo(message, err=True)
+            output,
+            paths,
+            run,
+            log=lambda message: click.echo(message, err=True),
+            model=model_record(scorer, crops, full),
         )
     else:
         rows = run(paths)

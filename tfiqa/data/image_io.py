@@ -8,13 +8,13 @@ handled the same way in training, evaluation and inference.
 import errno
 import io
 import os
-import stat
 import warnings
 
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from tfiqa.errors import ImageError
+from tfiqa.files import file_kind
 
 IMAGE_EXTENSIONS = (
     ".jpg",
@@ -158,6 +158,8 @@ def _decode(source, path):
 
 def file_size(path):
     """Size of a regular file; ImageError saying what `path` is otherwise."""
+    if "\0" in path:
+        raise ImageError(path.replace("\0", "\\0"), "File name holds a NUL byte")
     try:
         info = os.stat(path)
     except OSError as e:
@@ -168,16 +170,9 @@ def file_size(path):
         if e.errno == errno.ENOENT:
             raise ImageError(path, "Image file not found") from None
         raise ImageError(path, f"Cannot read image file ({e.strerror})") from None
-    kinds = (
-        (stat.S_ISDIR, "a folder"),
-        (stat.S_ISFIFO, "a FIFO (named pipe)"),
-        (stat.S_ISCHR, "a character device"),
-        (stat.S_ISBLK, "a block device"),
-        (stat.S_ISSOCK, "a socket"),
-    )
-    for test, kind in kinds:
-        if test(info.st_mode):
-            raise ImageError(path, f"Not an image file: it is {kind}")
+    kind = file_kind(info.st_mode)
+    if kind is not None:
+        raise ImageError(path, f"Not an image file: it is {kind}")
     return info.st_size
 
 

@@ -258,6 +258,12 @@ def evaluate_dataset(
 
 
 def _check_matched(match, table, source, dataset, split):
+    if not table.scores and table.failed:
+        image, error = next(iter(table.failed.items()))
+        raise DataError(
+            f"All {len(table.failed)} predictions in {source} are errors (error "
+            f"column); nothing to evaluate. First: {image!r}: {error}"
+        )
     if not match.pairs:
         raise DataError(
             f"No prediction in {source} matches an image of {dataset} (split "

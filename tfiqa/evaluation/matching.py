@@ -2,7 +2,8 @@
 
 A predictions CSV has the columns `image,score` and optionally `error` (what
 `tfiqa predict` writes); a row with a non-empty `error` is an image that could
-not be scored. Predictions are matched to dataset records by image path:
+not be scored. Names are read back with `tfiqa.image_path` (the escape
+`tfiqa predict` writes undecodable bytes with). Predictions are matched to dataset records by image path:
 absolute, relative to the dataset folder (or the current folder), or a bare
 file name when exactly one record has that name.
 """
@@ -12,7 +13,9 @@ import dataclasses
 import math
 import os
 
+from tfiqa.csv_names import image_path
 from tfiqa.errors import DataError
+from tfiqa.files import file_kind
 
 MAX_EXAMPLES = 3
 
@@ -56,8 +59,17 @@ def read_predictions(path):
         DataError: missing file, missing columns, a bad or non-finite score,
             or an image listed twice.
     """
-    if not os.path.isfile(path):
-        raise DataError(f"Predictions CSV not found. Received: {path}")
+    try:
+        kind = file_kind(os.stat(path).st_mode)
+    except FileNotFoundError:
+        broken = " (a broken symbolic link)" if os.path.islink(path) else ""
+        raise DataError(
+            f"Predictions CSV not found{broken}. Received: {path}"
+        ) from None
+    except OSError as e:
+        raise DataError(f"Cannot read predictions CSV {path}: {e.strerror}") from None
+    if kind is not None:
+        raise DataError(f"Predictions CSV {path} is {kind}, not a file.")
     try:
         return _read_predictions(path)
     except (UnicodeDecodeError, csv.Error) as e:
@@ -80,15 +92,20 @@ def _read_predictions(path):
                 )
         # Line numbers count the header as line 1, as editors show.
         for line, row in enumerate(reader, start=2):
-            image = (row.get("image") or "").strip()
+            image = image_path((row.get("image") or "").strip())
             if not image:
                 raise DataError(f"Predictions CSV {path}, line {line}: empty image.")
+            if "\0" in image:
+                raise DataError(
+                    f"Predictions CSV {path}, line {line}: image name holds a NUL "
+                    f"byte, which no file name can. Received: image={image!r}"
+                )
             if image in scores or image in failed:
                 raise DataError(
                     f"Predictions CSV {path}, line {line}: image listed twice. "
                     f"Received: image={image!r}"
                 )
-            error = (row.get("error") or "").strip()
+            error = image_path((row.get("error") or "").strip())
             if error:
                 failed[image] = error
                 continue

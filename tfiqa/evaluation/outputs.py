@@ -6,36 +6,66 @@ import os
 
 import numpy as np
 
-from tfiqa.files import atomic_path, write_json_atomic, write_text_atomic
+from tfiqa.csv_names import csv_name
+from tfiqa.errors import DataError
+from tfiqa.files import (
+    atomic_path,
+    file_kind,
+    reporting_write_errors,
+    write_json_atomic,
+    write_text_atomic,
+)
 from tfiqa.metrics import logistic4
 
 
 def write_outputs(result, output_dir, predictions_csv=False):
     """Writes `metrics.json` and `scatter.png` (and `predictions.csv` if asked).
 
+    Each file is written atomically: a failed write (full disk, read-only
+    file system) leaves the previous file as it was.
+
     Returns:
         dict name -> path written.
+
+    Raises:
+        DataError: `output_dir` is not a folder, a file there is not a
+            regular file, or a write failed; one line naming the path.
     """
-    os.makedirs(output_dir, exist_ok=True)
+    check_output_folder(output_dir)
+    with reporting_write_errors(output_dir):
+        os.makedirs(output_dir, exist_ok=True)
     paths = {
         "metrics": os.path.join(output_dir, "metrics.json"),
         "scatter": os.path.join(output_dir, "scatter.png"),
     }
-    write_json_atomic(paths["metrics"], result.metrics)
-    save_scatter_plot(paths["scatter"], result)
     if predictions_csv:
         paths["predictions"] = os.path.join(output_dir, "predictions.csv")
-        write_predictions_csv(paths["predictions"], result)
+    writers = {
+        "metrics": lambda path: write_json_atomic(path, result.metrics),
+        "scatter": lambda path: save_scatter_plot(path, result),
+        "predictions": lambda path: write_predictions_csv(path, result),
+    }
+    for name, path in paths.items():
+        with reporting_write_errors(path):
+            writers[name](path)
     return paths
 
 
+def check_output_folder(output_dir):
+    """Raises DataError if `output_dir` exists and is not a folder."""
+    if os.path.exists(output_dir) and not os.path.isdir(output_dir):
+        kind = file_kind(os.stat(output_dir).st_mode) or "a file"
+        raise DataError(f"--output {output_dir} is {kind}, not a folder.")
+
+
 def write_predictions_csv(path, result):
-    """Writes the matched `image,score,mos` rows."""
+    """Writes the matched `image,score,mos` rows (names as `tfiqa.csv_name`
+    writes them, like `tfiqa predict`)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(["image", "score", "mos"])
     for image, p, m in zip(result.images, result.pred, result.mos, strict=True):
-        writer.writerow([image, f"{p:.6f}", f"{m:.6f}"])
+        writer.writerow([csv_name(image), f"{p:.6f}", f"{m:.6f}"])
     write_text_atomic(path, buffer.getvalue())
 
 

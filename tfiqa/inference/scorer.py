@@ -19,6 +19,10 @@ import numpy as np
 from tfiqa.errors import TfiqaError
 
 DEFAULT_BATCH_SIZE = 16
+# Decoded pixels (bytes of uint8 RGB) one `score_files` batch may hold: 16
+# images of 1 MP fit; larger ones go a few or one at a time (16 images of
+# 80 MP decoded together took 6 GB).
+BATCH_BYTES = 64 * 2**20
 
 
 class Scorer:
@@ -81,10 +85,14 @@ class Scorer:
         """Scores images; returns float32 np.ndarray (N,), higher is better.
 
         Args:
-            inputs: an image file path, a list of paths, a uint8 array or
-                tensor (H, W, 3) or (N, H, W, 3), or a list of (H, W, 3)
-                arrays of any sizes. Files are decoded `batch_size` at a
-                time. Other numeric arrays must hold finite values in
+            inputs: an image file path (str, bytes or path-like), a list
+                of paths, a uint8 array or tensor (H, W, 3) or (N, H, W, 3),
+                or a list of (H, W, 3) arrays of any sizes. Files are decoded
+                as `score_files` does. Encoded image bytes are not a path
+                (`TfiqaError`): decode them with
+                `tfiqa.data.image_io.decode_image` and pass the array. An
+                empty batch scores to an empty array; an image without
+                pixels (H or W of 0) raises `TfiqaError`. Other numeric arrays must hold finite values in
                 [0, 255] (rounded to uint8, never clipped); NaN, inf,
                 negative or > 255 values raise `TfiqaError`, and so does a
                 float image in [0, 1] (multiply it by 255 first).
@@ -103,7 +111,10 @@ class Scorer:
         """
         crops, batch_size = self._check(crops, full, batch_size)
         if _is_path_list(inputs):
-            paths = [inputs] if isinstance(inputs, (str, os.PathLike)) else inputs
+            paths = (
+                [inputs] if isinstance(inputs, (str, bytes, os.PathLike)) else inputs
+            )
+            _check_paths(paths)
             scores = []
             for row in self.score_files(paths, crops, full, batch_size):
                 if row["error"]:
@@ -115,23 +126,31 @@ class Scorer:
     def score_files(self, paths, crops=None, full=False, batch_size=DEFAULT_BATCH_SIZE):
         """Streams `{"image", "score", "error", "exception"}` per file, in order.
 
-        Decodes `batch_size` files at a time; a file that cannot be read or
+        Decodes up to `batch_size` files at a time, fewer when their pixels
+        pass `BATCH_BYTES` (a large image is scored on its own, so memory
+        stays near that of the largest image); a file that cannot be read or
         scored gets score None and its message, and the others go on.
         """
         from tfiqa.data.image_io import load_image
 
         crops, batch_size = self._check(crops, full, batch_size)
-        for start in range(0, len(paths), batch_size):
-            chunk = paths[start : start + batch_size]
-            results, images = {}, {}
-            for i, path in enumerate(chunk):
-                try:
-                    images[i] = load_image(path)
-                except TfiqaError as e:
-                    results[i] = (None, e)
+        chunk, results, images, decoded = [], {}, {}, 0
+        for path in paths:
+            i = len(chunk)
+            chunk.append(path)
+            try:
+                images[i] = load_image(path)
+                decoded += images[i].nbytes
+            except TfiqaError as e:
+                results[i] = (None, e)
+            if len(chunk) < batch_size and decoded < BATCH_BYTES:
+                continue
             results.update(self._score_isolated(images, crops, full, batch_size))
-            for i, path in enumerate(chunk):
-                yield file_row(path, *results[i])
+            yield from (file_row(p, *results[j]) for j, p in enumerate(chunk))
+            # Drop this chunk's images before the next one is decoded.
+            chunk, results, images, decoded = [], {}, {}, 0
+        results.update(self._score_isolated(images, crops, full, batch_size))
+        yield from (file_row(p, *results[j]) for j, p in enumerate(chunk))
 
     def score_each(self, images, crops=None, full=False, batch_size=DEFAULT_BATCH_SIZE):
         """Scores decoded images, one `(score, None)` or `(None, error)` each.
@@ -242,11 +261,23 @@ class Scorer:
 
 
 def _is_path_list(inputs):
-    if isinstance(inputs, (str, os.PathLike)):
+    if isinstance(inputs, (str, bytes, os.PathLike)):
         return True
     if isinstance(inputs, (list, tuple)) and inputs:
         return all(isinstance(i, (str, bytes, os.PathLike)) for i in inputs)
     return False
+
+
+def _check_paths(paths):
+    """File names cannot hold a NUL byte; encoded image bytes always do."""
+    for i, path in enumerate(paths):
+        if isinstance(path, bytes) and b"\0" in path:
+            raise TfiqaError(
+                f"Item {i} is bytes holding a NUL byte: encoded image data, not a "
+                "file name. Score files by path, or decode the bytes first with "
+                "tfiqa.data.image_io.decode_image(data) and pass the array. "
+                f"Received: {len(path)} bytes starting {path[:8]!r}"
+            )
 
 
 def file_row(path, score, error):
@@ -322,6 +353,7 @@ def to_image_list(inputs):
                 "Images must have shape (H, W, 3) or (N, H, W, 3). "
                 f"Received: shape={array.shape}"
             )
+        _check_has_pixels(array.shape[1:])
         return list(array)
     images = []
     for item in inputs:
@@ -338,5 +370,13 @@ def to_image_list(inputs):
                 f"Each image in a list must have shape (H, W, 3). "
                 f"Received: shape={array.shape}"
             )
+        _check_has_pixels(array.shape)
         images.append(array)
     return images
+
+
+def _check_has_pixels(shape):
+    if shape[0] == 0 or shape[1] == 0:
+        raise TfiqaError(
+            f"An image must have at least one pixel. Received: shape={shape}"
+        )
