@@ -383,6 +383,8 @@ def evaluate_dataset_result(tmp_path):
     mos = np.linspace(0.1, 0.9, N_IMAGES)
     write_csv(root / "mos.csv", ["image", "mos"], zip(names, mos, strict=True))
     path = write_csv(
-        tmp_path / "p.csv", ["image", "score"], [[n, m] for n, m in zip(names, mos)]
+        tmp_path / "p.csv",
+        ["image", "score"],
+        [[n, m] for n, m in zip(names, mos, strict=True)],
     )
     return evaluate_dataset("csv", str(root), predictions=path)

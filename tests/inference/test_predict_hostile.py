@@ -13,10 +13,10 @@ from conftest import make_image
 from PIL import Image
 
 from tfiqa.cli import cli
+from tfiqa.csv_names import image_path
 from tfiqa.data.image_io import load_image
 from tfiqa.errors import ImageError
 from tfiqa.inference import load
-from tfiqa.csv_names import image_path
 from tfiqa.inference.predict import RECORD_PREFIX, PredictionWriter, model_record
 
 from .hostile import png_header, write_corpus

@@ -3,9 +3,10 @@
 A predictions CSV has the columns `image,score` and optionally `error` (what
 `tfiqa predict` writes); a row with a non-empty `error` is an image that could
 not be scored. Names are read back with `tfiqa.image_path` (the escape
-`tfiqa predict` writes undecodable bytes with). Predictions are matched to dataset records by image path:
-absolute, relative to the dataset folder (or the current folder), or a bare
-file name when exactly one record has that name.
+`tfiqa predict` writes undecodable bytes with). Predictions are matched to
+dataset records by image path: absolute, relative to the dataset folder (or
+the current folder), or a bare file name when exactly one record has that
+name.
 """
 
 import csv

@@ -92,10 +92,11 @@ class Scorer:
                 (`TfiqaError`): decode them with
                 `tfiqa.data.image_io.decode_image` and pass the array. An
                 empty batch scores to an empty array; an image without
-                pixels (H or W of 0) raises `TfiqaError`. Other numeric arrays must hold finite values in
-                [0, 255] (rounded to uint8, never clipped); NaN, inf,
-                negative or > 255 values raise `TfiqaError`, and so does a
-                float image in [0, 1] (multiply it by 255 first).
+                pixels (H or W of 0) raises `TfiqaError`. Other numeric
+                arrays must hold finite values in [0, 255] (rounded to
+                uint8, never clipped); NaN, inf, negative or > 255 values
+                raise `TfiqaError`, and so does a float image in [0, 1]
+                (multiply it by 255 first).
             crops: int or None. Average the scores of this many deterministic
                 crops spread over each image (default: the model's policy).
                 An image smaller than the crop follows the policy's
