@@ -5,6 +5,7 @@ import io
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,7 +16,7 @@ from PIL import Image
 from tfiqa.cli import cli
 from tfiqa.csv_names import image_path
 from tfiqa.data.image_io import load_image
-from tfiqa.errors import ImageError
+from tfiqa.errors import DataError, ImageError
 from tfiqa.inference import load
 from tfiqa.inference.predict import RECORD_PREFIX, PredictionWriter, model_record
 
@@ -215,3 +216,94 @@ def test_hostile_corpus_every_backend(tmp_path, tiny_model, model_path):
             # 1e-5 between formats, plus the CSV's 6-decimal rounding.
             got = float(scores[backend][image])
             assert got == pytest.approx(float(score), abs=1.1e-5)
+
+
+@pytest.mark.parametrize("target", ["/dev/null", "/dev/full", "fifo", "link"])
+def test_output_onto_a_non_regular_file_is_refused(tmp_path, model_path, target):
+    folder = folder_of(tmp_path, 1)
+    if target == "fifo":
+        target = str(tmp_path / "pipe.csv")
+        os.mkfifo(target)
+    elif target == "link":
+        target = str(tmp_path / "null.csv")
+        os.symlink("/dev/null", target)
+    kind = "FIFO" if target.endswith("pipe.csv") else "character device"
+    args = ["predict", "--model", model_path, "--output", target, str(folder)]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 2, result.output
+    (line,) = result.stderr.strip().splitlines()
+    assert f"--output {target} is a {kind}" in line
+    # Nothing replaced: the device (or the link to it) is still there.
+    assert not os.path.isfile(target)
+    assert not os.path.exists(f"{target}.lock")
+    assert not os.path.exists(f"{target}.partial")
+    with pytest.raises(DataError, match=f"Output {target} is a {kind}"):
+        PredictionWriter(target).__enter__()
+
+
+def write_partial(output, model, rows):
+    """A `.partial` file as a killed run of `model` leaves it."""
+    if os.path.exists(f"{output}.partial"):
+        os.remove(f"{output}.partial")
+    with pytest.raises(RuntimeError), PredictionWriter(output, None, model) as w:
+        w.write(rows)
+        raise RuntimeError("killed")
+
+
+def test_a_partial_of_another_model_or_scoring_is_refused(
+    tmp_path, tiny_model, model_path
+):
+    folder = folder_of(tmp_path, 2)
+    paths = sorted(str(p) for p in folder.iterdir())
+    output = tmp_path / "scores.csv"
+    partial = f"{output}.partial"
+    other = tmp_path / "other.keras"
+    tiny_model.save(other)  # the same weights, another file: another model
+    with open(other, "ab") as f:
+        f.write(b"\0")
+    row = {"image": paths[0], "score": 0.5, "error": ""}
+    args = ["predict", "--model", model_path, "--output", str(output), str(folder)]
+    cases = [
+        (model_record(load(str(other))), args, "another model"),
+        (model_record(load(model_path), crops=2), args, "another model"),
+        (model_record(load(model_path)), [*args, "--full"], "another model"),
+        (None, args, "does not record which model"),
+    ]
+    for record, argv, message in cases:
+        write_partial(output, record, [row])
+        before = Path(partial).read_bytes()
+        result = CliRunner().invoke(cli, argv)
+        assert result.exit_code == 2, result.output
+        (line,) = result.stderr.strip().splitlines()
+        assert message in line and partial in line, line
+        assert "remove it to start over, or choose another --output" in line
+        assert Path(partial).read_bytes() == before  # kept as it was
+        assert not output.exists() and not os.path.exists(f"{output}.lock")
+    # A partial without the first-line record (an older tfiqa's) is refused too.
+    with open(partial, "w") as f:
+        f.write(f"image,score,error\n{paths[0]},0.500000,\n")
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 2 and "does not record which model" in result.stderr
+    # The same model and scoring resume it.
+    write_partial(output, model_record(load(model_path)), [row])
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert [r["score"] for r in read_rows(output)][0] == "0.500000"
+
+
+def test_undecodable_and_backslash_names_round_trip(tmp_path, model_path):
+    folder = tmp_path / "odd"
+    folder.mkdir()
+    names = [b"caf\xe9.png", b"back\\x41slash.png", b"\\\\.png", b"\xff\\xff.png"]
+    for name in names:
+        Image.fromarray(make_image((36, 36))).save(os.fsencode(folder) + b"/" + name)
+    output = tmp_path / "scores.csv"
+    args = ["predict", "--model", model_path, "--output", str(output), str(folder)]
+    assert CliRunner().invoke(cli, args).exit_code == 0
+    data = output.read_bytes()
+    data.decode("utf-8")  # strict: the whole file is UTF-8
+    rows = list(csv.DictReader(io.StringIO(data.decode(), newline="")))
+    on_disk = sorted(os.fsencode(folder) + b"/" + n for n in names)
+    assert sorted(os.fsencode(image_path(r["image"])) for r in rows) == on_disk
+    # Every row maps back to a file that exists.
+    assert all(os.path.isfile(image_path(r["image"])) for r in rows)
