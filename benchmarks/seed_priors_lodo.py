@@ -48,7 +48,7 @@ def feature_rows(args):
     cache = DistortedFeatureCache(
         args.out, extract, key, distortion_set("kadid"), crop_size=args.crop_size
     )
-    order = [p for pair in zip(train, val) for p in pair]
+    order = [p for pair in zip(train, val, strict=False) for p in pair]
     order += train[len(val) :] + val[len(train) :]
     cache.features(order, log_every=5)
     return cache.features(train), cache.features(val), cache

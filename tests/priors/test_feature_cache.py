@@ -36,7 +36,9 @@ def sources(tmp_path):
 def test_rows_hold_pristine_then_every_type_and_level(tmp_path, sources):
     extract = CountingExtractor()
     types = ["brighten", "darken"]
-    cache = DistortedFeatureCache(tmp_path / "c", extract, {"x": 1}, types, crop_size=32)
+    cache = DistortedFeatureCache(
+        tmp_path / "c", extract, {"x": 1}, types, crop_size=32
+    )
     rows = cache.features(sources)
     assert rows.shape == (2, 1 + 2 * 5, 3)
     assert extract.images == 2 * 11
@@ -48,10 +50,14 @@ def test_rows_hold_pristine_then_every_type_and_level(tmp_path, sources):
 
 def test_an_interrupted_cache_resumes_and_new_parameters_start_anew(tmp_path, sources):
     first = CountingExtractor()
-    cache = DistortedFeatureCache(tmp_path / "c", first, {"x": 1}, ["brighten"], crop_size=32)
+    cache = DistortedFeatureCache(
+        tmp_path / "c", first, {"x": 1}, ["brighten"], crop_size=32
+    )
     rows = cache.features(sources[:1])
     again = CountingExtractor()
-    resumed = DistortedFeatureCache(tmp_path / "c", again, {"x": 1}, ["brighten"], crop_size=32)
+    resumed = DistortedFeatureCache(
+        tmp_path / "c", again, {"x": 1}, ["brighten"], crop_size=32
+    )
     both = resumed.features(sources)
     assert again.images == 6  # only the second source was computed
     np.testing.assert_array_equal(both[0], rows[0])
@@ -63,7 +69,9 @@ def test_an_interrupted_cache_resumes_and_new_parameters_start_anew(tmp_path, so
         other = DistortedFeatureCache(tmp_path / "c", CountingExtractor(), **changed)
         assert other.folder != cache.folder
     assert sorted(os.listdir(cache.folder))[-1] == "parameters.json"
-    assert not [f for f in os.listdir(cache.folder) if f.startswith(".")]  # no leftovers
+    assert not [
+        f for f in os.listdir(cache.folder) if f.startswith(".")
+    ]  # no leftovers
 
 
 def test_bad_types_and_sources_are_clear_errors(tmp_path):

@@ -25,7 +25,12 @@ def tasks(count=3, query=12, seed=0):
         levels = rng.integers(1, 6, query)
         x = np.stack([levels, rng.normal(size=query)], axis=1).astype(np.float32)
         out.append(
-            {"support_x": x[:2], "support_y": np.ones(2), "query_x": x, "query_y": (5.0 - levels) / 4}
+            {
+                "support_x": x[:2],
+                "support_y": np.ones(2),
+                "query_x": x,
+                "query_y": (5.0 - levels) / 4,
+            }
         )
     return out
 

@@ -52,14 +52,23 @@ def test_head_meta_gradient_matches_finite_differences():
     eps = 1e-5
     for seed in range(3):
         direction = [
-            tf.constant(np.random.default_rng(seed + 10 * i).normal(size=v.shape), tf.float64)
+            tf.constant(
+                np.random.default_rng(seed + 10 * i).normal(size=v.shape), tf.float64
+            )
             for i, v in enumerate(values)
         ]
-        plus = [v + eps * d for v, d in zip(values, direction)]
-        minus = [v - eps * d for v, d in zip(values, direction)]
-        numeric = (query_loss(exact, plus, batch) - query_loss(exact, minus, batch)) / (2 * eps)
-        analytic = sum(float(tf.reduce_sum(g * d)) for g, d in zip(grads, direction))
-        first_order = sum(float(tf.reduce_sum(g * d)) for g, d in zip(first_grads, direction))
+        plus = [v + eps * d for v, d in zip(values, direction, strict=True)]
+        minus = [v - eps * d for v, d in zip(values, direction, strict=True)]
+        numeric = (query_loss(exact, plus, batch) - query_loss(exact, minus, batch)) / (
+            2 * eps
+        )
+        analytic = sum(
+            float(tf.reduce_sum(g * d)) for g, d in zip(grads, direction, strict=True)
+        )
+        first_order = sum(
+            float(tf.reduce_sum(g * d))
+            for g, d in zip(first_grads, direction, strict=True)
+        )
         assert analytic == pytest.approx(numeric, rel=1e-5, abs=1e-9)
         # The check can tell exact from first-order gradients.
         assert abs(first_order - numeric) > 10 * abs(analytic - numeric)
@@ -79,8 +88,14 @@ def test_every_arm_learns_the_order_of_levels(arm):
     rows = synthetic_rows(sources=10, types=3, width=6)
     sampler = TaskSampler((rows - rows.mean((0, 1))) / rows.std((0, 1)), [0, 1, 2])
     trainer = PriorTrainer(
-        width=6, hidden=8, steps=60, meta_batch=2, support=5, query=10,
-        inner_steps=1, learning_rate=1e-2,
+        width=6,
+        hidden=8,
+        steps=60,
+        meta_batch=2,
+        support=5,
+        query=10,
+        inner_steps=1,
+        learning_rate=1e-2,
     )
     prior = trainer.train(arm, sampler, seed=0)
     assert len(prior.history["loss"]) == 60
@@ -112,7 +127,12 @@ def test_a_reused_trainer_starts_every_prior_afresh():
     again = trainer.train("meta", sampler, seed=1)
     fresh = PriorTrainer(width=4, hidden=3, steps=5, meta_batch=2, support=5, query=5)
     other = fresh.train("meta", sampler, seed=1)
-    for a, b, c in zip(first.weights + first.rates, again.weights + again.rates, other.weights + other.rates):
+    for a, b, c in zip(
+        first.weights + first.rates,
+        again.weights + again.rates,
+        other.weights + other.rates,
+        strict=True,
+    ):
         np.testing.assert_allclose(a, b, rtol=1e-6)
         np.testing.assert_allclose(a, c, rtol=1e-6)
     assert not np.allclose(first.rates[0], 0.1)  # the rates were meta-learned

@@ -113,11 +113,15 @@ class DistortedFeatureCache:
         seed: int. Mixed with each source's digest into its distortion seed.
     """
 
-    def __init__(self, folder, extract, key, types, levels=LEVELS, crop_size=224, seed=0):
+    def __init__(
+        self, folder, extract, key, types, levels=LEVELS, crop_size=224, seed=0
+    ):
         from tfiqa.distortions import DISTORTIONS
 
         if not types:
-            raise ConfigError("DistortedFeatureCache needs at least one type. Received: []")
+            raise ConfigError(
+                "DistortedFeatureCache needs at least one type. Received: []"
+            )
         for name in types:
             DISTORTIONS.get(name)  # unknown names: ConfigError with a suggestion
         self.extract = extract

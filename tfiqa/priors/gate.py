@@ -30,7 +30,8 @@ def validation_tasks(sampler, count, support, query, seed=0):
     types = sampler.type_indices
     # Every type in turn, so that no type is judged on one task only.
     return [
-        sampler.episode(support, query, rng, types[i % len(types)]) for i in range(count)
+        sampler.episode(support, query, rng, types[i % len(types)])
+        for i in range(count)
     ]
 
 
@@ -43,7 +44,9 @@ def rate_scores(prior, tasks, scales=SCALES):
     """{scale: {"loss", "srcc"}}: means over `tasks` of the query MSE (of the
     sigmoid) and query SRCC after adapting at that scale (0: 0-shot)."""
     if 0.0 not in scales:
-        raise ConfigError(f"The gate's scales must include 0 (0-shot). Received: {scales}")
+        raise ConfigError(
+            f"The gate's scales must include 0 (0-shot). Received: {scales}"
+        )
     per_scale = {float(s): {"loss": [], "srcc": []} for s in scales}
     for task in tasks:
         for scale in per_scale:

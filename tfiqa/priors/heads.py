@@ -47,7 +47,9 @@ def build_head(width, hidden=64, seed=0, dtype="float32"):
     """Dense(hidden, relu) -> Dense(1): (batch, width) -> (batch, 1) logits."""
     keras.utils.set_random_seed(seed)
     inputs = keras.Input((width,), dtype=dtype)
-    x = keras.layers.Dense(hidden, activation="relu", dtype=dtype, name="hidden")(inputs)
+    x = keras.layers.Dense(hidden, activation="relu", dtype=dtype, name="hidden")(
+        inputs
+    )
     logits = keras.layers.Dense(1, dtype=dtype, name="logit")(x)
     return keras.Model(inputs, logits, name="prior_head")
 
@@ -193,17 +195,23 @@ class PriorTrainer:
 
     def _reset(self, seed):
         fresh = build_head(self.width, self.hidden, seed)
-        for variable, value in zip(self.model.trainable_variables, fresh.trainable_variables):
+        for variable, value in zip(
+            self.model.trainable_variables, fresh.trainable_variables, strict=True
+        ):
             variable.assign(value)
         for rate in self.step.inner_lrs:
             rate.assign(tf.fill(rate.shape, self.inner_lr))
-        for variable, value in zip(self.optimizer.variables, self._optimizer_start):
+        for variable, value in zip(
+            self.optimizer.variables, self._optimizer_start, strict=True
+        ):
             variable.assign(value)
 
     def train(self, arm, sampler, seed=0):
         """Trains one prior of `arm` on `sampler`'s tasks; returns a `Prior`."""
         if arm not in ARMS:
-            raise ConfigError(f"Prior arm must be one of {list(ARMS)}. Received: {arm!r}")
+            raise ConfigError(
+                f"Prior arm must be one of {list(ARMS)}. Received: {arm!r}"
+            )
         self._reset(seed)
         rng = np.random.default_rng(seed)
         history, start = {"loss": []}, time.time()

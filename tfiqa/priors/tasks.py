@@ -70,7 +70,9 @@ class TaskSampler:
         pairs = [(s, level) for s in sources for level in self.levels]
         chosen = rng.permutation(len(pairs))
         if count > len(pairs):
-            chosen = np.concatenate([chosen, rng.integers(0, len(pairs), count - len(pairs))])
+            chosen = np.concatenate(
+                [chosen, rng.integers(0, len(pairs), count - len(pairs))]
+            )
         chosen = [pairs[i] for i in chosen[:count]]
         index = [row_index(type_index, level, self.levels) for _, level in chosen]
         x = self.rows[[s for s, _ in chosen], index]
