@@ -252,42 +252,13 @@ class ExperimentConfig:
     export: ExportConfig = dataclasses.field(default_factory=ExportConfig)
 
     def validate(self):
-        unknown = [s for s in self.trainer.stages if s not in STAGES]
-        if unknown:
-            raise ConfigError(
-                f"trainer.stages: unknown stage(s) {unknown}; valid stages are "
-                f"{list(STAGES)}. Received: {self.trainer.stages}"
-            )
-        if self.data.crop_size < 32:
-            raise ConfigError(
-                f"data.crop_size must be at least 32. Received: {self.data.crop_size}"
-            )
-        if self.data.batch_size < 1:
-            raise ConfigError(
-                f"data.batch_size must be positive. Received: {self.data.batch_size}"
-            )
-        finetune = self.finetune
-        freeze_choices = ("none", "all", "P0", "P1", "P2", "P3", "P4", "P5")
-        for section in ("ranking", "meta", "finetune"):
-            value = getattr(self, section).freeze_backbone
-            if value not in freeze_choices:
-                raise ConfigError(
-                    f"{section}.freeze_backbone must be one of "
-                    f"{list(freeze_choices)}. Received: {value!r}"
-                )
-        if finetune.warmup_epochs < 0 or finetune.cache_views < 0:
-            raise ConfigError(
-                "finetune.warmup_epochs and finetune.cache_views must be >= 0. "
-                f"Received: warmup_epochs={finetune.warmup_epochs}, "
-                f"cache_views={finetune.cache_views}"
-            )
-        if self.meta.order not in ("first", "second"):
-            raise ConfigError(
-                f"meta.order must be 'first' or 'second'. Received: {self.meta.order}"
-            )
-        from tfiqa.config_checks import check_training_values
+        """Checks every key's type and range, then the relations between
+        keys, so the first error reported is the real mistake."""
+        from tfiqa.config_checks import check_relations
+        from tfiqa.config_limits import check_keys
 
-        check_training_values(self)
+        check_keys(self)
+        check_relations(self)
         return self
 
     def resolve_path(self, path):
@@ -312,8 +283,9 @@ def load_config(path=None, overrides=(), base=None):
     """
     config = base or ExperimentConfig()
     if path:
+        content = read_yaml(path)  # its errors name the file already
         try:
-            config = merge(config, read_yaml(path))
+            config = merge(config, content)
         except ConfigError as e:
             raise ConfigError(f"{path}: {e}") from None
     for text in overrides:

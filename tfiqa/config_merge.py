@@ -6,6 +6,7 @@ YAML, never evaluated.
 """
 
 import dataclasses
+import math
 import types
 import typing
 
@@ -15,9 +16,12 @@ from tfiqa.errors import ConfigError
 
 
 def _coerce(value, field_type, key):
-    origin = typing.get_origin(field_type)
-    if isinstance(field_type, types.UnionType) or origin is typing.Union:
-        return value
+    union = typing.get_origin(field_type) is typing.Union
+    if isinstance(field_type, types.UnionType) or union:
+        args = [t for t in typing.get_args(field_type) if t is not type(None)]
+        if value is None or len(args) != 1:
+            return value  # checked by its rule in `tfiqa.config_limits`
+        field_type = args[0]
     if field_type is bool:
         if isinstance(value, bool):
             return value
@@ -25,17 +29,7 @@ def _coerce(value, field_type, key):
             return value.lower() in ("true", "yes")
         raise ConfigError(f"{key} must be true or false. Received: {value!r}")
     if field_type in (int, float):
-        if isinstance(value, bool):
-            raise ConfigError(f"{key} must be a number. Received: {value!r}")
-        try:
-            number = field_type(float(value)) if field_type is int else float(value)
-        except (TypeError, ValueError):
-            raise ConfigError(
-                f"{key} must be {field_type.__name__}. Received: {value!r}"
-            ) from None
-        if field_type is int and float(value) != number:
-            raise ConfigError(f"{key} must be an integer. Received: {value!r}")
-        return number
+        return _number(value, field_type, key)
     if field_type is str:
         if isinstance(value, (dict, list)):
             raise ConfigError(f"{key} must be a string. Received: {value!r}")
@@ -53,11 +47,32 @@ def _coerce(value, field_type, key):
     return value
 
 
+def _number(value, field_type, key):
+    """`value` as an int or float; a string such as "1e-3" is converted."""
+    kind = "an integer" if field_type is int else "a number"
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ConfigError(f"{key} must be {kind}. Received: {value!r}")
+    if field_type is int and isinstance(value, int):
+        return value  # exact, however large: the range check bounds it
+    try:
+        number = float(value)
+    except (ValueError, OverflowError):
+        raise ConfigError(f"{key} must be {kind}. Received: {value!r}") from None
+    if field_type is float:
+        return number
+    if not math.isfinite(number) or number != int(number):
+        raise ConfigError(f"{key} must be an integer. Received: {value!r}")
+    return int(number)
+
+
 def merge(config, overrides, prefix=""):
     """Returns a copy of dataclass `config` with `overrides` (a dict) applied."""
     if not isinstance(overrides, dict):
+        # A section left empty (`data:`) reads as null: say so, rather than
+        # silently keeping its defaults.
         raise ConfigError(
-            f"{prefix or 'config'} must be a mapping. Received: {overrides!r}"
+            f"{prefix.rstrip('.') or 'config'} must be a mapping of keys to values. "
+            f"Received: {overrides!r}"
         )
     fields = {f.name: f for f in dataclasses.fields(config)}
     hints = typing.get_type_hints(type(config))
@@ -70,7 +85,7 @@ def merge(config, overrides, prefix=""):
             )
         current = getattr(config, name)
         if dataclasses.is_dataclass(current):
-            changes[name] = merge(current, value or {}, prefix=f"{key}.")
+            changes[name] = merge(current, value, prefix=f"{key}.")
         else:
             changes[name] = _coerce(value, hints[name], key)
     return dataclasses.replace(config, **changes)
@@ -84,7 +99,9 @@ def parse_override(text):
     try:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError as e:
-        raise ConfigError(f"--set {key}: value is not valid YAML ({e})") from None
+        raise ConfigError(
+            f"--set {key}: value is not valid YAML ({_yaml_problem(e)})"
+        ) from None
     nested = value
     for part in reversed(key.strip().split(".")):
         nested = {part: nested}
@@ -92,21 +109,38 @@ def parse_override(text):
 
 
 def read_yaml(path):
+    """The mapping in YAML file `path`; every error names the file first."""
     try:
         with open(path) as f:
             content = yaml.safe_load(f)
     except FileNotFoundError:
-        raise ConfigError(f"Config file not found: {path}") from None
+        raise ConfigError(f"{path}: config file not found") from None
     except UnicodeDecodeError as e:
         raise ConfigError(
-            f"Config file is not UTF-8 text: {path} (byte {e.start})"
+            f"{path}: config file is not UTF-8 text (byte {e.start})"
         ) from None
     except IsADirectoryError:
-        raise ConfigError(f"Config file is a folder: {path}") from None
+        raise ConfigError(f"{path}: config file is a folder") from None
     except yaml.YAMLError as e:
-        raise ConfigError(f"Config file is not valid YAML: {path} ({e})") from None
+        raise ConfigError(
+            f"{path}: config file is not valid YAML ({_yaml_problem(e)})"
+        ) from None
     if content is None:
-        return {}
+        raise ConfigError(
+            f"{path}: config file has no settings (empty or comments only)"
+        )
     if not isinstance(content, dict):
-        raise ConfigError(f"Config file must contain a mapping at the top: {path}")
+        raise ConfigError(
+            f"{path}: config file must hold a mapping of sections at the top. "
+            f"Received: {type(content).__name__}"
+        )
     return content
+
+
+def _yaml_problem(error):
+    """A YAML error in one line: where and what (PyYAML's own text spans
+    several lines with a drawing of the position)."""
+    mark = getattr(error, "problem_mark", None)
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+    problem = getattr(error, "problem", None) or str(error)
+    return where + " ".join(problem.split())

@@ -70,7 +70,7 @@ def test_quickstart_config_loads():
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--set", "trainer.stages=[bogus]"], "unknown stage"),
+        (["--set", "trainer.stages=[bogus]"], "trainer.stages must be one of"),
         (["--set", "finetune.epochs=many"], "finetune.epochs"),
         (["--config", "missing.yaml"], "not found"),
     ],
@@ -86,8 +86,10 @@ def test_stage_checks_fail_before_training(tmp_path):
     from tfiqa.config_checks import check_stage_values
     from tfiqa.training.experiment import run_experiment
 
-    config = load_config(write_config(tmp_path), ["ranking.steps_per_epoch=0"])
     with pytest.raises(ConfigError, match="steps_per_epoch"):
+        load_config(write_config(tmp_path), ["ranking.steps_per_epoch=0"])
+    config = load_config(write_config(tmp_path), ["data.crop_size=64"])
+    with pytest.raises(ConfigError, match="data.crop_size 64 is larger"):
         check_stage_values(config)
     config = load_config(
         write_config(tmp_path), ["data.dataset=csv", "trainer.stages=[finetune]"]
