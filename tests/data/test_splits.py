@@ -82,6 +82,34 @@ def test_make_splits_save_load_select(tmp_path):
         select(records[:5], splits[1])
 
 
+def test_make_splits_test_parts_are_k_folds():
+    records = _records(n_refs=23, per_ref=2)
+    splits = make_splits(records, n=5, val_ratio=0.15, test_ratio=0.2, seed=4)
+    tested = [_paths_refs(records, s["test"]) for s in splits]
+    # Every reference is in exactly one test part; fold sizes differ by <= 1.
+    assert sorted(r for t in tested for r in t) == sorted(_refs(records))
+    assert sorted(len(t) for t in tested) == [4, 4, 5, 5, 5]
+    for split, test in zip(splits, tested, strict=True):
+        val = _paths_refs(records, split["val"])
+        train = _paths_refs(records, split["train"])
+        assert len(val) == 3 and not val & test and not train & (val | test)
+        assert len(train) + len(val) + len(test) == 23
+    assert [s["fold"] for s in splits] == [0, 1, 2, 3, 4]
+    # Fewer splits than folds: disjoint test parts, the same first folds.
+    first = make_splits(records, n=2, val_ratio=0.15, test_ratio=0.2, seed=4)
+    assert [s["test"] for s in first] == [s["test"] for s in splits[:2]]
+    assert split_records(records, 0.15, 0.2, seed=4)["test"] == [
+        r for r in records if r["image_path"] in set(splits[0]["test"])
+    ]
+    with pytest.raises(ConfigError, match="at most 5 splits"):
+        make_splits(records, n=6, val_ratio=0.15, test_ratio=0.2)
+
+
+def _paths_refs(records, paths):
+    by_path = {r["image_path"]: r["ref_id"] for r in records}
+    return {by_path[p] for p in paths}
+
+
 def test_split_from_json_and_csv(tmp_path):
     records = _records(n_refs=4, per_ref=2)
     spec = {"train": ["r00", "dist/r01_0.png", "r01_1.png"], "test": ["r03"]}

@@ -41,30 +41,66 @@ def _check_ratios(val_ratio, test_ratio):
         )
 
 
-def _group_counts(n_groups, val_ratio, test_ratio):
-    """Groups for (val, test); a non-zero ratio gets at least one group."""
-    n_val = int(round(val_ratio * n_groups))
-    n_test = int(round(test_ratio * n_groups))
-    if val_ratio > 0:
-        n_val = max(n_val, 1)
-    if test_ratio > 0:
-        n_test = max(n_test, 1)
-    if n_groups - n_val - n_test < 1:
-        raise DataError(
-            f"Too few source images to split: {n_groups} ref_id group(s) cannot "
-            f"give non-empty train, val and test parts. Received: "
-            f"val_ratio={val_ratio}, test_ratio={test_ratio}"
+def test_folds(test_ratio):
+    """The k of the k-fold test parts: `round(1 / test_ratio)`, 0 without test."""
+    return int(round(1.0 / float(test_ratio))) if float(test_ratio) > 0 else 0
+
+
+def _fold_assignments(groups, n, val_ratio, test_ratio, seed):
+    """{group: part} for splits 0..n-1 (see `make_splits` for the rule)."""
+    folds = test_folds(test_ratio)
+    if folds and n > folds:
+        raise ConfigError(
+            f"Test parts must not overlap: test_ratio={test_ratio} makes "
+            f"{folds} folds, so at most {folds} splits. Received: "
+            f"num_splits={n}, test_ratio={test_ratio}"
         )
-    return n_val, n_test
+    shuffled = [groups[i] for i in np.random.default_rng(seed).permutation(len(groups))]
+    test_parts = np.array_split(np.arange(len(groups)), folds) if folds else []
+    n_val = int(round(float(val_ratio) * len(groups)))
+    if float(val_ratio) > 0:
+        n_val = max(n_val, 1)
+    out = []
+    for i in range(n):
+        test = {shuffled[k] for k in test_parts[i]} if folds else set()
+        rest = [g for g in shuffled if g not in test]
+        if not test and folds or len(rest) - n_val < 1:
+            raise DataError(
+                f"Too few source images to split: {len(groups)} ref_id group(s) "
+                "cannot give non-empty train, val and test parts. Received: "
+                f"val_ratio={val_ratio}, test_ratio={test_ratio}"
+            )
+        order = np.random.default_rng(seed + i).permutation(len(rest))
+        val = {rest[k] for k in order[:n_val]}
+        assign = dict.fromkeys(rest, "train")
+        assign.update(dict.fromkeys(val, "val"))
+        assign.update(dict.fromkeys(test, "test"))
+        out.append(assign)
+    return out
+
+
+def _check_records(records):
+    if not records:
+        raise DataError("Cannot split an empty list of records. Received: 0")
+    return sorted({r["ref_id"] for r in records})
+
+
+def _parts(records, assign):
+    out = {part: [] for part in PARTS}
+    for record in records:
+        out[assign[record["ref_id"]]].append(record)
+    return out
 
 
 def split_records(records, val_ratio=0.2, test_ratio=0.0, seed=0):
-    """Splits records into train/val/test, never sharing a `ref_id`.
+    """Splits records into train/val/test, never sharing a `ref_id`: split 0
+    of `make_splits` with the same arguments.
 
     Args:
         records: list of record dicts (see `tfiqa.data.readers`).
         val_ratio: float. Fraction of ref_id groups for validation.
-        test_ratio: float. Fraction of ref_id groups for test.
+        test_ratio: float. The test part is 1/round(1/test_ratio) of the
+            ref_id groups (one fold).
         seed: int. The same seed and records give the same split.
 
     Returns:
@@ -77,40 +113,38 @@ def split_records(records, val_ratio=0.2, test_ratio=0.0, seed=0):
     ```
     """
     _check_ratios(val_ratio, test_ratio)
-    if not records:
-        raise DataError("Cannot split an empty list of records. Received: 0")
-    groups = sorted({r["ref_id"] for r in records})
-    n_val, n_test = _group_counts(len(groups), val_ratio, test_ratio)
-    order = np.random.default_rng(seed).permutation(len(groups))
-    shuffled = [groups[i] for i in order]
-    assign = {}
-    for g in shuffled[:n_test]:
-        assign[g] = "test"
-    for g in shuffled[n_test : n_test + n_val]:
-        assign[g] = "val"
-    for g in shuffled[n_test + n_val :]:
-        assign[g] = "train"
-    out = {part: [] for part in PARTS}
-    for record in records:
-        out[assign[record["ref_id"]]].append(record)
-    return out
+    groups = _check_records(records)
+    return _parts(records, _fold_assignments(groups, 1, val_ratio, test_ratio, seed)[0])
 
 
 def make_splits(records, n=10, val_ratio=0.2, test_ratio=0.0, seed=0):
-    """Makes `n` seeded random content-disjoint splits.
+    """Makes `n` content-disjoint splits whose test parts never overlap.
 
-    Split `i` uses seed `seed + i`, recorded in the split.
+    The rule: the ref_id groups are shuffled once with `seed` and cut into
+    k = round(1 / test_ratio) folds of near-equal size; split i tests on
+    fold i, so with n = k every group is in exactly one test part and with
+    n < k in at most one (n > k is an error). Split i validates on
+    round(val_ratio x all groups) groups drawn with seed `seed + i` from
+    the groups outside fold i, and trains on the others: what split i
+    selects on validation never comes from its own test part (it may come
+    from other splits' test parts, as its training data does). Without a
+    test part (test_ratio 0) only the validation draw differs per split.
 
     Returns:
-        list of dicts {"seed": int, "train": [image paths], "val": [...],
-        "test": [...]}.
+        list of dicts {"seed": seed + i, "fold": i (with a test part),
+        "train": [image paths], "val": [...], "test": [...]}.
     """
     if int(n) < 1:
         raise ConfigError(f"The number of splits must be >= 1. Received: n={n}")
+    _check_ratios(val_ratio, test_ratio)
+    groups = _check_records(records)
     splits = []
-    for i in range(int(n)):
-        parts = split_records(records, val_ratio, test_ratio, seed + i)
+    assignments = _fold_assignments(groups, int(n), val_ratio, test_ratio, seed)
+    for i, assign in enumerate(assignments):
+        parts = _parts(records, assign)
         split = {"seed": seed + i}
+        if test_folds(test_ratio):
+            split["fold"] = i
         for part in PARTS:
             split[part] = [r["image_path"] for r in parts[part]]
         splits.append(split)

@@ -12,7 +12,9 @@ to, so ids are compared only between stages that draw on the same images.
 
 `check_no_leaks` proves from these files alone that no test id was trained
 or validated on by the same stage or any earlier one; `run_experiment`
-(and so `tfiqa train`) runs it at the end of every run.
+(and so `tfiqa train`) runs it at the end of every run over every stage it
+ran, so a stage that wrote no split file fails the check instead of being
+left out of it.
 """
 
 import json
@@ -59,20 +61,31 @@ def write_stage_split(workdir, stage, source, parts, seed, **extra):
 def _load(workdir, stage):
     path = split_path(workdir, stage)
     if not os.path.isfile(path):
-        raise DataError(f"Stage split file not found. Received: {path}")
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
+        # What the stage used is unknown, so nothing can be proven about it.
+        raise LeakError(
+            f"Stage '{stage}' has no split file, so what it trained on cannot "
+            f"be checked. Received: {path} (missing)"
+        )
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise DataError(f"Stage split file {path} cannot be read: {e}") from None
 
 
-def check_no_leaks(workdir, stages):
+def check_no_leaks(workdir, stages, parts=("train", "val")):
     """Raises `LeakError` if a stage's test id was trained or validated on.
 
-    A test id of stage i must not be in the train or val list of any stage
+    A test id of stage i must not be in the `parts` lists of any stage
     j <= i drawing on the same source folder.
 
     Args:
         workdir: str.
-        stages: list of stage names, in run order (each has a split file).
+        stages: list of stage names, in run order. A stage without a split
+            file is a `LeakError`.
+        parts: the parts a test id must stay out of: ("train", "val") for a
+            run, whose stages select settings on validation; ("train",) for
+            a protocol that scores models it did not select.
 
     Returns:
         dict {"stages": [...], "test_ids": number checked, "passed": True}.
@@ -85,7 +98,7 @@ def check_no_leaks(workdir, stages):
         for seen in records[: i + 1]:
             if seen["source"] != tested["source"]:
                 continue
-            for part in ("train", "val"):
+            for part in parts:
                 shared = sorted(test & set(seen[part]))
                 if shared:
                     raise LeakError(

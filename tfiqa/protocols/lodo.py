@@ -28,6 +28,8 @@ For each swept type h:
      (a deployed model's), and the adaptation works on fast weights: the
      prior itself is never modified. The SRCC is averaged over `repeats`
      draws of the k examples.
+   Before scoring, `check_held_out` proves from the split files that the
+   prior never trained on the test sources.
 3. Write `lodo.csv` (one row per type, prior and k), `lodo.md` (a table
    with one row per held-out type and a column per prior and k, plus the
    mean) and `lodo.json` (the rows and, per type and prior, the adaptation
@@ -45,6 +47,7 @@ import numpy as np
 
 from tfiqa.errors import ConfigError
 from tfiqa.progress import progress
+from tfiqa.protocols.audit import check_no_leaks, source_id, write_stage_split
 from tfiqa.protocols.lodo_report import write_outputs
 from tfiqa.training.adaptation import describe
 
@@ -133,12 +136,21 @@ class HeldOutType:
     def __init__(self, config, pristine, held_out, shots, repeats, seed):
         from tfiqa.data.episodes import task_episodes
 
+        self.held_out = held_out
         meta = config.meta
         crop = config.data.crop_size
+        # Test crops come from sources no prior trained on, the k-shot
+        # examples from the training sources; `sources` records both for
+        # `check_held_out`.
+        test_paths, support_paths = pristine["val"], pristine["train"]
+        self.sources = {
+            "test": sorted({source_id(p) for p in test_paths}),
+            "train": sorted({source_id(p) for p in support_paths}),
+        }
         test = next(
             iter(
                 task_episodes(
-                    pristine["val"],
+                    test_paths,
                     [held_out],
                     crop,
                     1,
@@ -156,7 +168,7 @@ class HeldOutType:
             if k <= 0:
                 continue
             draws = task_episodes(
-                pristine["train"], [held_out], crop, k, 1, repeats, meta.label, seed + k
+                support_paths, [held_out], crop, k, 1, repeats, meta.label, seed + k
             )
             episode = next(iter(draws))
             self.support[k] = [
@@ -166,6 +178,26 @@ class HeldOutType:
                 )
                 for r in range(repeats)
             ]
+
+
+def check_held_out(run_dir, prior, data, pristine, pristine_dir, seed):
+    """Proves from split files that no prior trained on the held-out test
+    sources; raises `LeakError` otherwise.
+
+    Writes `<run_dir>/splits/lodo.json` (train: the k-shot sources, test:
+    the test sources) and, for the scratch prior, `splits/scratch.json` (the
+    sources of its BatchNorm statistics), then checks them against the
+    prior's own stage files. Only training counts: the priors validate on
+    the test sources with the other types, and no prior is selected on them.
+    """
+    write_stage_split(
+        run_dir, "lodo", pristine_dir, data.sources, seed, held_out=data.held_out
+    )
+    stages = list(STAGES.get(prior, ["scratch"]))
+    if prior == "scratch":
+        train = {source_id(p) for p in pristine["train"]}
+        write_stage_split(run_dir, "scratch", pristine_dir, {"train": train}, seed)
+    return check_no_leaks(run_dir, [*stages, "lodo"], parts=("train",))
 
 
 def score_prior(model, data, shots, step):
@@ -314,9 +346,9 @@ def run_lodo(config, workdir, priors=("meta", "rank", "scratch"), repeats=3):
             model, _ = train_prior(
                 config, types, held_out, prior, pristine, pristine_dir, workdir
             )
-            step = prior_adaptation(
-                config, prior, os.path.join(workdir, held_out, prior), model
-            )
+            run_dir = os.path.join(workdir, held_out, prior)
+            check_held_out(run_dir, prior, data, pristine, pristine_dir, seed)
+            step = prior_adaptation(config, prior, run_dir, model)
             scores = score_prior(model, data, shots, step)
             adaptations.append({"type": held_out, "prior": prior, **describe(step)})
             rows += [

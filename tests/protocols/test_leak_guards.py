@@ -1,0 +1,177 @@
+"""End-to-end guards of the evaluation protocol: each test runs a tiny real
+run (or sweep) and fails if the guard it names is removed."""
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tfiqa.config import load_config
+from tfiqa.errors import LeakError
+
+TINY_FINETUNE = [
+    "model.backbone=mobilenet_v3_small",
+    "model.weights=none",
+    "model.levels=[P5]",
+    "model.head_units=[8]",
+    "data.crop_size=32",
+    "data.batch_size=4",
+    "data.dataset=csv",
+    "data.eval_crops=1",
+    "finetune.epochs=1",
+    "finetune.steps_per_epoch=1",
+    "trainer.stages=[finetune]",
+    "trainer.verbose=-1",
+    "trainer.precise_bn_batches=1",
+]
+
+
+def mos_folder(folder, scenes=6, shots=2):
+    """`scenes` random scenes, `shots` files each sharing a `ref` column."""
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    rows = []
+    for s in range(scenes):
+        for k in range(shots):
+            name = f"s{s}_{k}.png"
+            pixels = rng.integers(0, 256, (40, 40, 3)).astype(np.uint8)
+            Image.fromarray(pixels).save(folder / name)
+            rows.append(f"{name},{rng.uniform():.3f},s{s}")
+    (folder / "mos.csv").write_text("image,mos,ref\n" + "\n".join(rows) + "\n")
+    return folder
+
+
+def finetune_config(tmp_path, split):
+    """A finetune-only run on `mos_folder` with the parts of `split`
+    ({part: file names})."""
+    folder = mos_folder(tmp_path / "mos")
+    (tmp_path / "split.json").write_text(json.dumps(split))
+    return load_config(
+        None,
+        [
+            *TINY_FINETUNE,
+            f"data.dataset_dir={folder}",
+            "data.reader_options={ref_column: ref, group_duplicates: false}",
+            f"data.split_file={tmp_path / 'split.json'}",
+        ],
+    )
+
+
+DISJOINT = {
+    "train": ["s0_0.png", "s0_1.png", "s1_0.png", "s1_1.png", "s2_0.png"],
+    "val": ["s3_0.png", "s3_1.png", "s4_0.png"],
+    "test": ["s5_0.png", "s5_1.png"],
+}
+
+
+@pytest.mark.slow
+def test_a_run_that_tested_on_trained_content_raises_after_saving(tmp_path):
+    # Scene s0 has one shot in training and the other in test.
+    split = {**DISJOINT, "test": ["s0_1.png", "s5_0.png", "s5_1.png"]}
+    split["train"] = [n for n in split["train"] if n != "s0_1.png"]
+    from tfiqa.training.experiment import run_experiment
+
+    workdir = tmp_path / "run"
+    with pytest.raises(LeakError, match=r"1 test id\(s\) of stage 'finetune'"):
+        run_experiment(finetune_config(tmp_path, split), str(workdir))
+    saved = json.loads((workdir / "metrics.json").read_text())
+    assert saved["leak_check"]["passed"] is False
+    assert "s0" in saved["leak_check"]["error"]
+    assert (workdir / "model.keras").is_file()  # the work is kept for a look
+
+
+@pytest.mark.slow
+def test_a_stage_that_wrote_no_split_file_fails_the_leak_check(
+    tmp_path, monkeypatch
+):
+    from tfiqa.training.experiment import run_experiment
+    from tfiqa.training.stages import data
+
+    monkeypatch.setattr(data, "write_data_splits", lambda ctx, stages: None)
+    workdir = tmp_path / "run"
+    with pytest.raises(LeakError, match="'finetune' has no split file"):
+        run_experiment(finetune_config(tmp_path, DISJOINT), str(workdir))
+    saved = json.loads((workdir / "metrics.json").read_text())
+    assert saved["leak_check"]["passed"] is False
+
+
+@pytest.mark.slow
+def test_the_rank_stage_never_draws_held_out_types(tmp_path, monkeypatch):
+    import tfiqa.data.ranking as ranking
+    from tfiqa.training.experiment import run_experiment
+
+    drawn = []
+    real = ranking.ranking_dataset
+
+    def recording(paths, types, *args, **kwargs):
+        drawn.append(list(types))
+        return real(paths, types, *args, **kwargs)
+
+    monkeypatch.setattr(ranking, "ranking_dataset", recording)
+    config = load_config(
+        None,
+        [
+            *TINY_FINETUNE,
+            "data.pristine_count=6",
+            "data.pristine_size=40",
+            "ranking.types=[white_noise, gaussian_blur]",
+            "ranking.groups_per_batch=2",
+            "ranking.epochs=1",
+            "ranking.steps_per_epoch=1",
+            "ranking.val_steps=1",
+            "meta.types=[white_noise, gaussian_blur]",
+            "meta.holdout=[gaussian_blur]",
+            "trainer.stages=[rank]",
+        ],
+    )
+    workdir = tmp_path / "run"
+    metrics = run_experiment(config, str(workdir))
+    # Training, validation and BatchNorm batches were all drawn.
+    assert len(drawn) >= 3 and all(types == ["white_noise"] for types in drawn)
+    assert metrics["stages"]["rank"]["types"] == ["white_noise"]
+    saved = json.loads((workdir / "splits" / "rank.json").read_text())
+    assert saved["types"] == ["white_noise"]
+
+
+LODO_SETTINGS = [
+    "model.backbone=mobilenet_v3_small",
+    "model.weights=none",
+    "model.levels=[P5]",
+    "model.head_units=[8]",
+    "data.crop_size=32",
+    "data.pristine_count=8",
+    "data.pristine_size=40",
+    "data.pristine_val_ratio=0.25",
+    "meta.types=[white_noise, darken]",
+    "meta.label=level",
+    "meta.support_size=2",
+    "meta.query_size=2",
+    "meta.meta_batch_size=1",
+    "meta.bn_recalibration_batches=1",
+    "meta.lodo_types=[darken]",
+    "meta.lodo_shots=[0, 2]",
+    "meta.lodo_test_size=4",
+    "trainer.verbose=-1",
+]
+
+
+@pytest.mark.slow
+def test_lodo_tests_on_sources_no_prior_trained_on(tmp_path):
+    from tfiqa.protocols import run_lodo
+
+    config = load_config(None, LODO_SETTINGS)
+    workdir = tmp_path / "sweep"
+    rows = run_lodo(config, str(workdir), priors=["scratch"], repeats=1)
+    assert [r["k"] for r in rows] == [0, 2]
+    pristine = json.loads((workdir / "splits" / "pristine.json").read_text())
+    stems = {
+        part: {p.rsplit("/", 1)[-1].rsplit(".", 1)[0] for p in pristine["splits"][0][part]}
+        for part in ("train", "val")
+    }
+    record = json.loads(
+        (workdir / "darken" / "scratch" / "splits" / "lodo.json").read_text()
+    )
+    assert record["held_out"] == "darken"
+    assert set(record["test"]) == stems["val"]
+    assert set(record["train"]) == stems["train"]
