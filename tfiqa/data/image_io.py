@@ -8,6 +8,7 @@ handled the same way in training, evaluation and inference.
 import errno
 import io
 import os
+import struct
 import warnings
 
 import numpy as np
@@ -38,9 +39,11 @@ MAX_ASPECT_RATIO = 32
 # Modes holding more than 8 bits per sample; scaled, not clipped, to uint8.
 _SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
 
-# Errors Pillow raises for unreadable, corrupt or truncated files.
+# Errors Pillow raises for unreadable, corrupt or truncated files (a GIF cut
+# after an image separator raises struct.error while counting its frames).
 _DECODE_ERRORS = (
     UnidentifiedImageError,
+    struct.error,
     OSError,
     SyntaxError,
     ValueError,
