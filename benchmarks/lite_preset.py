@@ -23,6 +23,7 @@ Example:
 ```
 """
 
+import argparse
 import json
 import os
 import sys
@@ -36,9 +37,13 @@ from lite_features import LEVELS  # noqa: E402
 from lite_recipe import (  # noqa: E402
     BACKBONE_NAMES,
     FeatureTable,
-    fit_ridge,
     int8_feature_noise,
     read_photos,
+)
+
+from tfiqa.models.linear_heads import (  # noqa: E402
+    fit_ranking_ridge,
+    ranking_differences,
     standardiser,
 )
 
@@ -52,6 +57,10 @@ def recipe_choice(results_path, arm):
         raise SystemExit(f"{results_path} has no runs of arm {arm!r}")
     key = "alpha" if "alpha" in runs[0] else "best_epoch"
     choice = float(np.median([r[key] for r in runs]))
+    if "lambda" in runs[0]:  # a ranking head (`ranking_aux.py`): its weight too
+        figures_lambda = {"lambda": float(np.median([r["lambda"] for r in runs]))}
+    else:
+        figures_lambda = {}
     summary = results["arms"][arm]
     figures = {
         "protocol": "biq2021-dev test parts, median over "
@@ -63,16 +72,33 @@ def recipe_choice(results_path, arm):
         "results": os.path.relpath(results_path, os.path.dirname(RESULTS_DIR)),
         "recipe_arm": arm,
         key: choice,
+        **figures_lambda,
     }
     return key, choice, figures
 
 
 def noise_penalty(head, args, dev, more, std, n):
-    """The int8-noise penalty of a `qridgeB` head (0 for plain ridge)."""
+    """The int8-noise penalty of a `qridgeB[+rank]` head (0 for plain ridge)."""
     if not head.startswith("qridge"):
         return 0.0
     noise = int8_feature_noise(os.path.abspath(args.out), more, dev) / std
-    return float(head[len("qridge") :]) * n * (noise.T @ noise) / len(noise)
+    weight = float(head.partition("+")[0][len("qridge") :])
+    return weight * n * (noise.T @ noise) / len(noise)
+
+
+def ranking_pairs(head, results_path, std):
+    """(pair differences standardised by `std`, margin) of a `+rank` head:
+    the pristine sources and margin `ranking_aux.py` used (from its results
+    file); (None, 0) for other heads."""
+    if not head.endswith("+rank"):
+        return None, 0.0
+    from ranking_aux import cached_rows
+
+    with open(results_path) as f:
+        params = json.load(f)["environment"]["params"]
+    params = argparse.Namespace(**{**params, "val_sources": 0, "diag_sources": 0})
+    rows, _ = cached_rows(params)
+    return ranking_differences(rows["train"]) / std, float(params.margin)
 
 
 def phone_figures(path):
@@ -164,8 +190,15 @@ def run(args):
     x = table.get(features, records)
     y = np.float32([r["mos"] for r in records])
     mean, std = standardiser(x)
-    w, b = fit_ridge(
-        (x - mean) / std, y, choice, noise_penalty(head, args, dev, more, std, len(x))
+    differences, margin = ranking_pairs(head, args.recipe_results, std)
+    w, b = fit_ranking_ridge(
+        (x - mean) / std,
+        y,
+        choice,
+        noise_penalty(head, args, dev, more, std, len(x)),
+        differences,
+        figures.get("lambda", 0.0),
+        margin,
     )
     model = ridge_model(BACKBONE_NAMES[backbone], mean, std, w, b, args.input_size)
     # Photos of the input size score as the whole photo, as the cache saw them.

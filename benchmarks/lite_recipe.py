@@ -53,6 +53,8 @@ from arms import summarize_arms  # noqa: E402
 from common import script  # noqa: E402
 from lite_features import FOLDERS, lite_model, parse_view  # noqa: E402
 
+from tfiqa.models.linear_heads import fit_ridge, standardiser  # noqa: E402
+
 ALPHAS = np.logspace(-1, 5, 19)
 BACKBONE_NAMES = {
     "lite0": "efficientnet_lite0",
@@ -138,20 +140,6 @@ class FeatureTable:
                     self.memo[(part, path)] = vector  # mean over the view's crops
             blocks.append(np.stack([self.memo[(part, p)] for p in paths]))
         return np.concatenate(blocks, axis=1)
-
-
-def standardiser(x):
-    mean, std = x.mean(0), x.std(0)
-    return mean, np.where(std > 1e-6, std, 1.0)
-
-
-def fit_ridge(x, y, alpha, extra_penalty=0.0):
-    """Weights, bias of ridge on standardised `x` (bias not penalised);
-    `extra_penalty` is a (width, width) matrix added to the penalty."""
-    y_mean = y.mean()
-    penalty = alpha * np.eye(x.shape[1]) + extra_penalty
-    w = np.linalg.solve(x.T @ x + penalty, x.T @ (y - y_mean))
-    return w, y_mean
 
 
 def int8_feature_noise(out, more, dev, count=300, calibration=100):
