@@ -21,7 +21,7 @@ import numpy as np
 from tfiqa.errors import ConfigError
 from tfiqa.metrics import srcc
 
-SCALES = (0.0, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0)
+SCALES = (0.0, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0)
 
 
 def validation_tasks(sampler, count, support, query, seed=0):
@@ -35,9 +35,10 @@ def validation_tasks(sampler, count, support, query, seed=0):
     ]
 
 
-def _task_srcc(scores, labels):
+def task_srcc(scores, labels):
+    """SRCC of one task's scores; 0 for constant scores (they order nothing)."""
     value = srcc(scores, labels)
-    return 0.0 if np.isnan(value) else value  # constant scores order nothing
+    return 0.0 if np.isnan(value) else value
 
 
 def rate_scores(prior, tasks, scales=SCALES):
@@ -55,7 +56,7 @@ def rate_scores(prior, tasks, scales=SCALES):
             )
             scores = 0.5 * (1.0 + np.tanh(0.5 * adapted))  # the sigmoid, overflow-free
             per_scale[scale]["loss"].append(np.mean((scores - task["query_y"]) ** 2))
-            per_scale[scale]["srcc"].append(_task_srcc(adapted, task["query_y"]))
+            per_scale[scale]["srcc"].append(task_srcc(adapted, task["query_y"]))
     return {
         s: {k: float(np.mean(v)) for k, v in values.items()}
         for s, values in per_scale.items()

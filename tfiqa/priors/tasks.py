@@ -119,7 +119,8 @@ class TaskSampler:
         xs, ys, groups = [], [], []
         for _ in range(tasks):
             type_index = self.type_indices[rng.integers(len(self.type_indices))]
-            chosen = rng.choice(len(self.rows), sources_per_task, replace=False)
+            few = sources_per_task > len(self.rows)  # tiny runs: repeat sources
+            chosen = rng.choice(len(self.rows), sources_per_task, replace=few)
             index = [row_index(type_index, level, self.levels) for level in self.levels]
             xs.append(self.rows[chosen][:, index].reshape(-1, self.rows.shape[-1]))
             ys.append(np.tile(level_labels(self.levels), sources_per_task))
