@@ -11,9 +11,17 @@ only). `summarize_arms` reduces those runs to, per arm:
   with replacement, then seeds within each split);
 - with `baseline=`, the median paired difference to the baseline arm over
   the splits both ran, with its own bootstrap interval;
-- the budget of the arm (steps, images seen, seconds: medians over runs);
+- the budget of the arm (steps, images seen, seconds: medians over runs),
+  which the caller counts for the whole arm: a prior's own steps and images
+  included, and the images actually seen (an early stop sees fewer than
+  the planned cap);
 - the protocol checks: >= `min_splits` splits, >= `min_seeds` seeds on every
   split, and budgets (all keys except "seconds") equal across the arms.
+
+A *deterministic* arm (identical metrics for every seed on every split, as
+a ridge fit on fixed features) is counted once per split: its repeated
+seeds are neither extra evidence in the bootstrap nor a pass of the seed
+check, which it is exempt from (it has no seed variance to sample).
 
 It writes `<out_stem>.json` (runs, summary, checks, environment) and
 `<out_stem>.md` (a table headed by hardware, versions and commit). A table
@@ -75,6 +83,25 @@ def _bootstrap_median(per_split, rng, resamples):
     return point, float(low), float(high)
 
 
+def _deterministic(runs, metrics):
+    """True when every split has >= 2 seeds and all seeds agree on every
+    metric (the arm's runs do not depend on the seed)."""
+    per_split = [_per_split(runs, m) for m in metrics]
+    return all(
+        len(values) >= 2 and len(set(values)) == 1
+        for split in per_split
+        for values in split.values()
+    )
+
+
+def _once_per_split(runs):
+    """The first run of every split."""
+    first = {}
+    for run in runs:
+        first.setdefault(run["split"], run)
+    return list(first.values())
+
+
 def _budget(runs):
     keys = sorted({k for run in runs for k in run.get("budget", {})})
     return {k: float(np.median([run["budget"][k] for run in runs])) for k in keys}
@@ -123,11 +150,15 @@ def summarize_arms(
     runs = {a: [r for r in results if r["arm"] == a] for a in arms}
     summary = {}
     for arm in arms:
+        deterministic = _deterministic(runs[arm], metrics)
+        if deterministic:
+            runs[arm] = _once_per_split(runs[arm])
         per_split = {m: _per_split(runs[arm], m) for m in metrics}
         first = per_split[metrics[0]]
         entry = {
             "splits": len(first),
             "min_seeds": min(len(v) for v in first.values()),
+            "deterministic": deterministic,
             "budget": _budget(runs[arm]),
         }
         for m in metrics:
@@ -149,7 +180,9 @@ def summarize_arms(
     ]
     checks = {
         "min_splits": all(s["splits"] >= min_splits for s in summary.values()),
-        "min_seeds": all(s["min_seeds"] >= min_seeds for s in summary.values()),
+        "min_seeds": all(
+            s["min_seeds"] >= min_seeds or s["deterministic"] for s in summary.values()
+        ),
         "equal_budgets": all(b == timed[0] for b in timed) and bool(timed[0]),
     }
     checks["passed"] = all(checks.values())
@@ -172,7 +205,8 @@ def _write(out, out_stem, metrics, notes):
     write_json_atomic(out_stem + ".json", out)
     rows = []
     for arm, s in out["arms"].items():
-        row = {"arm": arm, "splits x seeds": f"{s['splits']} x >={s['min_seeds']}"}
+        seeds = "1 (deterministic)" if s["deterministic"] else f">={s['min_seeds']}"
+        row = {"arm": arm, "splits x seeds": f"{s['splits']} x {seeds}"}
         for m in metrics:
             v = s[m]
             row[f"{m} median [95% CI]"] = (

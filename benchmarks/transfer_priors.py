@@ -45,6 +45,11 @@ from common import script, write_results  # noqa: E402
 from transfer import CONFIG, make_split_files, pending_runs, run_arm  # noqa: E402
 
 PRIOR_STAGES = {"rank": ["rank"], "meta": ["meta"], "rank_meta": ["meta"]}
+# The prior a prior starts from (its steps and images count for both).
+PRIOR_INIT = {"rank_meta": "rank"}
+RANK_GROUPS = 4
+RANK_GROUP_IMAGES = 6  # a reference and its 5 distortion levels
+META_TASKS, META_SUPPORT, META_QUERY = 2, 8, 4
 # Prior each arm starts from, and its fine-tuning overrides.
 ARMS = {
     "finetune": (None, []),
@@ -69,19 +74,17 @@ def prior_settings(name, args, seed):
         f"trainer.mixed_precision={args.precision}",
         "trainer.verbose=1",
     ]
+    per_step = prior_step_images(name)
     if name == "rank":
-        groups = 4
-        per_step = groups * 6  # a reference and its 5 distortion levels
         return common + [
-            f"ranking.groups_per_batch={groups}",
+            f"ranking.groups_per_batch={RANK_GROUPS}",
             f"ranking.freeze_backbone={args.freeze}",
             "ranking.learning_rate=1.0e-4",
             "ranking.epochs=2",
             f"ranking.steps_per_epoch={max(1, args.prior_images // per_step // 2)}",
             "ranking.val_steps=4",
         ]
-    tasks, support, query = 2, 8, 4
-    per_step = tasks * (support + query)
+    tasks, support, query = META_TASKS, META_SUPPORT, META_QUERY
     meta = [
         "meta.task_source=synthetic",
         "meta.label=pseudo_mos",
@@ -103,6 +106,53 @@ def prior_settings(name, args, seed):
     if name == "rank_meta":
         meta.append(f"trainer.init_from={prior_weights('rank', args, seed)}")
     return common + meta
+
+
+def prior_step_images(name):
+    """Images one training step of prior `name` reads."""
+    if name == "rank":
+        return RANK_GROUPS * RANK_GROUP_IMAGES
+    return META_TASKS * (META_SUPPORT + META_QUERY)
+
+
+def prior_budget(name, args, seed):
+    """{"steps", "images_seen"} prior `name` (seed `seed`) actually trained:
+    the epochs its run's metrics.json says were done (an early stop counts
+    what ran, not the plan) times its config's steps per epoch, plus the
+    prior it started from."""
+    from tfiqa.config import load_config
+    from tfiqa.errors import DataError
+
+    run = prior_dir(name, args, seed)
+    path = os.path.join(run, "metrics.json")
+    if not os.path.isfile(path):
+        raise DataError(f"Prior run has no metrics.json. Received: {path}")
+    with open(path) as f:
+        stages = json.load(f)["stages"]
+    config = load_config(os.path.join(run, "config.yaml"))
+    steps = 0
+    for stage in PRIOR_STAGES[name]:
+        section = config.ranking if stage == "rank" else config.meta
+        steps += int(stages[stage]["epochs_done"]) * int(section.steps_per_epoch)
+    budget = {"steps": steps, "images_seen": steps * prior_step_images(name)}
+    if name in PRIOR_INIT:
+        earlier = prior_budget(PRIOR_INIT[name], args, seed)
+        budget = {k: budget[k] + earlier[k] for k in budget}
+    return budget
+
+
+def arm_budget(row, prior_budgets, batch_size):
+    """The whole budget of one arm run: its fine-tuning steps and images
+    actually run plus, for an arm with a prior, the prior's (a prior is
+    trained once per seed and shared by the splits; each run that starts
+    from it counts all of it, as a run without sharing would pay)."""
+    finetune = int(row["epochs_done"]) * int(row["budget"]["steps_per_epoch"])
+    budget = {"steps": finetune, "images_seen": finetune * batch_size}
+    if row.get("prior"):
+        prior = prior_budgets[(row["prior"], row["seed"])]
+        budget = {k: budget[k] + prior[k] for k in budget}
+    budget["seconds"] = row["budget"]["seconds"]
+    return budget
 
 
 def prior_dir(name, args, seed):
@@ -153,12 +203,11 @@ def train_prior(name, args, seed):
     metrics = run_experiment(config, prior_dir(name, args, seed))
     stage = PRIOR_STAGES[name][-1]
     result = metrics["stages"][stage]
-    section = config.ranking if stage == "rank" else config.meta
     return {
         "prior": name,
         "seed": seed,
         "weights": prior_weights(name, args, seed),
-        "steps": section.epochs * section.steps_per_epoch,
+        **prior_budget(name, args, seed),
         "val": result.get("val", {}),
         "seconds": time.time() - start,
     }
@@ -221,12 +270,20 @@ def summarize(args, out):
     if not rows:
         raise ValueError(f"No arm runs to summarise in {out}/arm_rows.json")
     seeds = sorted({r["seed"] for r in rows})
+    from tfiqa.config import load_config
+
+    batch_size = load_config(CONFIG).data.batch_size
+    budgets = {
+        (p, seed): prior_budget(p, args, seed)
+        for p, seed in {(r["prior"], r["seed"]) for r in rows if r.get("prior")}
+    }
+    rows = [{**r, "budget": arm_budget(r, budgets, batch_size)} for r in rows]
     probe = [r for r in _load(os.path.join(out, "rows.json")) if r["arm"] == "probe"]
     probe = [r for r in probe if r["seed"] in seeds]
     order = [p for p in PRIOR_STAGES if any(q["prior"] == p for q in priors)]
-    budgets = {
+    prior_costs = {
         p: {
-            "steps": [q["steps"] for q in priors if q["prior"] == p],
+            "steps": [b["steps"] for (q, _), b in sorted(budgets.items()) if q == p],
             "seconds": [round(q["seconds"]) for q in priors if q["prior"] == p],
         }
         for p in order
@@ -245,8 +302,9 @@ def summarize(args, out):
             f"view(s) per photo. Priors (one per seed, shared by the splits) "
             f"train above {args.freeze} on {args.prior_crop} px crops of "
             f"distorted pristine photos, {args.prior_images} images each "
-            f"({args.precision}); their steps and seconds: {budgets}. "
-            + _probe_note(probe)
+            f"({args.precision}); their steps and seconds: {prior_costs}. Each "
+            "arm's budget counts its fine-tuning and its prior's steps and "
+            "images as they ran. " + _probe_note(probe)
         ),
     )
 

@@ -26,8 +26,10 @@ def banded_scene(seed, texture_seed=None, size=96):
     profile = rng.uniform(20, 235, 8)
     rows = np.interp(np.linspace(0, 7, size), np.arange(8), profile)
     bands = np.repeat(rows[:, None, None], size, axis=1).repeat(3, axis=2)
-    grains = np.random.default_rng(500 + (seed if texture_seed is None else texture_seed))
-    texture = grains.normal(0, 15, (size // 3, size // 3, 1))
+    grains = seed if texture_seed is None else texture_seed
+    texture = np.random.default_rng(500 + grains).normal(
+        0, 15, (size // 3, size // 3, 1)
+    )
     return bands + texture.repeat(3, axis=0).repeat(3, axis=1)
 
 
@@ -115,20 +117,25 @@ def test_matching_pairs_finds_every_pair_a_full_search_finds():
     scenes = scenes.reshape(40, 32, 32).cumsum(1).cumsum(2).reshape(40, -1)
     copies = scenes[rng.integers(0, 40, 60)]
     # Noise from 0.02 to 0.6 of the signal: correlations from 0.9998 to 0.86.
+    # Half of it is constant over 4 x 4 blocks, where the coarse filter
+    # sees the whole difference and any looser bound would miss pairs.
     sigma = rng.uniform(0.02, 0.6, (60, 1)) * copies.std(1, keepdims=True)
-    vectors = np.concatenate([scenes, copies + rng.normal(size=copies.shape) * sigma])
+    fine = rng.normal(size=(30, 1024))
+    coarse = rng.normal(size=(30, 8, 1, 8, 1)) * np.ones((1, 1, 4, 1, 4))
+    noise = np.concatenate([fine, coarse.reshape(30, 1024)])
+    vectors = np.concatenate([scenes, copies + noise * sigma])
     vectors -= vectors.mean(1, keepdims=True)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     vectors = vectors.astype(np.float32)
     gram = vectors @ vectors.T
     for threshold in (0.9, 0.95, 0.99):
-        expected = {
-            (int(i), int(j)) for i, j in zip(*np.nonzero(np.triu(gram >= threshold, 1)))
-        }
+        rows, columns = np.nonzero(np.triu(gram >= threshold, 1))
+        expected = set(zip(rows.tolist(), columns.tolist(), strict=True))
         found = matching_pairs(vectors, threshold)
         assert {(i, j) for _, i, j in found} == expected
         assert len(expected) >= 8
-        assert [s for s, _, _ in found] == sorted((s for s, _, _ in found), reverse=True)
+        similarities = [s for s, _, _ in found]
+        assert similarities == sorted(similarities, reverse=True)
 
 
 def test_group_datasets_joins_twins_across_folders_only(tmp_path):
@@ -147,9 +154,7 @@ def test_group_datasets_joins_twins_across_folders_only(tmp_path):
         (folder / "mos.csv").write_text(
             "image,mos\n" + "".join(f"{n},0.5\n" for n in names)
         )
-    parts = [
-        read_dataset("csv", str(f), group_duplicates=False) for f in (dev, more)
-    ]
+    parts = [read_dataset("csv", str(f), group_duplicates=False) for f in (dev, more)]
     grouped = group_datasets(parts)
     refs = [[r["ref_id"] for r in p] for p in grouped]
     assert refs == [["0:x.png", "0:y.png"], ["1:x.png", "0:y.png"]]

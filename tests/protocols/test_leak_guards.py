@@ -9,6 +9,7 @@ from PIL import Image
 
 from tfiqa.config import load_config
 from tfiqa.errors import LeakError
+from tfiqa.protocols.audit import source_id
 
 TINY_FINETUNE = [
     "model.backbone=mobilenet_v3_small",
@@ -82,9 +83,7 @@ def test_a_run_that_tested_on_trained_content_raises_after_saving(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_stage_that_wrote_no_split_file_fails_the_leak_check(
-    tmp_path, monkeypatch
-):
+def test_a_stage_that_wrote_no_split_file_fails_the_leak_check(tmp_path, monkeypatch):
     from tfiqa.training.experiment import run_experiment
     from tfiqa.training.stages import data
 
@@ -166,7 +165,7 @@ def test_lodo_tests_on_sources_no_prior_trained_on(tmp_path):
     assert [r["k"] for r in rows] == [0, 2]
     pristine = json.loads((workdir / "splits" / "pristine.json").read_text())
     stems = {
-        part: {p.rsplit("/", 1)[-1].rsplit(".", 1)[0] for p in pristine["splits"][0][part]}
+        part: {source_id(p) for p in pristine["splits"][0][part]}
         for part in ("train", "val")
     }
     record = json.loads(
