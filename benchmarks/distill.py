@@ -141,7 +141,8 @@ def score_test(model, paths, mos):
 def run(args):
     from tfiqa.data.readers import read_dataset
     from tfiqa.data.splits import split_from_file
-    from tfiqa.export import export_model, load_keras_model
+    from tfiqa.export import export_model
+    from tfiqa.inference.backends.keras import load_keras_model
 
     data_dir, out = os.path.abspath(args.data_dir), os.path.abspath(args.out)
     records = read_dataset("csv", os.path.join(data_dir, "biq2021-dev"), file="mos.csv")

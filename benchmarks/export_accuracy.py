@@ -104,8 +104,9 @@ def evaluate_model(model_path, args):
     import numpy as np
 
     from tfiqa.data.image_io import load_image
-    from tfiqa.export import export_model, load_keras_model
+    from tfiqa.export import export_model
     from tfiqa.inference import load
+    from tfiqa.inference.backends.keras import load_keras_model
     from tfiqa.metrics import MetricWarning, plcc, srcc
 
     model = load_keras_model(model_path)

@@ -201,13 +201,13 @@ def _predict_fn(kind, path, threads):
     import tensorflow as tf
 
     if kind == "keras":
-        from tfiqa.export import load_keras_model
+        from tfiqa.inference.backends.keras import load_keras_model
         from tfiqa.models.scoring import predict_fn
 
         score = predict_fn(load_keras_model(path))
         return lambda batch: score(tf.constant(batch)).numpy()
     if kind == "saved_model":
-        from tfiqa.export.saved_model import saved_model_predict_fn
+        from tfiqa.inference.backends.saved_model import saved_model_predict_fn
 
         return saved_model_predict_fn(path)[0]
     from ai_edge_litert.interpreter import Interpreter

@@ -24,10 +24,11 @@ def run(args):
 
     from tfiqa.config import builtin_config_path, load_config
     from tfiqa.data.image_io import load_image
-    from tfiqa.export import export_model, load_keras_model
-    from tfiqa.export.preprocess import list_image_files
+    from tfiqa.export import export_model
+    from tfiqa.export.image_folders import list_image_files
     from tfiqa.export.verify import TOLERANCES
     from tfiqa.inference import load
+    from tfiqa.inference.backends.keras import load_keras_model
     from tfiqa.models import build_model
 
     files = list_image_files(args.images)

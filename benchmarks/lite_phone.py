@@ -169,7 +169,7 @@ def _at_size(model, size):
 
 
 def latency_rows(args, model, work, calibration_photos):
-    from tfiqa.export.tflite import tflite_predict_fn
+    from tfiqa.inference.backends.tflite import tflite_predict_fn
 
     files = {}
     for size in sorted({args.input_size, 224}):

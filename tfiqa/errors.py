@@ -44,3 +44,9 @@ class TfiqaWarning(UserWarning):
 
 class AmbiguousModelWarning(TfiqaWarning):
     """A model argument names both an existing path and a shipped preset."""
+
+
+def first_line(error):
+    """The first line of an exception's message (TF's can run for pages)."""
+    text = str(error).strip().splitlines()
+    return (text[0] if text else type(error).__name__)[:300]

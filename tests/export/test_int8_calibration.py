@@ -13,7 +13,7 @@ from conftest import make_image
 from PIL import Image, ImageFilter
 
 from tfiqa.export import export_model
-from tfiqa.export.tflite import tflite_predict_fn
+from tfiqa.inference.backends.tflite import tflite_predict_fn
 
 SIZE = 32
 LOGIT_RANGE = (-2.4, 2.4)  # float scores 0.083 .. 0.917 over the test crops

@@ -12,12 +12,12 @@ from PIL import Image
 
 from tfiqa.errors import DataError
 from tfiqa.export import export_model
-from tfiqa.export.saved_model import (
+from tfiqa.inference.backends.keras import model_scorer
+from tfiqa.inference.backends.saved_model import (
     resolve_saved_model_dir,
     saved_model_bytes_fn,
     saved_model_predict_fn,
 )
-from tfiqa.export.verify import keras_scorer
 
 from .helpers import SIZE, keras_scores, tiny_model
 
@@ -93,7 +93,7 @@ def test_image_bytes_scores_as_predict_does(exported):
     fn = saved_model_bytes_fn(str(out))
     # The policy of the export: 5 crops of 32 px, small images upscaled.
     assert manifest["scoring"]["crop_size"] == SIZE
-    scorer = keras_scorer(model, manifest["scoring"])
+    scorer = model_scorer(model, manifest["scoring"])
     png_image = make_image((SIZE, SIZE), seed=1)
     jpeg = encode(make_image((SIZE + 8, SIZE + 4), seed=2), "JPEG")
     small_gray = make_image((20, 24), seed=3)[..., 0]
@@ -165,7 +165,7 @@ def test_dynamic_size_export(tmp_path):
     images = [make_image((40, 36), seed=1), make_image((50, 62), seed=2)]
     scores = saved_model_bytes_fn(str(tmp_path))([encode(i, "PNG") for i in images])
     # serving_default applies the policy (the default 224 px crops here).
-    expected = keras_scorer(model, manifest["scoring"]).score(images)
+    expected = model_scorer(model, manifest["scoring"]).score(images)
     np.testing.assert_allclose(scores, expected, atol=1e-5)
 
 

@@ -9,7 +9,8 @@ from conftest import make_image
 
 from tfiqa.errors import ConfigError, DataError
 from tfiqa.export import export_model
-from tfiqa.export.tflite import QUANTIZATIONS, tflite_predict_fn
+from tfiqa.export.tflite import QUANTIZATIONS
+from tfiqa.inference.backends.tflite import tflite_predict_fn
 
 from .helpers import SIZE, keras_scores, tiny_model, write_images
 

@@ -13,9 +13,10 @@ from PIL import Image
 
 from tfiqa.cli import cli
 from tfiqa.errors import UnsafeModelError
-from tfiqa.export import export_model, load_keras_model
-from tfiqa.export.trust import check_saved_model
+from tfiqa.export import export_model
 from tfiqa.inference import load
+from tfiqa.inference.backends.keras import load_keras_model
+from tfiqa.inference.backends.trust import check_saved_model
 from tfiqa.models import IQAModel
 from tfiqa.models.backbones import BACKBONES
 
@@ -153,7 +154,7 @@ def meta_graph(serving_ops, restore_input="saver_filename"):
 
 
 def test_save_and_restore_ops_are_allowed_only_in_the_saver_functions():
-    from tfiqa.export.trust import disallowed_ops
+    from tfiqa.inference.backends.trust import disallowed_ops
 
     assert disallowed_ops(meta_graph(["Conv2D"])) == {}
     assert set(disallowed_ops(meta_graph(["SaveV2"]))) == {"SaveV2"}

@@ -9,7 +9,6 @@ from click.testing import CliRunner
 from tfiqa.cli import EXIT_USER_ERROR, cli
 from tfiqa.errors import TfiqaError
 from tfiqa.export import export_model
-from tfiqa.export.saved_model import saved_model_bytes_fn
 from tfiqa.export.verify import (
     MIN_IMAGES_FOR_SRCC,
     TOLERANCES,
@@ -19,6 +18,7 @@ from tfiqa.export.verify import (
     verify_exports,
 )
 from tfiqa.inference import load
+from tfiqa.inference.backends.saved_model import saved_model_bytes_fn
 
 from .helpers import SIZE, tiny_model, write_images
 

@@ -100,7 +100,8 @@ def export(
     formats, variants = export_choices(config, export_format, quantize, calibration_dir)
 
     base.start_tensorflow()
-    from tfiqa.export import export_model, load_keras_model
+    from tfiqa.export import export_model
+    from tfiqa.inference.backends.keras import load_keras_model
 
     model = load_keras_model(model_path)
     manifest = export_model(

@@ -110,3 +110,29 @@ def tf_eval_crops(image, crop_size, num_crops=1):
         crops.append(image[y : y + crop_size, x : x + crop_size])
     out = tf.stack(crops)  # (N, c, c, 3)
     return tf.ensure_shape(out, [len(positions), crop_size, crop_size, None])
+
+
+def fit_to_size(images, size):
+    """Centre-crops (or zero-pads) images to `size x size` without resizing,
+    as `tf.image.resize_with_crop_or_pad` does.
+
+    Args:
+        images: uint8 numpy array (H, W, C) or (B, H, W, C).
+        size: int or None. None (or 0) returns the images unchanged.
+
+    Returns:
+        The same rank and dtype as `images`; (size, size) spatially.
+    """
+    if not size:
+        return images
+    images = np.asarray(images)
+    h, w = images.shape[-3], images.shape[-2]
+    top, left = max((h - size) // 2, 0), max((w - size) // 2, 0)
+    images = images[..., top : top + size, left : left + size, :]
+    pad_y, pad_x = size - images.shape[-3], size - images.shape[-2]
+    pads = [(0, 0)] * (images.ndim - 3) + [
+        (pad_y // 2, pad_y - pad_y // 2),
+        (pad_x // 2, pad_x - pad_x // 2),
+        (0, 0),
+    ]
+    return np.pad(images, pads)

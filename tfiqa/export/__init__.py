@@ -12,9 +12,12 @@ DIR/verify.json                           parity report (with verify_dir)
 ```
 See export/README.md for serving and on-device use.
 
+Reading models (every format) is `tfiqa.inference.backends`' job; export
+writes files and verifies them through those readers.
+
 Example:
 ```python
-model = load_keras_model("runs/exp1/model.keras")
+model = load_keras_model("runs/exp1/model.keras")  # tfiqa.inference.backends.keras
 export_model(model, "export/out", quantize=["none", "int8"],
              calibration_dir="calib/", verify_dir="check/",
              model_path="runs/exp1/model.keras")
@@ -22,9 +25,9 @@ export_model(model, "export/out", quantize=["none", "int8"],
 """
 
 import os
-import zipfile
+import warnings
 
-from tfiqa.errors import ConfigError, DataError
+from tfiqa.errors import ConfigError
 
 FORMATS = ("saved_model", "tflite")
 VARIANT_NAMES = {
@@ -37,47 +40,20 @@ VARIANT_NAMES = {
 DEFAULT_INPUT_SIZE = 224
 
 
-def load_keras_model(path):
-    """Loads a `.keras` model (tfiqa classes registered).
+def __getattr__(name):
+    # `load_keras_model` lives with the other model readers; the old import
+    # path keeps working, with a warning naming the new one.
+    if name == "load_keras_model":
+        from tfiqa.inference.backends.keras import load_keras_model
 
-    Loaded in Keras's safe mode, after `tfiqa.export.trust.check_keras_archive`.
-
-    Raises:
-        DataError: the file is missing or is not a loadable Keras model.
-        UnsafeModelError: the file holds code (a Lambda layer, an object
-            from another Python module).
-    """
-    import keras
-
-    import tfiqa.models  # noqa: F401  (registers tfiqa layers and models)
-    from tfiqa.export import trust
-
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise DataError(f"Model file not found. Received: {path}")
-    if not path.endswith(".keras"):
-        raise DataError(
-            f"Export takes a Keras model saved as a .keras file. Received: {path}"
+        warnings.warn(
+            "tfiqa.export.load_keras_model is now "
+            "tfiqa.inference.backends.keras.load_keras_model",
+            DeprecationWarning,
+            stacklevel=2,
         )
-    if not zipfile.is_zipfile(path):
-        raise DataError(
-            f"Corrupt Keras model {path}: not a zip archive (truncated or not a "
-            ".keras file)"
-        )
-    trust.check_keras_archive(path)
-    try:
-        return keras.saving.load_model(path, compile=False, safe_mode=True)
-    except Exception as e:  # noqa: BLE001  (zip, h5 and JSON errors of any kind)
-        if trust.is_unsafe_keras_error(e):
-            reason = f"an object that Keras's safe mode refuses ({first_line(e)})"
-            raise trust.unsafe_keras_error(path, reason) from None
-        raise DataError(f"Corrupt Keras model {path}: {first_line(e)}") from None
-
-
-def first_line(error):
-    """The first line of an exception's message (TF's can run for pages)."""
-    text = str(error).strip().splitlines()
-    return (text[0] if text else type(error).__name__)[:300]
+        return load_keras_model
+    raise AttributeError(f"module 'tfiqa.export' has no attribute {name!r}")
 
 
 def resolve_input_size(model, input_size):
@@ -357,9 +333,9 @@ def _write_tflite(model, output_dir, manifest, quantize, calibration, model_path
 
 
 def _verify(model, manifest, verify_dir, log):
-    from tfiqa.export import saved_model as sm
     from tfiqa.export import verify
     from tfiqa.inference import load
+    from tfiqa.inference.backends.saved_model import saved_model_bytes_fn
 
     exports = []
     if manifest["saved_model"]:
@@ -368,7 +344,7 @@ def _verify(model, manifest, verify_dir, log):
                 "name": "saved_model (score_uint8)",
                 "kind": "saved_model",
                 "scorer": load(manifest["saved_model"]),
-                "bytes_fn": sm.saved_model_bytes_fn(manifest["saved_model"]),
+                "bytes_fn": saved_model_bytes_fn(manifest["saved_model"]),
             }
         )
     for q, path in manifest["tflite"].items():

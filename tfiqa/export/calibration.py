@@ -45,7 +45,7 @@ def calibration_images(folder, count, policy):
     """One centre crop (N, c, c, 3) per image, as inference cuts them, of up
     to `count` images in `folder`."""
     from tfiqa.data.image_io import load_image
-    from tfiqa.export.preprocess import list_image_files
+    from tfiqa.export.image_folders import list_image_files
     from tfiqa.models.scoring import policy_crops
 
     files = list_image_files(folder, count)
@@ -112,7 +112,7 @@ def int8_agreement(path, check, check_scores):
         dict: "images", "float_range" [min, max], "max_abs_error",
         "mean_abs_error" (scores, not logits).
     """
-    from tfiqa.export.tflite import tflite_predict_fn
+    from tfiqa.inference.backends.tflite import tflite_predict_fn
 
     fn, _ = tflite_predict_fn(path)
     quantized = np.concatenate([fn(check[i : i + 1]) for i in range(len(check))])

@@ -24,7 +24,6 @@ import os
 import yaml
 
 import tfiqa
-from tfiqa.export.preprocess import CROP_POLICY
 from tfiqa.models.scoring import scoring_policy
 
 _MODEL_KEYS = (
@@ -37,6 +36,15 @@ _MODEL_KEYS = (
     "input_crop_size",
     "eval_crops",
     "small_images",
+)
+
+CROP_POLICY = (
+    "one input is one crop: score each image as the mean over the `scoring` "
+    "policy's crops (crop_size x crop_size, spread as tfiqa.data.crops."
+    "crop_positions places them); an image whose short side is below "
+    "crop_size is first upscaled (bilinear, aspect kept) to it when "
+    "small_images is 'upscale', or scored whole (dynamic input only) when "
+    "'whole'."
 )
 
 

@@ -1,4 +1,4 @@
-"""TFLite conversion (float32, fp16, dynamic-range, int8, int8 I/O) and scoring.
+"""TFLite conversion (float32, fp16, dynamic-range, int8, int8 I/O).
 
 Every variant has one signature, `score`, with input `image` (B, H, W, 3)
 RGB pixels in [0, 255] (H = W = the input size, or any size when it is
@@ -18,11 +18,7 @@ like inference images; the calibration includes the pixel values 0 and 255,
 so the uint8 input of `int8_io` is the raw pixel (scale 1, zero point 0);
 its uint8 output q means score = scale * (q - zero_point) (in the sidecar).
 
-Example:
-```python
-fn, input_size = tflite_predict_fn("out/tflite/tfiqa_int8.tflite")
-scores = fn(images_uint8)  # (N,)
-```
+Reading one back (LiteRT alone, no TensorFlow): `tfiqa.inference.backends.tflite`.
 """
 
 import os
@@ -32,15 +28,17 @@ import warnings
 
 import numpy as np
 
-from tfiqa.errors import ConfigError, DataError
-from tfiqa.export.preprocess import fit_to_size
+from tfiqa.errors import ConfigError
 from tfiqa.files import atomic_path
+from tfiqa.inference.backends.tflite import (
+    INPUT_NAME,
+    OUTPUT_NAME,
+    SIGNATURE,
+    quantization,
+)
 
 QUANTIZATIONS = ("none", "fp16", "dynamic", "int8", "int8_io")
 CALIBRATED = ("int8", "int8_io")
-SIGNATURE = "score"
-INPUT_NAME = "image"
-OUTPUT_NAME = "score"
 WORK_PREFIX = ".tmp-tflite-"
 
 
@@ -181,13 +179,6 @@ def _calibrate_and_convert(converter):
         return converter.convert()
 
 
-def _quantization(details):
-    scale, zero_point = details["quantization"]
-    if not scale:
-        return None
-    return {"scale": float(scale), "zero_point": int(zero_point)}
-
-
 def io_specs(content):
     """Input and output specs of a converted model's `score` signature."""
     from ai_edge_litert.interpreter import Interpreter
@@ -202,7 +193,7 @@ def io_specs(content):
                 "name": name,
                 "dtype": np.dtype(d["dtype"]).name,
                 "shape": [int(v) for v in d["shape_signature"]],
-                "quantization": _quantization(d),
+                "quantization": quantization(d),
             }
         )
     return specs[0], specs[1]
@@ -252,60 +243,3 @@ def remove_stale_work_dirs(folder):
     for entry in os.listdir(folder):
         if entry.startswith(WORK_PREFIX):
             shutil.rmtree(os.path.join(folder, entry), ignore_errors=True)
-
-
-def tflite_predict_fn(path, num_threads=None):
-    """A scoring function for an exported `.tflite` file.
-
-    Args:
-        path: str. The `.tflite` file.
-        num_threads: int or None. Interpreter threads (None: runtime default).
-
-    Returns:
-        (fn, input_size): `fn(uint8 array (N, H, W, 3)) -> np.ndarray (N,)`
-        float32 scores (integer outputs dequantized); `input_size` is the
-        fixed square input side, or None when the model takes any size. With
-        a fixed size, other sizes are centre-cropped / zero-padded to it.
-    """
-    from ai_edge_litert.interpreter import Interpreter
-
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise DataError(f"TFLite model not found. Received: {path}")
-    try:
-        interpreter = Interpreter(model_path=path, num_threads=num_threads)
-    except ValueError as e:
-        raise DataError(f"Cannot load TFLite model {path}. Received: {e}") from None
-    signatures = interpreter.get_signature_list()
-    name = SIGNATURE if SIGNATURE in signatures else next(iter(signatures), None)
-    if name is None:
-        raise DataError(f"TFLite model has no signature. Received: {path}")
-    runner = interpreter.get_signature_runner(name)
-    input_name, input_details = next(iter(runner.get_input_details().items()))
-    output_name, output_details = next(iter(runner.get_output_details().items()))
-    shape = input_details["shape_signature"]
-    input_size = int(shape[1]) if shape[1] > 0 else None
-    in_dtype = np.dtype(input_details["dtype"])
-    in_quant = _quantization(input_details)
-    out_quant = _quantization(output_details)
-
-    def fn(images):
-        images = np.asarray(images)
-        if images.ndim == 3:
-            images = images[np.newaxis]
-        if input_size and images.shape[1:3] != (input_size, input_size):
-            images = fit_to_size(np.asarray(images, np.uint8), input_size)
-        x = images.astype(np.float32)
-        if in_quant:
-            x = x / in_quant["scale"] + in_quant["zero_point"]
-        if np.issubdtype(in_dtype, np.integer):
-            info = np.iinfo(in_dtype)
-            x = np.clip(np.rint(x), info.min, info.max)
-        out = runner(**{input_name: x.astype(in_dtype)})[output_name]
-        out = out.astype(np.float32)
-        if out_quant:
-            out = (out - out_quant["zero_point"]) * out_quant["scale"]
-        return out.reshape(-1)
-
-    fn.interpreter = interpreter  # keeps the interpreter alive with `fn`
-    return fn, input_size

@@ -37,7 +37,8 @@ from scipy import stats
 
 from tfiqa.data.image_io import load_image
 from tfiqa.errors import TfiqaError
-from tfiqa.export.preprocess import list_image_files
+from tfiqa.export.image_folders import list_image_files
+from tfiqa.inference.backends.keras import model_scorer
 
 TOLERANCES = {
     "saved_model": {"max_abs_diff": 1e-5, "min_srcc": 0.999},
@@ -79,15 +80,6 @@ def compare(reference, scores, tolerance):
     }
 
 
-def keras_scorer(model, policy=None):
-    """A `Scorer` for an in-memory Keras model (default: its own policy)."""
-    from tfiqa.inference import Scorer
-    from tfiqa.models.scoring import predict, scoring_policy
-
-    policy = policy or scoring_policy(model)
-    return Scorer(lambda images: predict(model, images), policy=policy)
-
-
 def verify_exports(model, exports, image_dir, limit=None, policy=None):
     """Scores `image_dir` with Keras and every export and compares.
 
@@ -110,7 +102,7 @@ def verify_exports(model, exports, image_dir, limit=None, policy=None):
 
     files = list_image_files(image_dir, limit)
     images = [load_image(f) for f in files]
-    keras = keras_scorer(model, policy)
+    keras = model_scorer(model, policy)
     reference = keras.score(images)
     rows = []
     for export in exports:

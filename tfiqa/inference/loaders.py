@@ -1,90 +1,37 @@
 """`load(path)` -> `Scorer`, for each model format and the shipped presets.
 
-A `.keras` model carries its scoring policy; a SavedModel or TFLite export
-carries it in a JSON sidecar written next to it by `tfiqa export`.
+One door for every model reference; each format has its reader in
+`tfiqa.inference.backends` and is imported only when used, so that scoring
+a `.tflite` file needs LiteRT but never TensorFlow. A `.keras` model carries
+its scoring policy; a SavedModel or TFLite export carries it in a JSON
+sidecar written next to it by `tfiqa export`.
 """
 
-import json
 import os
 import warnings
 
 from tfiqa.errors import AmbiguousModelWarning, TfiqaError
-from tfiqa.inference.scorer import Scorer
-
-
-def _read_sidecar(path):
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return {}
-
-
-def _from_sidecar(sidecar, input_size):
-    from tfiqa.models.scoring import DEFAULT_CROPS, make_policy
-
-    policy = sidecar.get("scoring")
-    if not isinstance(policy, dict):
-        # Exports written before the policy travelled with the model.
-        crop = sidecar.get("model", {}).get("input_crop_size") or input_size
-        policy = {"crop_size": crop or 224, "crops": DEFAULT_CROPS}
-    policy = make_policy(
-        policy.get("crop_size"),
-        policy.get("crops"),
-        policy.get("small_images"),
-        policy.get("resize", 0),
-    )
-    output = sidecar.get("output", {})
-    score_range = output.get("range", (0.0, 1.0)) if output else (0.0, 1.0)
-    return {"input_size": input_size, "policy": policy, "score_range": score_range}
 
 
 def _load_keras(path):
-    from tfiqa.export import load_keras_model
-    from tfiqa.models.scoring import predict_fn, scoring_policy
+    from tfiqa.inference.backends.keras import keras_scorer
 
-    model = load_keras_model(path)
-    predict = predict_fn(model)
-
-    def fn(images):
-        return predict(images).numpy()
-
-    fn.model = model
-    activation = getattr(model, "output_activation", "sigmoid")
-    return Scorer(
-        fn,
-        input_size=None,
-        policy=scoring_policy(model),
-        score_range=(0.0, 1.0) if activation == "sigmoid" else None,
-        backend="keras",
-        path=path,
-    )
+    return keras_scorer(path)
 
 
 def _load_saved_model(path, trust_model):
-    from tfiqa.export.saved_model import (
-        SIDECAR_PATH,
-        resolve_saved_model_dir,
-        saved_model_predict_fn,
-    )
+    from tfiqa.inference.backends.saved_model import saved_model_scorer
 
-    fn, input_size = saved_model_predict_fn(path, trust_model)
-    sidecar = _read_sidecar(os.path.join(resolve_saved_model_dir(path), SIDECAR_PATH))
-    return Scorer(
-        fn, backend="saved_model", path=path, **_from_sidecar(sidecar, input_size)
-    )
+    return saved_model_scorer(path, trust_model)
 
 
 def _load_tflite(path):
-    from tfiqa.export.tflite import tflite_predict_fn
+    from tfiqa.inference.backends.tflite import tflite_scorer
 
-    fn, input_size = tflite_predict_fn(path)
-    sidecar = _read_sidecar(os.path.splitext(path)[0] + ".json")
-    return Scorer(fn, backend="tflite", path=path, **_from_sidecar(sidecar, input_size))
+    return tflite_scorer(path)
 
 
 def _load_preset(text, trust_model=False):
-    from tfiqa.models.scoring import predict_fn, scoring_policy
     from tfiqa.presets import build_head_model, preset_card, preset_file, split_name
 
     name, fmt = split_name(text)
@@ -92,14 +39,9 @@ def _load_preset(text, trust_model=False):
     if fmt != "head":
         scorer = load(file, trust_model)
     else:
-        model = build_head_model(preset_card(name), file)
-        predict = predict_fn(model)
-        scorer = Scorer(
-            lambda images: predict(images).numpy(),
-            policy=scoring_policy(model),
-            backend="keras",
-            path=file,
-        )
+        from tfiqa.inference.backends.keras import model_scorer
+
+        scorer = model_scorer(build_head_model(preset_card(name), file), path=file)
     scorer.preset = name
     return scorer
 
@@ -117,7 +59,7 @@ def load(path, trust_model=False):
             "preset:NAME" or "preset:NAME:FORMAT" is always the preset.
         trust_model: bool. Run a SavedModel even when its graph uses ops
             outside the scoring allowlist (file I/O, Python calls, ...;
-            `tfiqa.export.trust`). Only for models from a trusted source:
+            `tfiqa.inference.backends.trust`). Only for models from a trusted source:
             a SavedModel is a program. `.keras` files are always loaded in
             Keras's safe mode.
 
