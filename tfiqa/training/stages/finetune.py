@@ -284,19 +284,22 @@ def run_finetune_stage(ctx, stage_index):
 
 
 def _merge(phases):
-    """One fit result for `fit_summary` from the phases' results."""
+    """One fit result for `fit_summary` from the phases' results.
+
+    Epochs count across phases, so the phases' histories in order are the
+    stage's; a resumed stage picked up where its last restored phase did.
+    """
     results = list(phases.values())
+    every = [
+        logs for r in results for logs in r.get("earlier_history", []) + r["history"]
+    ]
+    resumed = [r for r in results if r["resumed_from"]]
+    initial_epoch = resumed[-1]["initial_epoch"] if resumed else 0
     return {
-        # Every epoch of every phase, those before a resume included.
-        "history": [
-            logs
-            for r in results
-            for logs in r.get("earlier_history", []) + r["history"]
-        ],
-        "initial_epoch": 0,
-        "resumed_from": next(
-            (r["resumed_from"] for r in results if r["resumed_from"]), None
-        ),
+        "earlier_history": every[:initial_epoch],
+        "history": every[initial_epoch:],
+        "initial_epoch": initial_epoch,
+        "resumed_from": resumed[-1]["resumed_from"] if resumed else None,
         "stopped_early": any(r["stopped_early"] for r in results),
     }
 
