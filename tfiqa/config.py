@@ -212,7 +212,8 @@ class TrainerConfig:
     # statistics.
     sync_batchnorm: bool = True
     weight_decay: float = 0.0
-    # 1 shows a progress bar per epoch, 0 prints only epoch summaries.
+    # 1 shows a progress bar per epoch on a terminal (one line per epoch in
+    # a log or pipe), 0 prints only epoch summaries, -1 nothing.
     verbose: int = 1
     # Before each validation, re-estimate BatchNorm moving statistics from
     # this many training batches ("precise BN"); 0 keeps the running

@@ -22,15 +22,16 @@ import sys
 ENV_VAR = "TFIQA_PROGRESS"
 
 
-def progress_enabled(verbose=1):
-    """Whether a bar is shown: `verbose` > 0 and stderr a terminal, unless
-    `TFIQA_PROGRESS` says otherwise."""
+def progress_enabled(verbose=1, stream=None):
+    """Whether a bar is shown: `verbose` > 0 and `stream` (default stderr) a
+    terminal, unless `TFIQA_PROGRESS` says otherwise. In a log file or pipe
+    a redrawn bar is thousands of lines of noise."""
     if verbose is not None and int(verbose) <= 0:
         return False
     setting = os.environ.get(ENV_VAR, "").strip()
     if setting in ("0", "1"):
         return setting == "1"
-    stream = sys.stderr
+    stream = sys.stderr if stream is None else stream
     return bool(getattr(stream, "isatty", None) and stream.isatty())
 
 

@@ -24,12 +24,14 @@ so a run killed mid-write still restores the previous epoch.
 import math
 import os
 import shutil
+import sys
 import time
 
 import keras
 import tensorflow as tf
 
 from tfiqa.errors import TrainingError
+from tfiqa.progress import progress_enabled
 from tfiqa.training.loop_logs import (
     read_history,
     write_epoch_summaries,
@@ -90,8 +92,9 @@ class DistributedLoop:
         stage_index: int. Position of the stage in `trainer.stages`.
         checkpoint_dir: str. Where this stage's checkpoints go.
         log_dir: str or None. TensorBoard logs (`tf.summary`) go here.
-        verbose: int. 1 shows a progress bar per epoch, 0 one line per
-            epoch, -1 nothing (output on the chief only).
+        verbose: int. 1 shows a progress bar per epoch when stdout is a
+            terminal (see `tfiqa.progress.progress_enabled`), else one line
+            per epoch as 0 does; -1 nothing (output on the chief only).
         max_to_keep: int. Checkpoints kept.
 
     Example:
@@ -346,7 +349,8 @@ class DistributedLoop:
         iterator = iter(distribute_dataset(self.strategy, dataset))
         trackers = {}
         progbar = None
-        if self.chief and self.verbose >= 1:
+        # Off a terminal the epoch's summary line is all that is printed.
+        if self.chief and progress_enabled(self.verbose, sys.stdout):
             print(f"[{self.stage}] epoch {epoch + 1}/{epochs}", flush=True)
             progbar = keras.utils.Progbar(steps, unit_name="step")
         for step in range(steps):
