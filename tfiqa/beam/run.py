@@ -1,7 +1,5 @@
 """`run_scoring`: the whole `tfiqa beam-predict` job, on any Beam runner."""
 
-import os
-
 import apache_beam as beam
 from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import (
@@ -43,16 +41,13 @@ def pipeline_options(beam_args):
 
 def check_sources(model, inputs, lists, options):
     """Fails before launching on what would only fail on the workers."""
-    from tfiqa.presets import PREFIX, is_preset, preset_file, split_name
+    from tfiqa.inference.loaders import resolve_model
 
     runner = options.view_as(StandardOptions).runner or "DirectRunner"
     remote_runner = runner.split(".")[-1] in REMOTE_RUNNERS
     if not is_remote(model):
-        if model.startswith(PREFIX) or (not os.path.exists(model) and is_preset(model)):
-            preset_file(*split_name(model))  # a known name and format, intact
-        elif not os.path.exists(model):
-            raise TfiqaError(f"Model not found. Received: {model}")
-        elif remote_runner:
+        shipped = resolve_model(model).shipped  # exists, known format, intact
+        if remote_runner and not shipped:
             raise TfiqaError(
                 f"{runner} workers cannot read this machine's files: copy the model "
                 f"to a bucket (gs://...) or use a preset. Received: --model {model}"

@@ -37,8 +37,12 @@ def predict(model_path, output, crops, full, trust_model, inputs):
 
     if output:
         check_regular_output(output, "--output")
-    base.start_tensorflow()
     from tfiqa.inference import load
+    from tfiqa.inference.loaders import resolve_model
+
+    model = resolve_model(model_path)
+    if model.needs_tensorflow:  # LiteRT alone scores .tflite files
+        base.start_tensorflow()
     from tfiqa.inference.predict import (
         echo_csv,
         expand_inputs,
@@ -49,7 +53,7 @@ def predict(model_path, output, crops, full, trust_model, inputs):
     from tfiqa.progress import progress
 
     paths = expand_inputs(inputs)
-    scorer = load(model_path, trust_model=trust_model)
+    scorer = load(model, trust_model=trust_model)
 
     def run(todo, sink=None):
         with progress(len(todo), "Scoring", unit="image") as bar:

@@ -35,7 +35,7 @@ class Scorer:
         input_size: int or None. Fixed square input side of the backend
             (TFLite/SavedModel exports), or None if it takes any size.
         policy: dict or None. The model's scoring policy
-            (`tfiqa.models.scoring.make_policy`): crop size, crops and the
+            (`tfiqa.scoring_policy.make_policy`): crop size, crops and the
             small-image rule. None: the defaults.
         score_range: (low, high) or None. Range of the scores (None: unbounded).
         backend: str. "keras", "saved_model" or "tflite".
@@ -58,7 +58,7 @@ class Scorer:
         backend="keras",
         path=None,
     ):
-        from tfiqa.models.scoring import make_policy
+        from tfiqa.scoring_policy import make_policy
 
         self.predict_fn = predict_fn
         self.input_size = input_size
@@ -233,7 +233,7 @@ class Scorer:
         return scores
 
     def _score_crops(self, images, num_crops, batch_size):
-        from tfiqa.models.scoring import is_small, policy_crops
+        from tfiqa.scoring_policy import is_small, policy_crops
 
         pieces, owners, whole = [], [], []
         for i, image in enumerate(images):

@@ -75,22 +75,37 @@ def is_preset(text):
     return split_name(text)[0] in preset_names()
 
 
-def preset_card(name):
-    """The parsed `preset.json` of preset `name`."""
-    if name not in preset_names():
+def is_preset_folder(path):
+    """True for a folder holding a `preset.json` card (a shipped preset, or
+    one `tfiqa export --preset` wrote anywhere on disk)."""
+    return os.path.isfile(os.path.join(os.fspath(path), "preset.json"))
+
+
+def preset_folder(preset):
+    """The folder of `preset`: a shipped preset's name or a preset folder."""
+    if is_preset_folder(preset) and not is_preset(preset):
+        return os.path.abspath(os.fspath(preset))
+    if preset not in preset_names():
         from tfiqa.registry import Registry
 
         registry = Registry("preset")
         for known in preset_names():
             registry.register(known, known)
-        raise TfiqaError(registry.unknown_message(name))
-    with open(os.path.join(PRESETS_DIR, name, "preset.json"), encoding="utf-8") as f:
+        raise TfiqaError(registry.unknown_message(preset))
+    return os.path.join(PRESETS_DIR, preset)
+
+
+def preset_card(preset):
+    """The parsed `preset.json` of `preset` (a name or a preset folder)."""
+    card = os.path.join(preset_folder(preset), "preset.json")
+    with open(card, encoding="utf-8") as f:
         return json.load(f)
 
 
 def preset_file(name, fmt=None):
     """(format, absolute path) of a preset's file, checked against its card:
-    the file's SHA-256 must be the one `preset.json` records.
+    the file's SHA-256 must be the one `preset.json` records. `name` is a
+    shipped preset's name or a preset folder.
 
     Raises:
         TfiqaError: unknown format, missing file, or a file whose content is
@@ -103,7 +118,7 @@ def preset_file(name, fmt=None):
         raise TfiqaError(
             f"Preset {name!r} has no {fmt!r} file. Available: {', '.join(files)}"
         )
-    folder = os.path.join(PRESETS_DIR, name)
+    folder = preset_folder(name)
     path = os.path.join(folder, files[fmt]["file"])
     expected = files[fmt].get("sha256")
     if not expected:
@@ -120,12 +135,13 @@ def preset_file(name, fmt=None):
 
 def _check_sha256(name, path, expected):
     if not os.path.isfile(path):
-        raise TfiqaError(f"Preset {name!r}: file missing from the package: {path}")
+        raise TfiqaError(f"Preset {name!r}: file missing: {path}")
     actual = file_sha256(path)
     if actual != expected:
         raise TfiqaError(
             f"Preset {name!r}: {path} does not match the SHA-256 in its "
-            f"preset.json (altered or damaged; reinstall tfiqa). Received: "
+            "preset.json (altered or damaged; reinstall tfiqa, or export the "
+            f"preset again). Received: "
             f"sha256 {actual}, expected {expected}"
         )
 
