@@ -1,9 +1,16 @@
+import errno
 import os
 import stat
 
 import pytest
 
-from tfiqa.files import atomic_path, write_json_atomic, write_text_atomic
+from tfiqa.errors import DataError
+from tfiqa.files import (
+    atomic_path,
+    reporting_write_errors,
+    write_json_atomic,
+    write_text_atomic,
+)
 
 
 def test_write_text_atomic_replaces_and_leaves_no_temp(tmp_path):
@@ -31,3 +38,24 @@ def test_result_has_umask_permissions(tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o666 & ~umask
+
+
+def test_atomic_path_refuses_a_device_or_fifo(tmp_path):
+    link = tmp_path / "null.json"
+    link.symlink_to("/dev/null")
+    fifo = tmp_path / "pipe.txt"
+    os.mkfifo(fifo)
+    for path, kind in ((link, "a character device"), (fifo, "a FIFO")):
+        with pytest.raises(DataError, match=f"Output {path} is {kind}"):
+            write_text_atomic(str(path), "x")
+    assert os.path.islink(link) and stat.S_ISFIFO(os.stat(fifo).st_mode)
+    assert sorted(os.listdir(tmp_path)) == ["null.json", "pipe.txt"]
+
+
+def test_write_errors_become_one_line_naming_the_path(tmp_path):
+    message = r"^Cannot write /x/out.csv: No space left"
+    with pytest.raises(DataError, match=message), reporting_write_errors("/x/out.csv"):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), "/x/.tmp123")
+    # Not an OSError: left alone.
+    with pytest.raises(ValueError), reporting_write_errors("/x/out.csv"):
+        raise ValueError("a bug")

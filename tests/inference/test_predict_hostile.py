@@ -3,6 +3,7 @@
 import csv
 import io
 import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -218,16 +219,29 @@ def test_hostile_corpus_every_backend(tmp_path, tiny_model, model_path):
             assert got == pytest.approx(float(score), abs=1.1e-5)
 
 
-@pytest.mark.parametrize("target", ["/dev/null", "/dev/full", "fifo", "link"])
+def device_node(path, minor):
+    """A private character device like /dev/null (1, 3) or /dev/full (1, 7):
+    a test must never risk replacing the real ones."""
+    try:
+        os.mknod(path, 0o666 | stat.S_IFCHR, os.makedev(1, minor))
+    except PermissionError:
+        pytest.skip("creating a device node needs root; not run")
+    return str(path)
+
+
+@pytest.mark.parametrize("target", ["null", "full", "fifo", "link"])
 def test_output_onto_a_non_regular_file_is_refused(tmp_path, model_path, target):
     folder = folder_of(tmp_path, 1)
+    kind = "FIFO" if target == "fifo" else "character device"
     if target == "fifo":
         target = str(tmp_path / "pipe.csv")
         os.mkfifo(target)
     elif target == "link":
+        null = device_node(tmp_path / "null", 3)
         target = str(tmp_path / "null.csv")
-        os.symlink("/dev/null", target)
-    kind = "FIFO" if target.endswith("pipe.csv") else "character device"
+        os.symlink(null, target)
+    else:
+        target = device_node(tmp_path / target, {"null": 3, "full": 7}[target])
     args = ["predict", "--model", model_path, "--output", target, str(folder)]
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 2, result.output

@@ -12,7 +12,7 @@ import tempfile
 import numpy as np
 import pytest
 from conftest import make_image
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from PIL import Image
@@ -61,6 +61,7 @@ def file_bytes(draw):
 
 @PROPERTY
 @given(data=file_bytes())
+@example(data=GOOD_FILES[-1][:-1] + b",")  # a GIF cut after an image separator
 def test_any_bytes_as_an_image_file_give_a_score_or_an_error_row(scorer, data):
     with tempfile.TemporaryDirectory() as folder:
         path = os.path.join(folder, "image.png")
@@ -87,6 +88,7 @@ SHAPES = st.one_of(
 
 @PROPERTY
 @given(array=hnp.arrays(DTYPES, SHAPES), as_list=st.booleans())
+@example(array=np.zeros((0, 5, 3), np.uint8), as_list=False)  # no pixels
 def test_any_array_gives_scores_or_a_tfiqa_error(scorer, array, as_list):
     inputs = [array] if as_list else array
     try:
