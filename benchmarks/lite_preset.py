@@ -57,10 +57,10 @@ def recipe_choice(results_path, arm):
         raise SystemExit(f"{results_path} has no runs of arm {arm!r}")
     key = "alpha" if "alpha" in runs[0] else "best_epoch"
     choice = float(np.median([r[key] for r in runs]))
-    if "lambda" in runs[0]:  # a ranking head (`ranking_aux.py`): its weight too
-        figures_lambda = {"lambda": float(np.median([r["lambda"] for r in runs]))}
-    else:
-        figures_lambda = {}
+    ranking = {}  # a ranking head (`ranking_aux.py`): its weight and margin too
+    for name in ("lambda", "margin"):
+        if name in runs[0]:
+            ranking[name] = float(np.median([r[name] for r in runs]))
     summary = results["arms"][arm]
     figures = {
         "protocol": "biq2021-dev test parts, median over "
@@ -72,7 +72,7 @@ def recipe_choice(results_path, arm):
         "results": os.path.relpath(results_path, os.path.dirname(RESULTS_DIR)),
         "recipe_arm": arm,
         key: choice,
-        **figures_lambda,
+        **ranking,
     }
     return key, choice, figures
 
@@ -87,18 +87,18 @@ def noise_penalty(head, args, dev, more, std, n):
 
 
 def ranking_pairs(head, results_path, std):
-    """(pair differences standardised by `std`, margin) of a `+rank` head:
-    the pristine sources and margin `ranking_aux.py` used (from its results
-    file); (None, 0) for other heads."""
+    """Pair differences (standardised by `std`) of a `+rank` head: the
+    pristine sources `ranking_aux.py` used (from its results file); None
+    for other heads."""
     if not head.endswith("+rank"):
-        return None, 0.0
+        return None
     from ranking_aux import cached_rows
 
     with open(results_path) as f:
         params = json.load(f)["environment"]["params"]
     params = argparse.Namespace(**{**params, "val_sources": 0, "diag_sources": 0})
     rows, _ = cached_rows(params)
-    return ranking_differences(rows["train"]) / std, float(params.margin)
+    return ranking_differences(rows["train"]) / std
 
 
 def phone_figures(path):
@@ -190,7 +190,7 @@ def run(args):
     x = table.get(features, records)
     y = np.float32([r["mos"] for r in records])
     mean, std = standardiser(x)
-    differences, margin = ranking_pairs(head, args.recipe_results, std)
+    differences = ranking_pairs(head, args.recipe_results, std)
     w, b = fit_ranking_ridge(
         (x - mean) / std,
         y,
@@ -198,7 +198,7 @@ def run(args):
         noise_penalty(head, args, dev, more, std, len(x)),
         differences,
         figures.get("lambda", 0.0),
-        margin,
+        figures.get("margin", 0.0),
     )
     model = ridge_model(BACKBONE_NAMES[backbone], mean, std, w, b, args.input_size)
     # Photos of the input size score as the whole photo, as the cache saw them.

@@ -148,7 +148,7 @@ def type_rankings(rows, mean, std, w, b, levels=5):
     }
 
 
-def ranking_fit(data, rows, weight, args):
+def ranking_fit(data, rows, weight, margin):
     """One head on `data` (dict of z, y, alpha, extra, std): (w, b), its
     validation SRCC and the worst and mean type SRCC on the `val` sources."""
     from tfiqa.metrics import srcc
@@ -161,7 +161,7 @@ def ranking_fit(data, rows, weight, args):
         data["extra"],
         data["differences"],
         weight,
-        args.margin,
+        margin,
     )
     types = type_rankings(rows["val"], data["mean"], data["std"], w, b)
     type_srcc = [t["srcc"] for t in types.values()]
@@ -170,6 +170,7 @@ def ranking_fit(data, rows, weight, args):
         b,
         {
             "lambda": weight,
+            "margin": margin if weight else 0.0,
             "val_srcc": float(srcc(data["z"]["val"] @ w + b, data["y"]["val"])),
             "val_rank_worst": float(min(type_srcc)),
             "val_rank_mean": float(np.mean(type_srcc)),
@@ -178,11 +179,19 @@ def ranking_fit(data, rows, weight, args):
 
 
 def choose(curve, tolerance):
-    """The lambda with the best worst-type validation ranking among those
-    within `tolerance` of lambda = 0's validation SRCC (ties: smaller)."""
+    """The (lambda, margin) with the best worst-type validation ranking
+    among those within `tolerance` of lambda = 0's validation SRCC (ties:
+    the better mean type ranking, then the smaller lambda)."""
     floor = curve[0]["val_srcc"] - tolerance
     allowed = [c for c in curve if c["val_srcc"] >= floor]
-    return max(allowed, key=lambda c: (round(c["val_rank_worst"], 6), -c["lambda"]))
+    return max(
+        allowed,
+        key=lambda c: (
+            round(c["val_rank_worst"], 6),
+            round(c["val_rank_mean"], 6),
+            -c["lambda"],
+        ),
+    )
 
 
 def split_data(records, split, more, table, noise, args, rows):
@@ -215,19 +224,27 @@ def split_data(records, split, more, table, noise, args, rows):
     }
 
 
+def settings(args):
+    """(lambda, margin) pairs to try: lambda = 0 first (once), then every
+    other lambda with every margin."""
+    lambdas = [float(v) for v in str(args.lambdas).split(",")]
+    margins = [float(v) for v in str(args.margins).split(",")]
+    return [(0.0, 0.0)] + [(lam, m) for lam in lambdas if lam for m in margins]
+
+
 def split_runs(index, data, rows, seeds, args):
     """(arm rows, validation curve) of one split."""
     from tfiqa.metrics import evaluate_predictions
 
     curve, heads = [], {}
-    for weight in [float(v) for v in str(args.lambdas).split(",")]:
-        w, b, row = ranking_fit(data, rows, weight, args)
+    for weight, margin in settings(args):
+        w, b, row = ranking_fit(data, rows, weight, margin)
         curve.append({"split": f"split{index}", "alpha": data["alpha"], **row})
-        heads[weight] = (w, b)
+        heads[(row["lambda"], row["margin"])] = (w, b)
     best = choose(curve, args.val_tolerance)
     runs = []
     for arm, entry in (("qridge1", curve[0]), ("qridge1+rank", best)):
-        w, b = heads[entry["lambda"]]
+        w, b = heads[(entry["lambda"], entry["margin"])]
         metrics = evaluate_predictions(data["z"]["test"] @ w + b, data["y"]["test"])
         for seed in seeds:  # deterministic: the seeds repeat one fit
             runs.append(
@@ -293,7 +310,9 @@ def shipped_heads(args, rows, mos, runs):
     dev, more, table, noise = mos
     data = split_data(None, {"train": dev + more}, None, table, noise, args, rows)
     alpha = float(np.median([r["alpha"] for r in runs]))
-    weight = float(np.median([r["lambda"] for r in runs if r["arm"] == "qridge1+rank"]))
+    ranked = [r for r in runs if r["arm"] == "qridge1+rank"]
+    weight = float(np.median([r["lambda"] for r in ranked]))
+    margin = float(np.median([r["margin"] for r in ranked]))
     heads = {}
     for arm, lam in (("qridge1", 0.0), ("qridge1+rank", weight)):
         w, b = fit_ranking_ridge(
@@ -303,12 +322,12 @@ def shipped_heads(args, rows, mos, runs):
             data["extra"],
             data["differences"],
             lam,
-            args.margin,
+            margin,
         )
         heads[arm] = type_rankings(rows["diag"], data["mean"], data["std"], w, b)
         if arm == "qridge1":
             gap = shipped_gap(rows["diag"], data["mean"], data["std"], w, b)
-    return alpha, weight, heads, gap
+    return alpha, (weight, margin), heads, gap
 
 
 def shipped_gap(rows, mean, std, w, b):
@@ -328,7 +347,7 @@ def write_tables(args, rows, runs, curves, mos, seeds):
     from common import write_results
 
     chosen = [
-        r["lambda"]
+        (r["lambda"], r["margin"])
         for r in runs
         if r["arm"] == "qridge1+rank" and r["seed"] == seeds[0]
     ]
@@ -336,12 +355,12 @@ def write_tables(args, rows, runs, curves, mos, seeds):
     setup = (
         f"Ranking pairs: {sources['train']} sources of "
         f"{', '.join(SOURCE_GROUPS['train'])} x 25 KADID types, pristine + "
-        "levels 1-5 (15 pairs per source and type), "
-        f"margin {args.margin}; the photo resized to a 512 px short side and its "
-        "centre 512 px square distorted, as the preset scores it. Lambda chosen "
-        f"per split on validation: the best worst-type ranking SRCC on "
-        f"{sources['val']} BSDS500/val sources among lambdas whose authentic "
-        f"validation SRCC is within {args.val_tolerance} of lambda = 0."
+        "levels 1-5 (15 pairs per source and type); the photo resized to a "
+        "512 px short side and its centre 512 px square distorted, as the preset "
+        "scores it. Lambda and margin chosen per split on validation: the best "
+        f"worst-type ranking SRCC on {sources['val']} BSDS500/val sources among "
+        "settings whose authentic validation SRCC is within "
+        f"{args.val_tolerance} of lambda = 0."
     )
     summarize_arms(
         runs,
@@ -349,22 +368,23 @@ def write_tables(args, rows, runs, curves, mos, seeds):
         baseline="qridge1",
         title="qridge1 + ranking term on synthetic distortions: biq2021-dev tests",
         notes=(
-            f"{setup} Chosen lambda per split: {chosen}. Test parts of biq2021-dev "
-            f"only ({args.splits} splits; training data as lite0:full/qridge1/"
-            "dev+more). Both heads are deterministic: their seeds repeat one fit. "
+            f"{setup} Chosen (lambda, margin) per split: {chosen}. Test parts of "
+            f"biq2021-dev only ({args.splits} splits; training data as "
+            "lite0:full/qridge1/dev+more). Both heads are deterministic: their "
+            "seeds repeat one fit. "
             "Budgets: the same MOS photos; the ranking arm also sees the distorted "
             "pristine sources (its method)."
         ),
         min_splits=args.splits,
         min_seeds=len(seeds),
     )
-    lambdas = sorted({c["lambda"] for c in curves})
     curve_rows = []
-    for lam in lambdas:
-        at = [c for c in curves if c["lambda"] == lam]
+    for lam, margin in settings(args):
+        at = [c for c in curves if (c["lambda"], c["margin"]) == (lam, margin)]
         curve_rows.append(
             {
                 "lambda": lam,
+                "margin": margin,
                 "val srcc (median)": float(np.median([c["val_srcc"] for c in at])),
                 "val worst type srcc (median)": float(
                     np.median([c["val_rank_worst"] for c in at])
@@ -372,7 +392,7 @@ def write_tables(args, rows, runs, curves, mos, seeds):
                 "val mean type srcc (median)": float(
                     np.median([c["val_rank_mean"] for c in at])
                 ),
-                "chosen on splits": sum(1 for v in chosen if v == lam),
+                "chosen on splits": sum(1 for v in chosen if v == (lam, margin)),
             }
         )
     write_results(
@@ -382,7 +402,7 @@ def write_tables(args, rows, runs, curves, mos, seeds):
         "Ranking weight on validation (median over splits)",
         notes=f"{setup} Validation parts and BSDS500/val sources only.",
     )
-    alpha, weight, heads, gap = shipped_heads(args, rows, mos, runs)
+    alpha, (weight, margin), heads, gap = shipped_heads(args, rows, mos, runs)
     type_rows = []
     for name in heads["qridge1"]:
         row = {"type": name}
@@ -407,7 +427,8 @@ def write_tables(args, rows, runs, curves, mos, seeds):
                 "srcc: mean over sources of the SRCC between level and score, +1 = "
                 "stronger distortion always scored worse; pairs_right: adjacent "
                 f"levels in the right order. Heads: penalty alpha {alpha:g} (median "
-                f"over the protocol's runs), lambda {weight:g} (median of the chosen), "
+                f"over the protocol's runs), lambda {weight:g} and margin {margin:g} "
+                "(medians of the chosen), "
                 f"fitted on all {len(mos[0]) + len(mos[1])} labelled photos; "
                 f"qridge1 is the head `{PRESET}` shipped before (largest score "
                 f"difference on these rows {gap:.1e}). "
