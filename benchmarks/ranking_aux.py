@@ -54,6 +54,9 @@ SOURCE_GROUPS = {
     "diag": ("BSDS500/test", "CSun_Hays80"),
 }
 PRESET = "lite0-biq"
+# Arms in `lite_recipe.py`'s naming, which `lite_preset.py --arm` reads.
+BASELINE = "lite0:full/qridge1/dev+more"
+RANKED = "lite0:full/qridge1+rank/dev+more"
 
 
 def preset_policy(name=PRESET):
@@ -243,7 +246,7 @@ def split_runs(index, data, rows, seeds, args):
         heads[(row["lambda"], row["margin"])] = (w, b)
     best = choose(curve, args.val_tolerance)
     runs = []
-    for arm, entry in (("qridge1", curve[0]), ("qridge1+rank", best)):
+    for arm, entry in ((BASELINE, curve[0]), (RANKED, best)):
         w, b = heads[(entry["lambda"], entry["margin"])]
         metrics = evaluate_predictions(data["z"]["test"] @ w + b, data["y"]["test"])
         for seed in seeds:  # deterministic: the seeds repeat one fit
@@ -310,7 +313,7 @@ def shipped_heads(args, rows, mos, runs):
     dev, more, table, noise = mos
     data = split_data(None, {"train": dev + more}, None, table, noise, args, rows)
     alpha = float(np.median([r["alpha"] for r in runs]))
-    ranked = [r for r in runs if r["arm"] == "qridge1+rank"]
+    ranked = [r for r in runs if r["arm"] == RANKED]
     weight = float(np.median([r["lambda"] for r in ranked]))
     margin = float(np.median([r["margin"] for r in ranked]))
     heads = {}
@@ -349,7 +352,7 @@ def write_tables(args, rows, runs, curves, mos, seeds):
     chosen = [
         (r["lambda"], r["margin"])
         for r in runs
-        if r["arm"] == "qridge1+rank" and r["seed"] == seeds[0]
+        if r["arm"] == RANKED and r["seed"] == seeds[0]
     ]
     sources = {g: len(r) for g, r in rows.items()}
     setup = (
@@ -365,7 +368,7 @@ def write_tables(args, rows, runs, curves, mos, seeds):
     summarize_arms(
         runs,
         args.name,
-        baseline="qridge1",
+        baseline=BASELINE,
         title="qridge1 + ranking term on synthetic distortions: biq2021-dev tests",
         notes=(
             f"{setup} Chosen (lambda, margin) per split: {chosen}. Test parts of "
