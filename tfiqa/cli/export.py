@@ -102,31 +102,35 @@ def export(
     base.start_tensorflow()
     from tfiqa.export import export_model
     from tfiqa.inference.backends.keras import load_keras_model
+    from tfiqa.write_failures import check_output_folder, reporting_write_failures
 
     model = load_keras_model(model_path)
-    manifest = export_model(
-        model,
-        output,
-        formats=formats,
-        quantize=variants,
-        input_size=config.input_size,
-        name=config.name,
-        version=config.version,
-        calibration_dir=calibration_dir,
-        calibration_count=config.calibration_images,
-        verify_dir=verify_dir,
-        model_path=model_path,
-        serving_base_path=config.serving_base_path,
-        log=click.echo,
-    )
+    check_output_folder(output, "--output")
+    with reporting_write_failures(output, "--output"):
+        manifest = export_model(
+            model,
+            output,
+            formats=formats,
+            quantize=variants,
+            input_size=config.input_size,
+            name=config.name,
+            version=config.version,
+            calibration_dir=calibration_dir,
+            calibration_count=config.calibration_images,
+            verify_dir=verify_dir,
+            model_path=model_path,
+            serving_base_path=config.serving_base_path,
+            log=click.echo,
+        )
+        if preset_name:
+            from tfiqa.presets.build import write_preset
+
+            preset_folder = os.path.join(output, "presets", preset_name)
+            write_preset(model, model_path, preset_folder, preset_name, manifest)
     if manifest["saved_model"]:
         click.echo(f"SavedModel: {manifest['saved_model']}")
         click.echo(f"TF Serving config: {manifest['models_config']}")
     for path in manifest["tflite"].values():
         click.echo(f"TFLite: {path}")
     if preset_name:
-        from tfiqa.presets.build import write_preset
-
-        folder = os.path.join(output, "presets", preset_name)
-        write_preset(model, model_path, folder, preset_name, manifest)
-        click.echo(f"Preset: {folder}")
+        click.echo(f"Preset: {preset_folder}")

@@ -27,14 +27,19 @@ Reading one back: `tfiqa.inference.backends.saved_model`.
 
 import os
 import shutil
-import tempfile
 
+from tfiqa.export.work_dirs import make_work_dir, remove_stale_work_dirs
 from tfiqa.files import write_json_atomic, write_text_atomic
 from tfiqa.inference.backends.saved_model import (
     SIDECAR_PATH,
     SIGNATURE_BYTES,
     SIGNATURE_UINT8,
 )
+
+# Hidden, non-numeric work folders beside the version folders (TF Serving
+# ignores them): the version being written, and the one it replaces.
+WORK_PREFIX = ".tmp-"
+OLD_PREFIX = ".old-"
 
 _MODELS_CONFIG = """model_config_list {{
   config {{
@@ -154,11 +159,16 @@ def make_readable(path):
 
 
 def _replace_dir(tmp_dir, target):
-    """Moves a finished directory into place; TF Serving never sees half."""
+    """Moves a finished directory into place; TF Serving never sees half.
+
+    The previous version is set aside under its own name in an `.old-`
+    work folder, so that an export killed between the two moves leaves it
+    for the next export to move back.
+    """
     old = None
     if os.path.exists(target):
-        old = tempfile.mkdtemp(dir=os.path.dirname(target), prefix=".old-")
-        os.replace(target, os.path.join(old, "v"))
+        old = make_work_dir(os.path.dirname(target), OLD_PREFIX)
+        os.replace(target, os.path.join(old, os.path.basename(target)))
     os.replace(tmp_dir, target)
     if old:
         shutil.rmtree(old)
@@ -179,8 +189,10 @@ def export_saved_model(model, base_dir, version, input_size, sidecar=None):
     """
     os.makedirs(base_dir, exist_ok=True)
     target = os.path.join(base_dir, str(int(version)))
+    for prefix in (WORK_PREFIX, OLD_PREFIX):
+        remove_stale_work_dirs(base_dir, prefix)
     # A hidden, non-numeric name: TF Serving ignores it while it is written.
-    tmp_dir = tempfile.mkdtemp(dir=base_dir, prefix=".tmp-")
+    tmp_dir = make_work_dir(base_dir, WORK_PREFIX)
     try:
         policy = (sidecar or {}).get("scoring")
         save_signatures(model, tmp_dir, serving_signatures(model, input_size, policy))

@@ -23,12 +23,12 @@ Reading one back (LiteRT alone, no TensorFlow): `tfiqa.inference.backends.tflite
 
 import os
 import shutil
-import tempfile
 import warnings
 
 import numpy as np
 
 from tfiqa.errors import ConfigError
+from tfiqa.export.work_dirs import make_work_dir, remove_stale_work_dirs
 from tfiqa.files import atomic_path
 from tfiqa.inference.backends.tflite import (
     INPUT_NAME,
@@ -227,8 +227,8 @@ def export_tflite_variants(model, paths, input_size, calibration=None):
     # export leaves it where the next export into that folder removes it.
     folder = os.path.dirname(os.path.abspath(next(iter(paths.values()))))
     os.makedirs(folder, exist_ok=True)
-    remove_stale_work_dirs(folder)
-    tmp = tempfile.mkdtemp(dir=folder, prefix=WORK_PREFIX)
+    remove_stale_work_dirs(folder, WORK_PREFIX)
+    tmp = make_work_dir(folder, WORK_PREFIX)
     try:
         source = write_conversion_source(model, os.path.join(tmp, "source"), input_size)
         return {
@@ -236,10 +236,3 @@ def export_tflite_variants(model, paths, input_size, calibration=None):
         }
     finally:
         shutil.rmtree(tmp)
-
-
-def remove_stale_work_dirs(folder):
-    """Removes conversion folders that a killed export left in `folder`."""
-    for entry in os.listdir(folder):
-        if entry.startswith(WORK_PREFIX):
-            shutil.rmtree(os.path.join(folder, entry), ignore_errors=True)
