@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from tests.export.helpers import tiny_model
-from tests.test_fault_injection import (  # noqa: F401 (fixtures)
+from tests.test_fault_injection import (  # noqa: F401
     assert_one_line_error,
     fill,
     readonly_tmpfs,
@@ -56,7 +56,10 @@ def snapshot(folder):
 
 
 @pytest.mark.slow
-def test_export_on_a_full_disk_keeps_the_earlier_export(small_tmpfs, model_path):
+def test_export_on_a_full_disk_keeps_the_earlier_export(
+    small_tmpfs,  # noqa: F811 (the fixture)
+    model_path,
+):
     output = small_tmpfs / "out"
     args = export_args(model_path, output)
     status, lines = tfiqa(*args)
@@ -72,7 +75,10 @@ def test_export_on_a_full_disk_keeps_the_earlier_export(small_tmpfs, model_path)
 
 
 @pytest.mark.slow
-def test_export_to_a_read_only_file_system(readonly_tmpfs, model_path):
+def test_export_to_a_read_only_file_system(
+    readonly_tmpfs,  # noqa: F811 (the fixture)
+    model_path,
+):
     folder = readonly_tmpfs({"kept.txt": b"kept"})
     status, lines = tfiqa(*export_args(model_path, folder / "out"))
     assert_one_line_error(status, lines, f"--output {folder / 'out'}", "Read-only")
@@ -102,9 +108,7 @@ def test_stale_work_folders_go_and_live_ones_stay(tmp_path):
     version = tmp_path / "1"  # a plain version folder is never touched
     version.mkdir()
     removed = remove_stale_work_dirs(str(tmp_path), ".tmp-")
-    assert sorted(removed) == sorted(
-        [os.path.basename(live), legacy.name, gone.name]
-    )
+    assert sorted(removed) == sorted([os.path.basename(live), legacy.name, gone.name])
     assert running.is_dir() and other.is_dir() and version.is_dir()
 
 
