@@ -251,7 +251,14 @@ def run(args):
         card["protocol"] = {k: figures[k] for k in ("srcc", "plcc", "protocol")}
         if phone:
             card["float_twin"] = args.preset
-            card["protocol"] = phone_figures(args.phone_results)
+            card["protocol"] = phone_figures(args.phone_results) or {
+                k: figures[k] for k in ("srcc", "plcc", "protocol")
+            }
+            if not os.path.isfile(args.phone_results):
+                card["protocol"]["note"] = (
+                    "the float recipe's figures: the int8 file of this head was "
+                    "not measured per split (lite_phone.py)"
+                )
         write_json_atomic(os.path.join(folder, "preset.json"), card)
     print(json.dumps(recipe, indent=1))
 
