@@ -6,13 +6,15 @@ import numpy as np
 import pytest
 
 from tfiqa.errors import ConfigError
-from tfiqa.models import BACKBONES, LEVEL_STRIDES, build_backbone, pretrained
+from tfiqa.models import BACKBONES, build_backbone, pretrained
 from tfiqa.models.backbones import (
     BackboneSpec,
     ImagePreprocessing,
     copy_weights_by_name,
     resnet18_network,
 )
+
+from .harness import run_model_test
 
 FAST = [
     "resnet18",
@@ -69,29 +71,27 @@ def test_a_new_table_row_is_a_backbone(monkeypatch):
         build_backbone("tiny", weights="hed")
 
 
-def check_strides(name):
-    backbone = build_backbone(name, weights="none")
-    height, width = 64, 96
-    images = np.random.default_rng(0).uniform(0, 255, (2, height, width, 3))
-    features = backbone(images.astype("float32"))
+def check_backbone(name, folder, export=False):
+    _, levels = run_model_test(folder, export=export, backbone=name)
     extra = ["P0", "P1"] if name == "vgg16" else []
-    assert sorted(features) == extra + ["P2", "P3", "P4", "P5"]
-    for level in features:
-        stride = LEVEL_STRIDES[level]
-        shape = tuple(features[level].shape)
-        assert shape[:3] == (2, height // stride, width // stride), (level, shape)
-        assert np.all(np.isfinite(np.asarray(features[level])))
+    assert levels == extra + ["P2", "P3", "P4", "P5"]
 
 
 @pytest.mark.parametrize("name", FAST)
-def test_feature_strides(name):
-    check_strides(name)
+def test_backbone_builds_scores_and_round_trips(name, tmp_path):
+    check_backbone(name, tmp_path)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", SLOW)
-def test_feature_strides_large_backbones(name):
-    check_strides(name)
+def test_large_backbone_builds_scores_and_round_trips(name, tmp_path):
+    check_backbone(name, tmp_path)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", FAST + SLOW)
+def test_backbone_exports_score_like_keras(name, tmp_path):
+    check_backbone(name, tmp_path, export=True)
 
 
 @pytest.mark.parametrize("size", ["small", "large"])
