@@ -148,3 +148,8 @@ def test_a_bytes_path_is_a_file_name(scorer, tmp_path):
     expected = scorer.score(str(path))
     np.testing.assert_allclose(scorer.score(os.fsencode(path)), expected, atol=1e-6)
     np.testing.assert_allclose(scorer.score([os.fsencode(path)]), expected, atol=1e-6)
+
+
+def test_score_files_refuses_encoded_bytes_before_scoring(scorer):
+    with pytest.raises(TfiqaError, match="Item 1 is bytes holding a NUL byte"):
+        list(scorer.score_files([b"a.png", encoded("PNG")]))

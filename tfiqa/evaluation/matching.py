@@ -56,9 +56,13 @@ class Match:
 def read_predictions(path):
     """Reads a predictions CSV (`image,score[,error]`).
 
+    Names (and errors) are read back with `tfiqa.image_path`, the inverse of
+    the escape `tfiqa predict` writes them with.
+
     Raises:
-        DataError: missing file, missing columns, a bad or non-finite score,
-            or an image listed twice.
+        DataError: missing file or not a regular file (saying what it is),
+            missing columns, a bad or non-finite score, a name holding a NUL
+            byte, or an image listed twice.
     """
     try:
         kind = file_kind(os.stat(path).st_mode)

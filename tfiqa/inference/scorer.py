@@ -115,7 +115,6 @@ class Scorer:
             paths = (
                 [inputs] if isinstance(inputs, (str, bytes, os.PathLike)) else inputs
             )
-            _check_paths(paths)
             scores = []
             for row in self.score_files(paths, crops, full, batch_size):
                 if row["error"]:
@@ -135,6 +134,7 @@ class Scorer:
         from tfiqa.data.image_io import load_image
 
         crops, batch_size = self._check(crops, full, batch_size)
+        _check_paths(paths)
         chunk, results, images, decoded = [], {}, {}, 0
         for path in paths:
             i = len(chunk)
