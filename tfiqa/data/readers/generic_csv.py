@@ -70,8 +70,9 @@ def read_csv(
             re-encoded or resized, burst shots) one `ref_id` so that splits
             keep them together (`tfiqa.data.readers.duplicates`); False
             keeps one reference per file.
-        duplicate_similarity: float. Thumbnail correlation from which two
-            files are taken as the same photo (default 0.95).
+        duplicate_similarity: float. Thumbnail (layout) correlation from
+            which two files are candidates; their fine detail decides
+            (default 0.95).
 
     Returns:
         list of records.
