@@ -14,7 +14,7 @@ sys.path.insert(0, BENCHMARKS)
 
 import common  # noqa: E402
 
-NOT_BENCHMARKS = ("arms.py", "common.py", "run.py")
+NOT_BENCHMARKS = ("arms.py", "common.py", "run.py", "seed_priors_summary.py")
 
 
 def run_python(*args, timeout=60):
