@@ -174,3 +174,66 @@ def test_lodo_tests_on_sources_no_prior_trained_on(tmp_path):
     assert record["held_out"] == "darken"
     assert set(record["test"]) == stems["val"]
     assert set(record["train"]) == stems["train"]
+
+
+def test_priors_drop_pristine_twins_of_finetune_test_photos_from_another_folder(
+    tmp_path,
+):
+    """The fine-tuning set and the pristine photos live in two folders, yet
+    two MOS photos are copies of pristine ones: the twin of a test photo
+    leaves the priors' sources, the twin of a validation photo only
+    validates them."""
+    import tensorflow as tf
+
+    from tfiqa.training.stages import StageContext
+    from tfiqa.training.stages.data import prepare_data
+
+    pristine = tmp_path / "pristine"
+    pristine.mkdir()
+    rng = np.random.default_rng(3)
+    for k in range(8):
+        small = rng.integers(0, 256, (6, 6, 3)).astype(np.uint8)
+        photo = Image.fromarray(small).resize((48, 48), Image.Resampling.BICUBIC)
+        photo.save(pristine / f"p{k}.png")
+    folder = mos_folder(tmp_path / "mos", scenes=6, shots=1)
+    # s0 is pristine p0 re-encoded (test), s3 is p5 resized (validation).
+    Image.open(pristine / "p0.png").save(folder / "s0_0.png")
+    Image.open(pristine / "p5.png").resize((44, 44)).save(folder / "s3_0.png")
+    split = {
+        "train": ["s1_0.png", "s2_0.png", "s4_0.png"],
+        "val": ["s3_0.png"],
+        "test": ["s0_0.png", "s5_0.png"],
+    }
+    (tmp_path / "split.json").write_text(json.dumps(split))
+    config = load_config(
+        None,
+        [
+            *TINY_FINETUNE,
+            f"data.pristine_dir={pristine}",
+            "data.pristine_val_ratio=0.25",
+            f"data.dataset_dir={folder}",
+            "data.reader_options={ref_column: ref, group_duplicates: false}",
+            f"data.split_file={tmp_path / 'split.json'}",
+            "trainer.stages=[rank, finetune]",
+        ],
+    )
+    ctx = StageContext(
+        config=config,
+        workdir=str(tmp_path / "run"),
+        strategy=tf.distribute.get_strategy(),
+        model=None,
+        chief=True,
+        write_root=str(tmp_path / "run"),
+        verbose=-1,
+        seed=0,
+    )
+    prepare_data(ctx, ["rank", "finetune"])
+    train = {source_id(p) for p in ctx.pristine["train"]}
+    val = {source_id(p) for p in ctx.pristine["val"]}
+    assert "p0" not in train | val
+    assert "p5" in val and "p5" not in train
+    assert len(train | val) == 7
+    rank = json.loads((tmp_path / "run" / "splits" / "rank.json").read_text())
+    assert "p0" not in rank["train"] + rank["val"] and "p5" not in rank["train"]
+    saved = json.loads((tmp_path / "run" / "splits" / "pristine.json").read_text())
+    assert saved["meta"]["kept_out_ids"] == ["p0", "p5"]

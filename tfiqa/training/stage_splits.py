@@ -57,23 +57,48 @@ def reserved_ids(ctx):
     }
 
 
+def pristine_twins(ctx):
+    """(ids, test ids): pristine sources whose images are near-duplicates of
+    fine-tuning validation or test images from another folder
+    (`tfiqa.data.readers.duplicates.group_datasets`)."""
+    from tfiqa.data.readers.duplicates import group_datasets
+
+    val, test = ctx.mos_splits["val"], ctx.mos_splits["test"]
+    paths = ctx.pristine["train"] + ctx.pristine["val"]
+    pristine = [{"image_path": p, "ref_id": source_id(p)} for p in paths]
+    held, sources = group_datasets([val + test, pristine])
+    groups = [r["ref_id"] for r in held]
+    test_groups = set(groups[len(val) :])
+    val_groups = set(groups[: len(val)])
+    twins = {source_id(p): g["ref_id"] for p, g in zip(paths, sources, strict=True)}
+    in_test = {i for i, g in twins.items() if g in test_groups}
+    return {i for i, g in twins.items() if g in val_groups} | in_test, in_test
+
+
 def keep_out_of_priors(ctx):
-    """Keeps the fine-tuning val/test sources out of the priors' pristine
-    split when the fine-tuning set was synthesised from the same images:
-    its validation sources move to the priors' validation part, its test
-    sources leave both parts."""
+    """Keeps the fine-tuning val/test content out of the priors' pristine
+    split: when the fine-tuning set was synthesised from the same images,
+    its validation sources; from another folder, the pristine sources that
+    are near-duplicates of its validation images. Those move to the priors'
+    validation part; test sources (or twins) leave both parts."""
     reserved = reserved_ids(ctx)
     if not ctx.pristine or not reserved:
         return
-    if source_key(ctx.pristine_dir) != reserved["source"]:
-        return
+    if source_key(ctx.pristine_dir) == reserved["source"]:
+        ids, test = reserved["ids"], reserved["test"]
+        kept_out = "fine-tuning validation and test sources"
+    else:
+        ids, test = pristine_twins(ctx)
+        if not ids:
+            return
+        kept_out = "near-duplicates of fine-tuning validation and test images"
     # Sources the fine-tuning stage validates on may validate the priors
     # too; its test sources serve no prior at all.
-    finetune_val = reserved["ids"] - reserved["test"]
+    finetune_val = ids - test
     train = ctx.pristine["train"]
     split = {
-        "train": drop_ids(train, reserved["ids"]),
-        "val": drop_ids(ctx.pristine["val"], reserved["test"])
+        "train": drop_ids(train, ids),
+        "val": drop_ids(ctx.pristine["val"], test)
         + [p for p in train if source_id(p) in finetune_val],
     }
     for part, paths in split.items():
@@ -90,7 +115,8 @@ def keep_out_of_priors(ctx):
 
         path = os.path.join(ctx.workdir, "splits", "pristine.json")
         meta = load_splits_meta(path) if os.path.isfile(path) else {}
-        meta["kept_out"] = "fine-tuning validation and test sources"
+        meta["kept_out"] = kept_out
+        meta["kept_out_ids"] = sorted(ids)
         save_splits(path, split, meta=meta)
 
 
