@@ -121,7 +121,7 @@ def fit_ranking_ridge(
         args=(z, y, penalty, d, weight, margin),
         jac=True,
         method="L-BFGS-B",
-        options={"maxiter": 5000, "gtol": 1e-10, "ftol": 1e-14},
+        options={"maxiter": 2000, "gtol": 1e-8, "ftol": 1e-12},
     )
     return result.x[:width], float(result.x[width])
 
