@@ -149,3 +149,13 @@ def test_splits_for_config_writes_run_splits(tmp_path):
     cfg.split_index = 9
     with pytest.raises(ConfigError, match="split_index"):
         splits_for_config(records, cfg)
+    # More splits than test folds: one split per fold (test_ratio 0.25: 4).
+    cfg.num_splits, cfg.test_ratio, cfg.split_index = 10, 0.25, 3
+    splits_for_config(records, cfg, seed=5, workdir=str(tmp_path))
+    saved = load_splits(tmp_path / "splits" / "splits.json")
+    assert len(saved) == 4
+    tested = sorted(p for split in saved for p in split["test"])
+    assert tested == sorted(r["image_path"] for r in records)
+    cfg.split_index = 4
+    with pytest.raises(ConfigError, match=r"split_index must be in \[0, 3\]"):
+        splits_for_config(records, cfg)

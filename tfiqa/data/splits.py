@@ -352,7 +352,8 @@ def splits_for_config(records, data_config, seed=0, workdir=None):
     """The train/val/test records a run should use, per its data config.
 
     Uses `data_config.split_file` when set, otherwise `make_splits` with
-    `num_splits`, `val_ratio` and `test_ratio` and picks `split_index`. The
+    `num_splits` (at most round(1 / test_ratio), the number of test folds),
+    `val_ratio` and `test_ratio` and picks `split_index`. The
     splits are written to `<workdir>/splits/splits.json` when `workdir` is
     given, so that a run can be reproduced and evaluated on the same parts.
 
@@ -369,9 +370,14 @@ def splits_for_config(records, data_config, seed=0, workdir=None):
         chosen = parts
         to_save = [parts]
     else:
+        # At most one split per test fold, so that test parts never overlap.
+        count = int(data_config.num_splits)
+        folds = test_folds(data_config.test_ratio)
+        if folds:
+            count = min(count, folds)
         splits = make_splits(
             records,
-            n=data_config.num_splits,
+            n=count,
             val_ratio=data_config.val_ratio,
             test_ratio=data_config.test_ratio,
             seed=seed,
@@ -379,7 +385,9 @@ def splits_for_config(records, data_config, seed=0, workdir=None):
         index = int(data_config.split_index)
         if not 0 <= index < len(splits):
             raise ConfigError(
-                f"data.split_index must be in [0, {len(splits) - 1}]. "
+                f"data.split_index must be in [0, {len(splits) - 1}] "
+                f"(data.num_splits={data_config.num_splits}, at most "
+                "round(1 / data.test_ratio) non-overlapping test parts). "
                 f"Received: split_index={index}"
             )
         meta.update(
@@ -387,6 +395,7 @@ def splits_for_config(records, data_config, seed=0, workdir=None):
             test_ratio=data_config.test_ratio,
             seed=seed,
             split_index=index,
+            test_folds=folds,
         )
         chosen = select(records, splits[index])
         to_save = splits
