@@ -10,8 +10,10 @@ are not about writing keep their type.
 
 import contextlib
 import errno
+import gc
 import os
 import stat
+import sys
 import tempfile
 
 from tfiqa.errors import DataError
@@ -39,9 +41,8 @@ def write_failure_reason(error):
     """Why `error` failed a write ("No space left on device", ...), or None
     when it is not a write failure."""
     if isinstance(error, OSError):
-        if error.errno in _WRITE_ERRNOS:
-            return error.strerror or os.strerror(error.errno)
-        return None
+        # h5py puts pages of detail into strerror; the errno says it all.
+        return os.strerror(error.errno) if error.errno in _WRITE_ERRNOS else None
     message = str(getattr(error, "message", ""))  # tf.errors.OpError
     return next((reason for reason in _TF_REASONS if reason in message), None)
 
@@ -56,7 +57,24 @@ def reporting_write_failures(folder, option):
         reason = write_failure_reason(e)
         if reason is None:
             raise
+        _close_open_files(folder)
         raise DataError(f"Cannot write {option} {folder}: {reason}") from None
+
+
+def _close_open_files(folder):
+    """Closes the HDF5 files under `folder` that the failed write left open
+    (Keras does not close a `.weights.h5` whose write failed): freed later,
+    they would fail to flush again, print pages and may crash the exit."""
+    h5py = sys.modules.get("h5py")
+    if h5py is None:
+        return
+    root = os.path.join(os.path.abspath(folder), "")
+    for obj in gc.get_objects():
+        if not isinstance(obj, h5py.File) or not obj.id.valid:
+            continue
+        if os.path.abspath(obj.filename).startswith(root):
+            with contextlib.suppress(Exception):
+                obj.close()
 
 
 def check_output_folder(folder, option):

@@ -24,9 +24,12 @@ def train(config_path, data_dir, overrides, workdir):
 
     base.start_tensorflow()
     from tfiqa.training.experiment import format_summary, run_experiment
+    from tfiqa.write_failures import check_output_folder, reporting_write_failures
 
+    check_output_folder(workdir, "--workdir")
     click.echo(f"Training in {workdir} (stages: {', '.join(config.trainer.stages)})")
-    metrics = run_experiment(config, workdir)
+    with reporting_write_failures(workdir, "--workdir"):
+        metrics = run_experiment(config, workdir)
     click.echo("")
     click.echo(format_summary(metrics))
     click.echo(f"\nModel: {metrics['model']}")

@@ -1,0 +1,90 @@
+"""`tfiqa train --workdir` on a full disk, a read-only file system and a
+path that is not a folder: exit status 2 and one line naming the folder,
+no temporary file left, what was there before untouched.
+
+The tmpfs fixtures mount a small file system (root only; skipped with the
+reason otherwise).
+"""
+
+import os
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from tests.test_fault_injection import (  # noqa: F401
+    assert_one_line_error,
+    fill,
+    readonly_tmpfs,
+    small_tmpfs,
+    tfiqa,
+)
+from tests.training.test_transfer import csv_dataset
+
+# A one-step finetune of a small model on 16 images outside the tmpfs.
+TINY = [
+    "trainer.stages=[finetune]",
+    "data.dataset=csv",
+    "data.num_splits=1",
+    "data.crop_size=32",
+    "data.batch_size=4",
+    "data.eval_crops=1",
+    "model.backbone=resnet18",
+    "model.weights=none",
+    "model.levels=[P5]",
+    "model.head_units=[4]",
+    "finetune.epochs=1",
+    "finetune.steps_per_epoch=1",
+    "trainer.precise_bn_batches=1",
+]
+
+
+def train_args(workdir, *overrides):
+    args = ["train", "--workdir", str(workdir)]
+    for override in overrides:
+        args += ["--set", override]
+    return args
+
+
+@pytest.mark.slow
+def test_train_on_a_full_disk(tmp_path, small_tmpfs):  # noqa: F811
+    workdir = small_tmpfs / "run"
+    workdir.mkdir()
+    (workdir / "notes.txt").write_bytes(b"earlier")
+    dataset = csv_dataset(tmp_path)
+    fill(small_tmpfs, leave=64 * 1024)  # the run's files fit, its weights not
+    status, lines = tfiqa(*train_args(workdir, *TINY, f"data.dataset_dir={dataset}"))
+    # stderr: the error line only (stdout has the stage lines).
+    assert_one_line_error(status, lines, f"--workdir {workdir}", "No space left")
+    assert (workdir / "notes.txt").read_bytes() == b"earlier"
+    assert yaml.safe_load((workdir / "config.yaml").read_text())["data"]
+    left = [
+        os.path.join(root, name)
+        for root, dirs, files in os.walk(workdir)
+        for name in dirs + files
+        if name.startswith(".") or name.endswith("_temp")
+    ]
+    assert left == []
+
+
+def test_train_on_a_read_only_file_system(readonly_tmpfs):  # noqa: F811
+    from tfiqa.cli import cli
+
+    folder = readonly_tmpfs({"kept.txt": b"kept"})
+    result = CliRunner().invoke(cli, train_args(folder / "run"))
+    assert result.exit_code == 2, result.output
+    assert result.output.strip() == (
+        f"Error: Cannot write --workdir {folder / 'run'}: Read-only file system"
+    )
+    assert os.listdir(folder) == ["kept.txt"]
+
+
+def test_train_workdir_that_is_not_a_folder():
+    from tfiqa.cli import cli
+
+    result = CliRunner().invoke(cli, train_args(os.devnull))
+    assert result.exit_code == 2, result.output
+    assert result.output.strip() == (
+        f"Error: --workdir {os.devnull} is a character device, not a folder: "
+        "choose a folder."
+    )
