@@ -19,7 +19,11 @@ from tfiqa.csv_names import image_path
 from tfiqa.data.image_io import load_image
 from tfiqa.errors import DataError, ImageError
 from tfiqa.inference import load
-from tfiqa.inference.predict import RECORD_PREFIX, PredictionWriter, model_record
+from tfiqa.inference.prediction_writer import (
+    RECORD_PREFIX,
+    PredictionWriter,
+    model_record,
+)
 
 from .hostile import png_header, write_corpus
 

@@ -43,13 +43,8 @@ def predict(model_path, output, crops, full, trust_model, inputs):
     model = resolve_model(model_path)
     if model.needs_tensorflow:  # LiteRT alone scores .tflite files
         base.start_tensorflow()
-    from tfiqa.inference.predict import (
-        echo_csv,
-        expand_inputs,
-        model_record,
-        predict_files,
-        predict_resumable,
-    )
+    from tfiqa.inference.predict import echo_csv, expand_inputs, predict_files
+    from tfiqa.inference.prediction_writer import model_record, predict_resumable
     from tfiqa.progress import progress
 
     paths = expand_inputs(inputs)
