@@ -3,7 +3,10 @@
 Splitting synthetic datasets by image leaks content: the same reference photo
 would appear in training and test with different distortions. Every split
 here therefore assigns whole `ref_id` groups; for authentic datasets the
-`ref_id` is the image itself, so the split is per image.
+`ref_id` is the image itself, so the split is per image (near-duplicate
+photos share one, see `tfiqa.data.readers.duplicates`). The test parts of
+`make_splits` are k folds: over k splits every group is tested exactly
+once, so an interval over splits is one over disjoint test sets.
 """
 
 import csv
