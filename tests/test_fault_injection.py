@@ -217,7 +217,7 @@ def test_evaluate_on_a_read_only_file_system(readonly_tmpfs, dataset):
     folder = readonly_tmpfs({"out/metrics.json": EARLIER_METRICS})
     status, lines = evaluate(dataset, folder / "out")
     path = folder / "out" / "metrics.json"
-    assert_one_line_error(status, lines, str(path), "Read-only file system")
+    assert_one_line_error(status, lines, str(folder / "out"), "Read-only file system")
     assert listing(folder / "out") == ["metrics.json"]
     assert path.read_bytes() == EARLIER_METRICS
     status, lines = evaluate(dataset, folder / "new")

@@ -74,8 +74,9 @@ def evaluate(
     """
     base.start_tensorflow()
     from tfiqa import evaluation
+    from tfiqa.write_failures import check_output_folder
 
-    evaluation.check_output_folder(output)
+    check_output_folder(output, "--output")
 
     workdir_config = os.path.join(workdir or "", "config.yaml")
     if config_path is None and workdir and os.path.isfile(workdir_config):

@@ -22,15 +22,10 @@ from tfiqa.evaluation.dataset import (
     select_split,
 )
 from tfiqa.evaluation.matching import Predictions, match_predictions, read_predictions
-from tfiqa.evaluation.outputs import (
-    check_output_folder,
-    write_outputs,
-    write_predictions_csv,
-)
+from tfiqa.evaluation.outputs import write_outputs, write_predictions_csv
 
 __all__ = [
     "EvaluationResult",
-    "check_output_folder",
     "Predictions",
     "evaluate_dataset",
     "match_predictions",

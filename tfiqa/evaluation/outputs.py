@@ -7,15 +7,14 @@ import os
 import numpy as np
 
 from tfiqa.csv_names import csv_name
-from tfiqa.errors import DataError
 from tfiqa.files import (
     atomic_path,
-    file_kind,
     reporting_write_errors,
     write_json_atomic,
     write_text_atomic,
 )
 from tfiqa.metrics import logistic4
+from tfiqa.write_failures import check_output_folder
 
 
 def write_outputs(result, output_dir, predictions_csv=False):
@@ -28,12 +27,11 @@ def write_outputs(result, output_dir, predictions_csv=False):
         dict name -> path written.
 
     Raises:
-        DataError: `output_dir` is not a folder, a file there is not a
-            regular file, or a write failed; one line naming the path.
+        DataError: `output_dir` is not a folder or cannot be written, a
+            file there is not a regular file, or a write failed; one line
+            naming the path.
     """
-    check_output_folder(output_dir)
-    with reporting_write_errors(output_dir):
-        os.makedirs(output_dir, exist_ok=True)
+    check_output_folder(output_dir, "--output")
     paths = {
         "metrics": os.path.join(output_dir, "metrics.json"),
         "scatter": os.path.join(output_dir, "scatter.png"),
@@ -49,13 +47,6 @@ def write_outputs(result, output_dir, predictions_csv=False):
         with reporting_write_errors(path):
             writers[name](path)
     return paths
-
-
-def check_output_folder(output_dir):
-    """Raises DataError if `output_dir` exists and is not a folder."""
-    if os.path.exists(output_dir) and not os.path.isdir(output_dir):
-        kind = file_kind(os.stat(output_dir).st_mode) or "a file"
-        raise DataError(f"--output {output_dir} is {kind}, not a folder.")
 
 
 def write_predictions_csv(path, result):
