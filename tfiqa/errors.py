@@ -50,3 +50,7 @@ def first_line(error):
     """The first line of an exception's message (TF's can run for pages)."""
     text = str(error).strip().splitlines()
     return (text[0] if text else type(error).__name__)[:300]
+
+
+class MissingSidecarWarning(TfiqaWarning):
+    """An export is scored without its sidecar, under a fallback policy."""

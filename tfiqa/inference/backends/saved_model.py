@@ -158,7 +158,6 @@ def saved_model_bytes_fn(path, trust_model=False):
 def saved_model_scorer(path, trust_model=False):
     """A `Scorer` for a SavedModel, under the policy of its sidecar."""
     fn, input_size = saved_model_predict_fn(path, trust_model)
-    sidecar = read_sidecar(os.path.join(resolve_saved_model_dir(path), SIDECAR_PATH))
-    return Scorer(
-        fn, backend="saved_model", path=path, **scorer_settings(sidecar, input_size)
-    )
+    sidecar_path = os.path.join(resolve_saved_model_dir(path), SIDECAR_PATH)
+    settings = scorer_settings(read_sidecar(sidecar_path), input_size, sidecar_path)
+    return Scorer(fn, backend="saved_model", path=path, **settings)

@@ -6,7 +6,9 @@ export applies the policy it records, so every format scores a photo alike.
 """
 
 import json
+import warnings
 
+from tfiqa.errors import MissingSidecarWarning
 from tfiqa.scoring_policy import DEFAULT_CROPS, make_policy
 
 
@@ -19,10 +21,12 @@ def read_sidecar(path):
         return {}
 
 
-def scorer_settings(sidecar, input_size):
+def scorer_settings(sidecar, input_size, sidecar_path=None):
     """`Scorer` keyword arguments (input size, policy, score range) from a
     sidecar; exports older than the policy record fall back to one crop size
-    and the default crops."""
+    and the default crops. An empty `sidecar` read from `sidecar_path` (the
+    file is missing or unreadable) falls back too, with a
+    `MissingSidecarWarning` naming the file and the policy used instead."""
     policy = sidecar.get("scoring")
     if not isinstance(policy, dict):
         crop = sidecar.get("model", {}).get("input_crop_size") or input_size
@@ -33,6 +37,16 @@ def scorer_settings(sidecar, input_size):
         policy.get("small_images"),
         policy.get("resize", 0),
     )
+    if not sidecar and sidecar_path:
+        warnings.warn(
+            f"{sidecar_path} is missing or unreadable, so this export's scoring "
+            f"policy is unknown; scoring with {policy['crops']} crops of "
+            f"{policy['crop_size']} px (small images: {policy['small_images']}), "
+            "which may differ from the model's. Export again with `tfiqa export` "
+            "to restore it.",
+            MissingSidecarWarning,
+            stacklevel=3,
+        )
     output = sidecar.get("output", {})
     score_range = output.get("range", (0.0, 1.0)) if output else (0.0, 1.0)
     return {"input_size": input_size, "policy": policy, "score_range": score_range}

@@ -94,7 +94,6 @@ def tflite_predict_fn(path, num_threads=None):
 def tflite_scorer(path):
     """A `Scorer` for a `.tflite` file, under the policy of its sidecar."""
     fn, input_size = tflite_predict_fn(path)
-    sidecar = read_sidecar(os.path.splitext(path)[0] + ".json")
-    return Scorer(
-        fn, backend="tflite", path=path, **scorer_settings(sidecar, input_size)
-    )
+    sidecar_path = os.path.splitext(path)[0] + ".json"
+    settings = scorer_settings(read_sidecar(sidecar_path), input_size, sidecar_path)
+    return Scorer(fn, backend="tflite", path=path, **settings)
