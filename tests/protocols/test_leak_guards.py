@@ -176,6 +176,7 @@ def test_lodo_tests_on_sources_no_prior_trained_on(tmp_path):
     assert set(record["train"]) == stems["train"]
 
 
+@pytest.mark.slow
 def test_priors_drop_pristine_twins_of_finetune_test_photos_from_another_folder(
     tmp_path,
 ):
