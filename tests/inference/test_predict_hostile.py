@@ -325,3 +325,20 @@ def test_undecodable_and_backslash_names_round_trip(tmp_path, model_path):
     assert sorted(os.fsencode(image_path(r["image"])) for r in rows) == on_disk
     # Every row maps back to a file that exists.
     assert all(os.path.isfile(image_path(r["image"])) for r in rows)
+
+
+def test_an_unreadable_partial_is_a_one_line_error(tmp_path, monkeypatch):
+    output = tmp_path / "scores.csv"
+    partial = f"{output}.partial"
+    Path(partial).write_text("image,score,error\n")
+    real_open = open
+
+    def open_refusing_the_partial(path, *args, **kwargs):
+        if os.fspath(path) == partial:
+            raise PermissionError(13, "Permission denied", partial)
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr("builtins.open", open_refusing_the_partial)
+    with pytest.raises(DataError, match=f"^Cannot read {partial}: Permission denied$"):
+        PredictionWriter(output, None, {"model": "m", "scoring": "full"}).__enter__()
+    assert sorted(os.listdir(tmp_path)) == ["scores.csv.partial"]  # no lock left

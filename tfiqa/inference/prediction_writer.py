@@ -261,6 +261,8 @@ def _read_partial(path):
             text = f.read()
     except FileNotFoundError:
         return None
+    except OSError as e:
+        raise DataError(f"Cannot read {path}: {e.strerror}") from None
     first, _, text = text.partition("\n")
     record = None
     if first.startswith(RECORD_PREFIX):
