@@ -49,7 +49,7 @@ def _coerce(value, field_type, key):
 
 def _number(value, field_type, key):
     """`value` as an int or float; a string such as "1e-3" is converted."""
-    kind = "an integer" if field_type is int else "a number"
+    kind = field_type.__name__
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         raise ConfigError(f"{key} must be {kind}. Received: {value!r}")
     if field_type is int and isinstance(value, int):
