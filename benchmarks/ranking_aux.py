@@ -13,22 +13,22 @@ level, under the preset's exact scoring policy (the photo resized to a
 512 px short side, its centre 512 px square, then distorted: rows of
 `tfiqa.priors.DistortedFeatureCache`). Three disjoint groups of sources:
 `train` (BSDS500/train, CSet5, CSet14: the pairs the head is fitted on),
-`val` (BSDS500/val: ranking accuracy for the choice of lambda) and `diag`
+`val` (BSDS500/val: ranking accuracy for the choice of lambda and margin) and `diag`
 (BSDS500/test, CSun_Hays80: the per-type diagnostic, never used for a
 choice). Kodak24 and McMaster are left to `preset_ranking.py`.
 
 Stage `all`: then, on each of `splits` content-disjoint splits of
 biq2021-dev (as `lite_recipe.py`: train part + biq2021-more minus
 near-duplicates of validation/test photos), the ridge penalty is chosen on
-validation SRCC as for `qridge1`; for every lambda of `lambdas` the head is
-refitted with the ranking term, and the lambda kept is the one with the
-best worst-type ranking SRCC on the `val` sources among those whose
-authentic validation SRCC is within `val_tolerance` of lambda = 0. Test
-SRCC/PLCC of both arms go through `arms.summarize_arms` (median over
-splits, bootstrap intervals, paired difference). Finally both heads are
-fitted on all 4,457 labelled photos (the median chosen penalty and lambda,
-as `lite_preset.py` packages them) and scored per type on the `diag`
-sources.
+validation SRCC as for `qridge1`; for every lambda of `lambdas` and
+margin of `margins` the head is refitted with the ranking term, and the
+setting kept is the one with the best worst-type ranking SRCC on the `val`
+sources among those whose authentic validation SRCC is within
+`val_tolerance` of lambda = 0. Test SRCC/PLCC of both arms go through
+`arms.summarize_arms` (median over splits, bootstrap intervals, paired
+difference). Finally both heads are fitted on all 4,457 labelled photos
+(the median chosen penalty, lambda and margin, as `lite_preset.py`
+packages them) and scored per type on the `diag` sources.
 
 Writes `results/<name>.{json,md}` (arms), `results/<name>_lambda.{json,md}`
 (the validation curve) and `results/<name>_types.{json,md}` (per type).
