@@ -286,7 +286,7 @@ def train_prior(config, types, held_out, prior, pristine, pristine_dir, workdir)
     if prior == "scratch":
         others = [t for t in types if t != held_out]
         return _scratch_model(config, pristine, others, int(config.trainer.seed)), {}
-    from tfiqa.export import load_keras_model
+    from tfiqa.inference.backends.keras import load_keras_model
     from tfiqa.training.experiment import run_experiment
 
     cfg = prior_config(config, types, held_out, prior, pristine_dir)
