@@ -103,6 +103,9 @@ def test_sizes_and_counts_have_upper_bounds(override):
         ("finetune.rank_weight=.nan", "finetune.rank_weight must be a finite"),
         ("trainer.mixed_precision=[1]", "trainer.mixed_precision must be true"),
         ("data=", "data must be a mapping"),
+        ("data.crop_size=" + "1" * 400, "data.crop_size must be >= 32 and <= 4096"),
+        ("export.input_size=-" + "1" * 400, "export.input_size must be 0 or >= 32"),
+        ("data.crop_size=" + "1" * 5000, "--set data.crop_size: value is not valid"),
     ],
 )
 def test_values_valid_alone_but_not_together_or_of_the_wrong_kind(override, message):
@@ -119,6 +122,7 @@ VALUES = st.recursive(
     st.none()
     | st.booleans()
     | st.integers()
+    | st.sampled_from([10**400, -(10**400)])
     | st.floats(allow_nan=True, allow_infinity=True)
     | st.text(max_size=12),
     lambda children: (

@@ -44,7 +44,7 @@ class Number:
         if isinstance(value, bool) or not isinstance(value, kinds):
             kind = "an integer" if self.integer else "a number"
             raise ConfigError(f"{key} must be {kind}. Received: {value!r}")
-        if not math.isfinite(value):
+        if isinstance(value, float) and not math.isfinite(value):
             raise ConfigError(f"{key} must be a finite number. Received: {value!r}")
         if self.zero and value == 0:
             return

@@ -98,7 +98,7 @@ def parse_override(text):
     key, raw = text.split("=", 1)
     try:
         value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError as e:
+    except (yaml.YAMLError, ValueError) as e:  # ValueError: an int of 5000 digits
         raise ConfigError(
             f"--set {key}: value is not valid YAML ({_yaml_problem(e)})"
         ) from None
@@ -121,7 +121,7 @@ def read_yaml(path):
         ) from None
     except IsADirectoryError:
         raise ConfigError(f"{path}: config file is a folder") from None
-    except yaml.YAMLError as e:
+    except (yaml.YAMLError, ValueError) as e:
         raise ConfigError(
             f"{path}: config file is not valid YAML ({_yaml_problem(e)})"
         ) from None
