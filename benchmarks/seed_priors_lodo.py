@@ -176,7 +176,8 @@ def prior_runs(held, arm, seed, trainer, args):
     from tfiqa.priors.gate import gate_decision, rate_scores, task_srcc
 
     prior = trainer.train(arm, held.sampler, seed)
-    decision = gate_decision(rate_scores(prior, held.gate_tasks))
+    scales = [float(v) for v in str(args.gate_scales).split(",")]
+    decision = gate_decision(rate_scores(prior, held.gate_tasks, scales))
     base = {
         "held_out": held.name,
         "arm": arm,

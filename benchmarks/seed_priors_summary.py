@@ -160,7 +160,8 @@ def summarize(runs, args, train_shape, val_shape):
         f"features. Priors per arm and type: {args.priors}; outer steps "
         f"{args.meta_steps} x {args.meta_batch} tasks x "
         f"{args.support}+{args.query} examples for every arm (equal budgets); "
-        f"inner steps {args.inner_steps}; draws of the k examples: {args.repeats}. "
+        f"inner steps {args.inner_steps}; gate scales {args.gate_scales}; "
+        f"draws of the k examples: {args.repeats}. "
         "Adapted rows of priors that failed the gate are left out.\n\n"
         "#### The gate (validation tasks: other types, adaptation sources)\n\n"
         + markdown_table(gate, list(gate[0]) if gate else ["arm"])
