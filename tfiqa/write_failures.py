@@ -37,12 +37,15 @@ _TF_REASONS = (
 )
 
 
-def write_failure_reason(error):
-    """Why `error` failed a write ("No space left on device", ...), or None
-    when it is not a write failure."""
+def write_failure_reason(error, folder):
+    """Why `error` failed a write under `folder` ("No space left on
+    device", ...), or None when it is not one (a file elsewhere that could
+    not be read, for example)."""
     if isinstance(error, OSError):
+        if error.errno not in _WRITE_ERRNOS or not _under(error.filename, folder):
+            return None
         # h5py puts pages of detail into strerror; the errno says it all.
-        return os.strerror(error.errno) if error.errno in _WRITE_ERRNOS else None
+        return os.strerror(error.errno)
     message = str(getattr(error, "message", ""))  # tf.errors.OpError
     return next((reason for reason in _TF_REASONS if reason in message), None)
 
@@ -54,11 +57,19 @@ def reporting_write_failures(folder, option):
     try:
         yield
     except Exception as e:
-        reason = write_failure_reason(e)
+        reason = write_failure_reason(e, folder)
         if reason is None:
             raise
         _close_open_files(folder)
         raise DataError(f"Cannot write {option} {folder}: {reason}") from None
+
+
+def _under(path, folder):
+    """Whether `path` (None when the error names no file) is in `folder`."""
+    if path is None or not isinstance(path, (str, bytes, os.PathLike)):
+        return True
+    root = os.path.join(os.path.abspath(folder), "")
+    return os.path.join(os.path.abspath(os.fsdecode(path)), "").startswith(root)
 
 
 def _close_open_files(folder):
@@ -68,11 +79,10 @@ def _close_open_files(folder):
     h5py = sys.modules.get("h5py")
     if h5py is None:
         return
-    root = os.path.join(os.path.abspath(folder), "")
     for obj in gc.get_objects():
         if not isinstance(obj, h5py.File) or not obj.id.valid:
             continue
-        if os.path.abspath(obj.filename).startswith(root):
+        if _under(obj.filename, folder):
             with contextlib.suppress(Exception):
                 obj.close()
 
@@ -92,8 +102,11 @@ def check_output_folder(folder, option):
     if mode is not None and not stat.S_ISDIR(mode):
         kind = file_kind(mode) or "a file"
         raise DataError(f"{option} {folder} is {kind}, not a folder: choose a folder.")
-    with reporting_write_failures(folder, option):
+    try:
         os.makedirs(folder, exist_ok=True)
         # A probe file: the real reason (read-only, full, no permission).
         with tempfile.TemporaryFile(dir=folder):
             pass
+    except OSError as e:
+        reason = os.strerror(e.errno) if e.errno else str(e)
+        raise DataError(f"Cannot write {option} {folder}: {reason}") from None

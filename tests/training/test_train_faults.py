@@ -71,10 +71,11 @@ def test_train_on_a_read_only_file_system(readonly_tmpfs):  # noqa: F811
     from tfiqa.cli import cli
 
     folder = readonly_tmpfs({"kept.txt": b"kept"})
-    result = CliRunner().invoke(cli, train_args(folder / "run"))
+    workdir = folder / "runs" / "run"  # its parent cannot be made either
+    result = CliRunner().invoke(cli, train_args(workdir))
     assert result.exit_code == 2, result.output
     assert result.output.strip() == (
-        f"Error: Cannot write --workdir {folder / 'run'}: Read-only file system"
+        f"Error: Cannot write --workdir {workdir}: Read-only file system"
     )
     assert os.listdir(folder) == ["kept.txt"]
 
@@ -88,3 +89,26 @@ def test_train_workdir_that_is_not_a_folder():
         f"Error: --workdir {os.devnull} is a character device, not a folder: "
         "choose a folder."
     )
+
+
+def test_only_failures_under_the_folder_are_reported_as_its_own(tmp_path):
+    import errno
+
+    from tfiqa.errors import DataError
+    from tfiqa.write_failures import reporting_write_failures
+
+    run = tmp_path / "run"
+    full = OSError(errno.ENOSPC, "h5py: pages of detail", str(run / "w.h5"))
+    expected = f"^Cannot write --workdir {run}: No space left on device$"
+    with (
+        pytest.raises(DataError, match=expected),
+        reporting_write_failures(run, "--workdir"),
+    ):
+        raise full
+    elsewhere = OSError(errno.EACCES, "Permission denied", "/data/image.png")
+    with (
+        pytest.raises(OSError) as info,  # a read elsewhere keeps its type
+        reporting_write_failures(run, "--workdir"),
+    ):
+        raise elsewhere
+    assert info.value is elsewhere
