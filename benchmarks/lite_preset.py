@@ -4,7 +4,10 @@ labelled photo (biq2021-dev + biq2021-more).
 The recipe (features, head, and the setting the protocol chose on each
 split's validation part: the ridge penalty, or the MLP's epoch count) is
 read from the `lite_recipe.py` results file `--recipe-results` for arm
-`--arm`; the median choice over its runs is refitted on all photos. The
+`--arm`; the median choice over its runs is refitted on all photos. A
+`qridgeB+rank` arm is read from `ranking_aux.py`'s results instead: its
+ranking weight and margin too, and the ranking pairs come from the
+distorted pristine photos that run cached. The
 head is set into an `IQAModel` over the same frozen backbone (the ridge as
 `head_input_norm` + one linear Dense; the MLP layer by layer), its scores
 are checked against the feature-cache predictions on real photos, and the
@@ -20,6 +23,9 @@ Example:
 ```
 .venv/bin/python benchmarks/lite_preset.py --data-dir ../shared/data \
     --arm lite0:full/ridge/dev+more --preset lite0-biq --output tfiqa/presets/lite0-biq
+.venv/bin/python benchmarks/lite_preset.py --data-dir ../shared/data \
+    --recipe-results benchmarks/results/ranking_aux.json \
+    --arm lite0:full/qridge1+rank/dev+more --phone-results none ...
 ```
 """
 
