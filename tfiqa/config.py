@@ -18,11 +18,11 @@ from importlib import resources
 
 import yaml
 
+from tfiqa.config_checks import check_relations
+from tfiqa.config_limits import check_keys
 from tfiqa.config_merge import merge, parse_override, read_yaml
 from tfiqa.errors import ConfigError
 from tfiqa.files import write_text_atomic
-
-STAGES = ("rank", "meta", "finetune")
 
 
 @dataclasses.dataclass
@@ -255,9 +255,6 @@ class ExperimentConfig:
     def validate(self):
         """Checks every key's type and range, then the relations between
         keys, so the first error reported is the real mistake."""
-        from tfiqa.config_checks import check_relations
-        from tfiqa.config_limits import check_keys
-
         check_keys(self)
         check_relations(self)
         return self

@@ -12,6 +12,9 @@ import math
 
 from tfiqa.errors import ConfigError
 
+# The stages `trainer.stages` may list, in the order a run takes them.
+STAGES = ("rank", "meta", "finetune")
+
 # Bounds shared by keys of the same kind.
 MAX_IMAGE_SIDE = 4096
 MAX_BATCH = 4096
@@ -154,8 +157,6 @@ class Precision:
 
 
 def _stages():
-    from tfiqa.config import STAGES
-
     return STAGES
 
 

@@ -96,7 +96,7 @@ def run_experiment(config, workdir, verbose=None):
 def load_initial_weights(model, path):
     """Loads `trainer.init_from` (a `.keras` model or `.weights.h5`) into `model`."""
     from tfiqa.errors import DataError
-    from tfiqa.export import load_keras_model
+    from tfiqa.inference.backends.keras import load_keras_model
 
     if not os.path.isfile(path):
         raise ConfigError(f"trainer.init_from: file not found. Received: {path}")
