@@ -50,6 +50,22 @@ def check_regular_output(path, what="Output"):
         )
 
 
+def process_alive(pid):
+    """Whether a process with this pid is running (another user's too): a
+    lock or work folder whose writer died can be taken over."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # alive, owned by another user
+    except (OverflowError, OSError):
+        return False
+    return True
+
+
 @contextlib.contextmanager
 def reporting_write_errors(path):
     """Turns an OSError raised inside into a one-line DataError naming

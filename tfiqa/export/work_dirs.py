@@ -12,6 +12,8 @@ import re
 import shutil
 import tempfile
 
+from tfiqa.files import process_alive
+
 
 def make_work_dir(folder, prefix):
     """Creates and returns `folder/<prefix><pid>-<random>`."""
@@ -51,14 +53,4 @@ def _restore_kept_versions(work_dir, folder):
 def _running(pid):
     """Whether another live process has this pid (ours cannot be: it
     removes stale folders before it makes its own)."""
-    if pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # alive, owned by another user
-    except (OverflowError, OSError):
-        return False
-    return True
+    return pid != os.getpid() and process_alive(pid)

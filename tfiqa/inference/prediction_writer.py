@@ -19,7 +19,12 @@ import os
 
 from tfiqa.csv_names import image_path
 from tfiqa.errors import DataError
-from tfiqa.files import check_regular_output, reporting_write_errors, write_text_atomic
+from tfiqa.files import (
+    check_regular_output,
+    process_alive,
+    reporting_write_errors,
+    write_text_atomic,
+)
 from tfiqa.inference.predict import ENCODING, csv_records, rows_to_csv
 
 # First line of a `.partial` file, followed by its `model_record` as JSON.
@@ -242,15 +247,7 @@ def _lock_alive(lock):
             pid = int(f.read().strip() or 0)
     except (OSError, ValueError):
         return False
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return process_alive(pid)
 
 
 def _read_partial(path):
