@@ -74,6 +74,21 @@ def sources(data_dir, folders, count, seed=0):
     return [paths[i] for i in order[:count]]
 
 
+def prior_trainer(args, width):
+    """The `PriorTrainer` every arm trains with, from the parameters."""
+    from tfiqa.priors.heads import PriorTrainer
+
+    return PriorTrainer(
+        width,
+        hidden=args.hidden,
+        steps=args.meta_steps,
+        meta_batch=args.meta_batch,
+        support=args.support,
+        query=args.query,
+        inner_steps=args.inner_steps,
+    )
+
+
 def feature_rows(args):
     """(train rows, val rows, cache) filled in interleaved order, so that an
     interrupted run has cached both sides alike."""
@@ -256,17 +271,7 @@ def run(args):
     print(f"cached: train {train.shape}, val {val.shape} in {cache.folder}", flush=True)
     if args.stage == "cache":
         return
-    from tfiqa.priors.heads import PriorTrainer
-
-    trainer = PriorTrainer(
-        train.shape[-1],
-        hidden=args.hidden,
-        steps=args.meta_steps,
-        meta_batch=args.meta_batch,
-        support=args.support,
-        query=args.query,
-        inner_steps=args.inner_steps,
-    )
+    trainer = prior_trainer(args, train.shape[-1])
     out = os.path.join(args.out, os.path.basename(cache.folder), args.name)
     os.makedirs(out, exist_ok=True)
     runs = _load(out)  # (held, arm, prior) -> (rows, scores, test_source)

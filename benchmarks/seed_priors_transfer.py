@@ -38,29 +38,20 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from arms import summarize_arms  # noqa: E402
 from common import script  # noqa: E402
 from lite_recipe import FeatureTable, dev_splits, read_photos  # noqa: E402
-from seed_priors_lodo import feature_rows  # noqa: E402
+from seed_priors_lodo import feature_rows, prior_trainer  # noqa: E402
 
 PRIOR_ARMS = ("meta", "multitask", "rank")
 
 
 def train_priors(args):
     """{(arm, seed): Prior} on every type of the cached training sources."""
-    from tfiqa.priors.heads import PriorTrainer
     from tfiqa.priors.tasks import TaskSampler, standardiser
 
     train, _, cache = feature_rows(args)
     types = list(range(len(cache.types)))
     mean, std = standardiser(train, types)
     sampler = TaskSampler((train - mean) / std, types)
-    trainer = PriorTrainer(
-        train.shape[-1],
-        hidden=args.hidden,
-        steps=args.meta_steps,
-        meta_batch=args.meta_batch,
-        support=args.support,
-        query=args.query,
-        inner_steps=args.inner_steps,
-    )
+    trainer = prior_trainer(args, train.shape[-1])
     priors = {}
     for arm in PRIOR_ARMS:
         for seed in range(args.seeds):
