@@ -13,7 +13,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import make_image
+from conftest import make_image, tiny_resnet
 from PIL import Image
 
 pytestmark = pytest.mark.slow
@@ -120,15 +120,7 @@ EARLIER = b"image,score,error\nearlier.png,0.100000,\n"
 
 @pytest.fixture(scope="module")
 def model_path(tmp_path_factory):
-    from tfiqa.models import IQAModel
-
-    model = IQAModel(
-        backbone="resnet18",
-        weights="none",
-        levels=("P3", "P5"),
-        head_units=(8,),
-        input_crop_size=32,
-    )
+    model = tiny_resnet()
     path = tmp_path_factory.mktemp("model") / "model.keras"
     model.save(path)
     return str(path)
