@@ -5,8 +5,8 @@ The first `images` photos (sorted by name) of each `sources` folder of
 recipe trains on) are resized (Lanczos, aspect ratio kept) to a `size` px
 short side when larger, distorted by every type of `types` (names, or a
 set such as `kadid`) at levels 1..5 (`tfiqa.distortions`, seed `seed`) and
-scored by the preset under its own scoring policy (`tfiqa.load`). Per type: the mean over photos
-of the SRCC between level and score, signed so that +1 = stronger
+scored by the preset under its own scoring policy (`tfiqa.load`). Per type:
+the mean over photos of the SRCC between level and score, signed so that +1 = stronger
 distortions always scored worse and -1 = backwards; the fraction of adjacent
 levels ranked right; the mean score per level.
 
@@ -77,6 +77,7 @@ def run(args):
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
 
     import tfiqa
+    from tfiqa.distortions import DISTORTION_SETS
     from tfiqa.evaluation.distortion_ranking import (
         WEAK_SRCC,
         all_types,
@@ -84,8 +85,6 @@ def run(args):
         is_weak,
         resolve_ranking_types,
     )
-
-    from tfiqa.distortions import DISTORTION_SETS
 
     photos, described = [], []
     for source in str(args.sources).split(","):
