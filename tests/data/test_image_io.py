@@ -164,3 +164,39 @@ def test_check_min_size():
     with pytest.raises(ImageError, match="Received: 20x30") as info:
         check_min_size(image, 24, "small.png")
     assert "small.png" in str(info.value) and "smaller than the crop" in str(info.value)
+
+
+def jpeg_claiming(height, width, data_shape=(512, 512)):
+    """A JPEG whose header claims height x width but whose data holds
+    `data_shape` of noise: libjpeg fills the rest with flat grey."""
+    import struct
+
+    pixels = np.random.default_rng(0).integers(0, 256, (*data_shape, 3), np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, "JPEG", quality=90)
+    data = bytearray(buffer.getvalue())
+    sof = data.index(b"\xff\xc0") + 5
+    data[sof : sof + 4] = struct.pack(">HH", height, width)
+    return bytes(data)
+
+
+def test_a_jpeg_whose_data_ends_early_is_refused(tmp_path):
+    data = jpeg_claiming(2048, 2048)
+    path = tmp_path / "liar.jpg"
+    path.write_bytes(data)
+    with pytest.raises(ImageError, match="JPEG data ends before the image does"):
+        load_image(path)
+    with pytest.raises(ImageError, match="liar.jpg"):
+        decode_image(data, name="liar.jpg")
+
+
+def test_flat_grey_elsewhere_is_an_image_not_fill(tmp_path):
+    pixels = make_image((100, 120), seed=3)
+    pixels[:60] = 128  # a grey sky, not at the bottom
+    pixels[:, :30] = 128
+    path = tmp_path / "grey.jpg"
+    Image.fromarray(pixels).save(path, quality=95)
+    assert load_image(path).shape == (100, 120, 3)
+    grey = tmp_path / "flat.png"  # PNG data never ends in decoder fill
+    Image.fromarray(np.full((64, 64, 3), 128, np.uint8)).save(grey)
+    assert load_image(grey).shape == (64, 64, 3)

@@ -27,6 +27,12 @@ def png_header(width, height):
     )
 
 
+def jpeg_bytes(pixels, quality=90):
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, "JPEG", quality=quality)
+    return buffer.getvalue()
+
+
 def _save(path, image, fmt=None, **kwargs):
     buffer = io.BytesIO()
     image.save(buffer, format=fmt or "PNG", **kwargs)
@@ -84,6 +90,10 @@ def write_corpus(folder):
     bad("text.png", b"just some text", "Cannot decode")
     bad("truncated.png", photo[: len(photo) // 2], "Cannot decode")
     bad("bomb.png", png_header(20000, 20000), "too large")
+    claims = bytearray(jpeg_bytes(make_image((64, 64), seed=4)))
+    sof = claims.index(b"\xff\xc0") + 5
+    claims[sof : sof + 4] = struct.pack(">HH", 1024, 1024)
+    bad("overstated.jpg", bytes(claims), "JPEG data ends before the image does")
     bad("strip.png", png_header(1, 100_000_000), "too large")
     bad("line.png", png_header(5000, 1), "aspect ratio")
     thin = Image.fromarray(np.full((1, 4000, 3), 128, np.uint8))

@@ -35,6 +35,15 @@ IMAGE_EXTENSIONS = (
 # image (decompression bomb), and a 1-pixel-wide strip is no photo.
 MAX_PIXELS = 80_000_000
 MAX_ASPECT_RATIO = 32
+# libjpeg fills the blocks a JPEG's data does not reach with flat grey 128
+# and only warns: a file cut short, or whose header overstates its size,
+# decodes "fine". A JPEG whose last JPEG_FILL_ROWS rows are all exactly
+# (128, 128, 128) is refused as such (the serving graph applies the same rule).
+JPEG_FILL_ROWS = 16
+JPEG_FILL_MESSAGE = (
+    "JPEG data ends before the image does (truncated, or a header that "
+    "overstates the size)"
+)
 
 # Modes holding more than 8 bits per sample; scaled, not clipped, to uint8.
 _SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
@@ -127,6 +136,16 @@ def decode_image(data, name=""):
     return _decode(io.BytesIO(data), name)
 
 
+def _ends_in_fill(img):
+    """Whether the stored (not yet rotated) image's last JPEG_FILL_ROWS rows
+    are all decoder fill: exactly 128 in every channel."""
+    width, height = img.size
+    if height <= JPEG_FILL_ROWS or img.mode not in ("RGB", "L"):
+        return False
+    rows = np.asarray(img.crop((0, height - JPEG_FILL_ROWS, width, height)))
+    return bool(np.all(rows == 128))
+
+
 def _decode(source, path):
     """`source` (a file name or a binary file object) -> RGB uint8 (H, W, 3)."""
     if ImageFile.LOAD_TRUNCATED_IMAGES:
@@ -147,6 +166,8 @@ def _decode(source, path):
             if getattr(img, "n_frames", 1) > 1:
                 img.seek(0)
             img.load()
+            if img.format in ("JPEG", "MPO") and _ends_in_fill(img):
+                raise ImageError(path, JPEG_FILL_MESSAGE)
             img = ImageOps.exif_transpose(img)
             return _to_rgb_array(img)
     except Image.DecompressionBombError as e:
