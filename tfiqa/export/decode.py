@@ -16,16 +16,15 @@ same bytes score the same on both paths. Malformed EXIF means orientation 1.
 
 import tensorflow as tf
 
-from tfiqa.data.image_io import MAX_ASPECT_RATIO, MAX_PIXELS
+from tfiqa.data.image_io import (
+    JPEG_FILL_MESSAGE,
+    JPEG_FILL_ROWS,
+    MAX_ASPECT_RATIO,
+    MAX_PIXELS,
+)
 
 _PAD = 64  # header fields are read from the padded bytes, never out of range
 
-# `tfiqa.data.image_io` applies the same rule to the Python path.
-JPEG_FILL_ROWS = 16
-JPEG_FILL_MESSAGE = (
-    "JPEG data ends before the image does (truncated, or a header that "
-    "overstates the size)"
-)
 # Marker segments walked looking for EXIF; it comes first in practice.
 _MAX_JPEG_SEGMENTS = 64
 _EXIF_ID = int.from_bytes(b"Exif\0\0", "big")
@@ -244,7 +243,8 @@ def orient(image, orientation):
 
 def check_jpeg_fill(image):
     """Assert op: the last `JPEG_FILL_ROWS` rows of a decoded JPEG are not all
-    exactly 128, the grey decoders put where the data ran out."""
+    exactly 128, the grey decoders put where the data ran out (the rule of
+    `tfiqa.data.image_io` for the Python path)."""
     filled = tf.logical_and(
         tf.shape(image)[0] > JPEG_FILL_ROWS,
         tf.reduce_all(tf.equal(image[-JPEG_FILL_ROWS:], 128)),
