@@ -10,6 +10,7 @@ import tensorflow as tf
 from conftest import make_image, python_stdout
 from PIL import Image
 
+from tfiqa.data.image_io import decode_image
 from tfiqa.errors import DataError
 from tfiqa.export import export_model
 from tfiqa.inference.backends.keras import model_scorer
@@ -98,7 +99,7 @@ def test_image_bytes_scores_as_predict_does(exported):
     jpeg = encode(make_image((SIZE + 8, SIZE + 4), seed=2), "JPEG")
     small_gray = make_image((20, 24), seed=3)[..., 0]
     scores = fn([encode(png_image, "PNG"), jpeg, encode(small_gray, "PNG")])
-    decoded = tf.io.decode_jpeg(jpeg, channels=3).numpy()
+    decoded = decode_image(jpeg)  # what tfiqa predict decodes
     gray_rgb = np.repeat(small_gray[..., None], 3, axis=-1)
     expected = scorer.score([png_image, decoded, gray_rgb])
     np.testing.assert_allclose(scores, expected, atol=1e-5)
