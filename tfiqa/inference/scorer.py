@@ -16,7 +16,9 @@ import os
 
 import numpy as np
 
+from tfiqa.data.image_io import load_image
 from tfiqa.errors import TfiqaError
+from tfiqa.scoring_policy import is_small, make_policy, policy_crops
 
 DEFAULT_BATCH_SIZE = 16
 # Decoded pixels (bytes of uint8 RGB) one `score_files` batch may hold: 16
@@ -58,8 +60,6 @@ class Scorer:
         backend="keras",
         path=None,
     ):
-        from tfiqa.scoring_policy import make_policy
-
         self.predict_fn = predict_fn
         self.input_size = input_size
         self.policy = dict(policy or make_policy(input_size or 224))
@@ -131,8 +131,6 @@ class Scorer:
         stays near that of the largest image); a file that cannot be read or
         scored gets score None and its message, and the others go on.
         """
-        from tfiqa.data.image_io import load_image
-
         crops, batch_size = self._check(crops, full, batch_size)
         _check_paths(paths)
         chunk, results, images, decoded = [], {}, {}, 0
@@ -233,8 +231,6 @@ class Scorer:
         return scores
 
     def _score_crops(self, images, num_crops, batch_size):
-        from tfiqa.scoring_policy import is_small, policy_crops
-
         pieces, owners, whole = [], [], []
         for i, image in enumerate(images):
             if self.policy["small_images"] == "whole" and is_small(image, self.policy):
@@ -359,8 +355,6 @@ def to_image_list(inputs):
     images = []
     for item in inputs:
         if isinstance(item, (str, os.PathLike)):
-            from tfiqa.data.image_io import load_image
-
             images.append(load_image(item))
             continue
         if hasattr(item, "numpy") and not isinstance(item, np.ndarray):
