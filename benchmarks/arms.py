@@ -59,6 +59,22 @@ from tfiqa.files import write_json_atomic, write_text_atomic  # noqa: E402
 UNTIMED = ("seconds",)  # budget keys that may differ between arms
 
 
+def arm_result(arm, split, seed, predictions, mos, /, **fields):
+    """One run as `summarize_arms` reads it: an arm's test SRCC and PLCC on
+    one split and seed, then `fields` (chosen settings, budget, ...)."""
+    from tfiqa.metrics import evaluate_predictions
+
+    metrics = evaluate_predictions(predictions, mos)
+    return {
+        "arm": arm,
+        "split": split,
+        "seed": seed,
+        "srcc": float(metrics["srcc"]),
+        "plcc": float(metrics["plcc"]),
+        **fields,
+    }
+
+
 def _per_split(runs, metric):
     """{split: [value per seed]} of one arm's runs."""
     out = {}

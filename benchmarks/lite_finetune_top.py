@@ -36,7 +36,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from arms import summarize_arms  # noqa: E402
+from arms import arm_result, summarize_arms  # noqa: E402
 from common import script  # noqa: E402
 from lite_recipe import (  # noqa: E402
     ALPHAS,
@@ -173,7 +173,7 @@ def finetune(parts, maps, frozen, y, alpha, seed, args, template):
 
 def run(args):
     from tfiqa.files import write_json_atomic
-    from tfiqa.metrics import evaluate_predictions, srcc
+    from tfiqa.metrics import srcc
 
     out = os.path.abspath(args.out)
     seeds = [int(s) for s in str(args.seeds).split(",")]
@@ -221,22 +221,21 @@ def run(args):
                 ("frozen", z["test"] @ w + b, val_score, 0),
                 ("finetune_last_stage", test, score, epoch),
             ):
-                metrics = evaluate_predictions(pred, y["test"])
                 rows.append(
-                    {
-                        "arm": arm,
-                        "split": f"split{k}",
-                        "seed": seed,
-                        "srcc": float(metrics["srcc"]),
-                        "plcc": float(metrics["plcc"]),
-                        "val_srcc": float(val),
-                        "best_epoch": chosen,
-                        "alpha": float(alpha),
-                        "budget": {
+                    arm_result(
+                        arm,
+                        f"split{k}",
+                        seed,
+                        pred,
+                        y["test"],
+                        val_srcc=float(val),
+                        best_epoch=chosen,
+                        alpha=float(alpha),
+                        budget={
                             "train_photos": len(parts["train"]),
                             "seconds": time.time() - start,
                         },
-                    }
+                    )
                 )
                 print(
                     f"{arm} split{k} seed{seed}: test {rows[-1]['srcc']:.3f} "

@@ -46,6 +46,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+from arms import arm_result  # noqa: E402
 from common import script  # noqa: E402
 
 SOURCE_GROUPS = {
@@ -237,7 +238,6 @@ def settings(args):
 
 def split_runs(index, data, rows, seeds, args):
     """(arm rows, validation curve) of one split."""
-    from tfiqa.metrics import evaluate_predictions
 
     curve, heads = [], {}
     for weight, margin in settings(args):
@@ -248,20 +248,19 @@ def split_runs(index, data, rows, seeds, args):
     runs = []
     for arm, entry in ((BASELINE, curve[0]), (RANKED, best)):
         w, b = heads[(entry["lambda"], entry["margin"])]
-        metrics = evaluate_predictions(data["z"]["test"] @ w + b, data["y"]["test"])
         for seed in seeds:  # deterministic: the seeds repeat one fit
             runs.append(
-                {
-                    "arm": arm,
-                    "split": f"split{index}",
-                    "seed": seed,
-                    "srcc": float(metrics["srcc"]),
-                    "plcc": float(metrics["plcc"]),
+                arm_result(
+                    arm,
+                    f"split{index}",
+                    seed,
+                    data["z"]["test"] @ w + b,
+                    data["y"]["test"],
                     **entry,
-                    "int8_error_max": float(np.abs(data["noise"] @ w).max()),
-                    "n_test": len(data["y"]["test"]),
-                    "budget": {"train_photos": data["n_train"]},
-                }
+                    int8_error_max=float(np.abs(data["noise"] @ w).max()),
+                    n_test=len(data["y"]["test"]),
+                    budget={"train_photos": data["n_train"]},
+                )
             )
     return runs, curve
 

@@ -35,7 +35,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from arms import summarize_arms  # noqa: E402
+from arms import arm_result, summarize_arms  # noqa: E402
 from common import script  # noqa: E402
 from lite_recipe import FeatureTable, dev_splits, read_photos  # noqa: E402
 from seed_priors_lodo import feature_rows, prior_trainer  # noqa: E402
@@ -100,8 +100,6 @@ def fit_head(weights, z, y, seed, args):
 def run(args):
     import tensorflow as tf
 
-    from tfiqa.metrics import evaluate_predictions
-
     tf.config.threading.set_intra_op_parallelism_threads(2)
     tf.config.threading.set_inter_op_parallelism_threads(1)
     priors, sources = train_priors(args)
@@ -121,21 +119,21 @@ def run(args):
                 start = time.time()
                 weights = None if arm == "scratch" else priors[(arm, seed)].weights
                 fit = fit_head(weights, z, y, seed, args)
-                metrics = evaluate_predictions(fit.pop("test"), y["test"])
+                predictions = fit.pop("test")
                 results.append(
-                    {
-                        "arm": arm,
-                        "split": f"split{index}",
-                        "seed": seed,
-                        "srcc": float(metrics["srcc"]),
-                        "plcc": float(metrics["plcc"]),
+                    arm_result(
+                        arm,
+                        f"split{index}",
+                        seed,
+                        predictions,
+                        y["test"],
                         **fit,
-                        "budget": {
+                        budget={
                             "fit_steps": args.fit_steps,
                             "fit_photos": len(y["train"]),
                             "seconds": time.time() - start,
                         },
-                    }
+                    )
                 )
                 print(
                     f"split{index} seed{seed} {arm}: {results[-1]['srcc']:.3f}",
