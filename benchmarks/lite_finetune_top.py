@@ -44,6 +44,7 @@ from lite_recipe import (  # noqa: E402
     dev_splits,
     fit_ridge,
     read_photos,
+    split_id,
     standardiser,
     usable_more,
 )
@@ -194,8 +195,10 @@ def run(args):
     if os.path.isfile(rows_path):
         with open(rows_path) as f:
             rows = json.load(f)
-    done = {(r["arm"], r["split"], r["seed"]) for r in rows}
-    for k, split in enumerate(dev_splits(dev, args.splits)):
+    done = {(r["arm"], r.get("split_id"), r["seed"]) for r in rows}
+    splits = dev_splits(dev, args.splits)
+    ids = [split_id(split) for split in splits]
+    for k, split in enumerate(splits):
         parts = {"train": split["train"] + usable_more(more, split)}
         parts.update(val=split["val"], test=split["test"])
         ids = {p: np.array([index[r["image_path"]] for r in parts[p]]) for p in parts}
@@ -210,7 +213,7 @@ def run(args):
         ]
         val_score, alpha, w, b = max(fits, key=lambda f: f[0])
         for seed in seeds:
-            if ("finetune_last_stage", f"split{k}", seed) in done:
+            if ("finetune_last_stage", ids[k], seed) in done:
                 continue
             start = time.time()
             maps = {p: all_maps[ids[p]] for p in parts}
@@ -230,6 +233,7 @@ def run(args):
                         y["test"],
                         val_srcc=float(val),
                         best_epoch=chosen,
+                        split_id=ids[k],
                         alpha=float(alpha),
                         budget={
                             "train_photos": len(parts["train"]),
@@ -244,7 +248,7 @@ def run(args):
                 )
             write_json_atomic(rows_path, rows)
     summarize_arms(
-        rows,
+        [r for r in rows if r.get("split_id") in ids],
         args.name,
         baseline="frozen",
         min_splits=args.splits,

@@ -40,6 +40,7 @@ Example:
 ```
 """
 
+import hashlib
 import json
 import os
 import sys
@@ -67,10 +68,15 @@ def read_photos(data_dir, min_similarity, out=None):
     """(dev records, more records), near-duplicates grouped across both.
 
     The grouping reads every photo; with `out` it is kept in
-    `out/groups_<similarity>.json` (image path -> group) for later runs.
+    `out/groups_<similarity>_detail<detail>.json` (image path -> group) for
+    later runs: the name carries the whole rule, so a file made by another
+    rule is never read.
     """
     from tfiqa.data.readers import read_dataset
-    from tfiqa.data.readers.duplicates import group_near_duplicates
+    from tfiqa.data.readers.duplicates import (
+        DEFAULT_MIN_DETAIL,
+        group_near_duplicates,
+    )
     from tfiqa.files import write_json_atomic
 
     parts = [
@@ -80,7 +86,9 @@ def read_photos(data_dir, min_similarity, out=None):
     tagged = [
         {**r, "ref_id": f"{i}:{r['ref_id']}"} for i, p in enumerate(parts) for r in p
     ]
-    saved = out and os.path.join(out, f"groups_{min_similarity}.json")
+    saved = out and os.path.join(
+        out, f"groups_{min_similarity}_detail{DEFAULT_MIN_DETAIL}.json"
+    )
     if saved and os.path.isfile(saved):
         with open(saved) as f:
             groups = json.load(f)
@@ -100,6 +108,13 @@ def dev_splits(dev, count):
         select(dev, split)
         for split in make_splits(dev, n=count, val_ratio=0.15, test_ratio=0.2, seed=0)
     ]
+
+
+def split_id(split):
+    """A fingerprint of a split's test part: saved rows of other splits
+    (another split rule, another grouping) are never taken for this one."""
+    paths = "\n".join(sorted(r["image_path"] for r in split["test"]))
+    return hashlib.sha1(paths.encode()).hexdigest()[:12]
 
 
 def usable_more(more, split):
@@ -150,16 +165,25 @@ def int8_feature_noise(out, more, dev, count=300, calibration=100):
     run on the next ones; the difference to the float features is the
     noise that int8 adds to every head input. Only biq2021-more photos with
     no near-duplicate in biq2021-dev are used, so no split's validation or
-    test photo informs it. Cached in `out/int8_noise.npz`.
+    test photo informs it. Cached in `out/int8_noise_<photos>.npz`, named by
+    the photos it used (another grouping picks other photos, another file).
     """
-    path = os.path.join(out, "int8_noise.npz")
+    from tfiqa.data.image_io import load_image
+
+    dev_groups = {r["ref_id"] for r in dev}
+    pool = [r for r in more if r["ref_id"] not in dev_groups]
+    pool = [r for r in pool if load_image(r["image_path"]).shape[:2] == (512, 512)]
+    pool = pool[:count]
+    names = "\n".join(os.path.basename(r["image_path"]) for r in pool)
+    key = hashlib.sha1(f"{calibration}\n{names}".encode()).hexdigest()[:12]
+    path = os.path.join(out, f"int8_noise_{key}.npz")
     if not os.path.isfile(path):
-        _measure_int8_noise(path, out, more, dev, count, calibration)
+        _measure_int8_noise(path, out, pool, calibration)
     with np.load(path) as saved:
         return saved["noise"]
 
 
-def _measure_int8_noise(path, out, more, dev, count, calibration):
+def _measure_int8_noise(path, out, pool, calibration):
     import tempfile
 
     import keras
@@ -171,10 +195,6 @@ def _measure_int8_noise(path, out, more, dev, count, calibration):
     from tfiqa.export.saved_model import save_signatures
     from tfiqa.files import atomic_path
 
-    dev_groups = {r["ref_id"] for r in dev}
-    pool = [r for r in more if r["ref_id"] not in dev_groups]
-    pool = [r for r in pool if load_image(r["image_path"]).shape[:2] == (512, 512)]
-    pool = pool[:count]
     model = lite_model(BACKBONE_NAMES["lite0"], 512)
     images = keras.Input((None, None, 3))
     network = keras.Model(images, model.head.pool(model.backbone(images)))
@@ -337,19 +357,21 @@ def run(args):
     table = FeatureTable(out, args.crop_size)
     rows_path = os.path.join(out, "lite_recipe_rows.json")
     rows = _saved_rows(rows_path)
-    done = {(r["arm"], r["split"], r["seed"]) for r in rows}
+    done = {(r["arm"], r.get("split_id"), r["seed"]) for r in rows}
     from tfiqa.files import write_json_atomic
 
+    ids = [split_id(split) for split in splits]
+    noise = None
+    if any("/qridge" in arm for arm in arms):
+        noise = int8_feature_noise(out, more, dev)
     for arm in arms:
         for index, split in enumerate(splits):
             for seed in seeds:
-                if (arm, f"split{index}", seed) in done:
+                if (arm, ids[index], seed) in done:
                     continue
-                noise = None
-                if "/qridge" in arm:
-                    noise = int8_feature_noise(out, more, dev)
-                row = run_one(arm, table, split, more, seed, args, noise)
-                row["split"] = f"split{index}"
+                arm_noise = noise if "/qridge" in arm else None
+                row = run_one(arm, table, split, more, seed, args, arm_noise)
+                row["split"], row["split_id"] = f"split{index}", ids[index]
                 rows = _saved_rows(rows_path) + [row]  # other runs may have added
                 write_json_atomic(rows_path, rows)
                 print(
@@ -373,7 +395,7 @@ def run(args):
         f"{args.splits} --seeds {args.seeds} --baseline {args.baseline}"
     )
     summarize_arms(
-        [r for r in rows if r["arm"] in arms],
+        [r for r in rows if r["arm"] in arms and r.get("split_id") in ids],
         args.name,
         baseline=args.baseline or None,
         title=args.title,
