@@ -4,6 +4,7 @@ import threading
 
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 
+from tfiqa.errors import TfiqaError
 from tfiqa.inference.scorer import DEFAULT_BATCH_SIZE
 
 
@@ -67,6 +68,10 @@ class IQAModelHandler(ModelHandler):
         batch_size=DEFAULT_BATCH_SIZE,
         **kwargs,
     ):
+        if crops is not None and full:
+            raise TfiqaError(
+                f"Pass either crops or full=True, not both. Received: crops={crops}"
+            )
         super().__init__(min_batch_size=batch_size, max_batch_size=batch_size, **kwargs)
         self.model = str(model)
         self.crops = crops

@@ -99,7 +99,7 @@ def run_scoring(
     _ = (
         pipeline
         | "Paths" >> ImagePaths(inputs, lists)
-        | "Score" >> ScoreImages(model, crops, full, trust_model)
+        | "Score" >> ScoreImages(model, crops=crops, full=full, trust_model=trust_model)
         | "CSV" >> WriteScoresCSV(output, num_shards)
     )
     result = pipeline.run()

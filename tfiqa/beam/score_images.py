@@ -10,7 +10,7 @@ from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
 from tfiqa.beam.filesystems import beam_text
 from tfiqa.beam.model_handler import IQAModelHandler
 from tfiqa.errors import ImageError, TfiqaError
-from tfiqa.inference.scorer import DEFAULT_BATCH_SIZE, file_row
+from tfiqa.inference.scorer import file_row
 
 NAMESPACE = "tfiqa"
 _ERRORS = "errors"
@@ -119,12 +119,10 @@ class ScoreImages(beam.PTransform):
 
     Args:
         model: str. Anything `tfiqa.load` accepts, or a model on a Beam
-            filesystem; see `IQAModelHandler`.
-        crops: int or None. Crops per image (None: the model's policy).
-        full: bool. Score each whole image at its own size.
-        trust_model: bool. See `tfiqa.load`.
-        batch_size: int. Images per batch (and crops per forward pass).
-        **handler_kwargs: passed to `IQAModelHandler`.
+            filesystem.
+        **handler_options: `IQAModelHandler`'s options (`crops`, `full`,
+            `trust_model`, `batch_size`, ...), which score as `tfiqa predict`
+            does with the same flags.
 
     Example:
     ```python
@@ -136,23 +134,9 @@ class ScoreImages(beam.PTransform):
     ```
     """
 
-    def __init__(
-        self,
-        model,
-        crops=None,
-        full=False,
-        trust_model=False,
-        batch_size=DEFAULT_BATCH_SIZE,
-        **handler_kwargs,
-    ):
+    def __init__(self, model, **handler_options):
         super().__init__()
-        if crops is not None and full:
-            raise TfiqaError(
-                f"Pass either crops or full=True, not both. Received: crops={crops}"
-            )
-        self.handler = IQAModelHandler(
-            model, crops, full, trust_model, batch_size, **handler_kwargs
-        )
+        self.handler = IQAModelHandler(model, **handler_options)
 
     def expand(self, elements):
         decoded = elements | "Decode" >> beam.ParDo(DecodeImage()).with_outputs(
