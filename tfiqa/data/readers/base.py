@@ -193,6 +193,35 @@ def load_mat(path, key):
     return data[key]
 
 
+def authentic_reader(title, file, image_dir, name_column, score_column, score_range):
+    """A reader of an authentic dataset laid out as one score table plus one
+    image folder (`read_authentic` over `data_dir/file`).
+
+    The reader takes `(data_dir, file=file, image_dir=image_dir,
+    skip_bad=False)`: `file` the score table and `image_dir` the image
+    folder, both relative to `data_dir` (pass a resized copy's folder as
+    `image_dir`), and `skip_bad` logs and skips rows whose image is missing.
+    """
+    low, high = score_range
+
+    def read(data_dir, file=file, image_dir=image_dir, skip_bad=False):
+        path = require_file(os.path.join(data_dir, file), f"{title} score file")
+        return read_authentic(
+            path,
+            name_column,
+            score_column,
+            score_range,
+            os.path.join(data_dir, image_dir),
+            skip_bad,
+        )
+
+    read.__doc__ = (
+        f"Reads {title} (MOS in [{low:g}, {high:g}], higher is better).\n\n"
+        + authentic_reader.__doc__.split("\n\n", 1)[1]
+    )
+    return read
+
+
 def read_authentic(path, name_column, score_column, score_range, image_dir, skip_bad):
     """Records of an authentic dataset's score table: one row per image, which
     is its own reference, with a higher-is-better score.

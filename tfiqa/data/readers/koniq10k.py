@@ -12,30 +12,16 @@ valid database for deep learning of blind image quality assessment", IEEE TIP
 2020.
 """
 
-import os
-
 from tfiqa.data.readers import base
 from tfiqa.data.readers.registry import READERS
 
-
-@READERS.register("koniq10k")
-def read_koniq10k(
-    data_dir,
-    file="koniq10k_scores_and_distributions.csv",
-    image_dir="1024x768",
-    skip_bad=False,
-):
-    """Reads KonIQ-10k (MOS in [1, 5], higher is better).
-
-    Args:
-        data_dir: str. The koniq10k folder.
-        file: str. The score CSV.
-        image_dir: str. Image folder relative to `data_dir` ("512x384" for
-            the half-size release).
-        skip_bad: bool. Log and skip rows whose image is missing.
-    """
-    path = base.require_file(os.path.join(data_dir, file), "KonIQ-10k score file")
-    image_root = os.path.join(data_dir, image_dir)
-    return base.read_authentic(
-        path, "image_name", "MOS", (1.0, 5.0), image_root, skip_bad
+read_koniq10k = READERS.register("koniq10k")(
+    base.authentic_reader(
+        "KonIQ-10k",
+        file="koniq10k_scores_and_distributions.csv",
+        image_dir="1024x768",  # "512x384" for the half-size release
+        name_column="image_name",
+        score_column="MOS",
+        score_range=(1.0, 5.0),
     )
+)

@@ -15,29 +15,16 @@ Reference: Y. Fang, H. Zhu, Y. Zeng, K. Ma, Z. Wang, "Perceptual quality
 assessment of smartphone photography", CVPR 2020.
 """
 
-import os
-
 from tfiqa.data.readers import base
 from tfiqa.data.readers.registry import READERS
 
-
-@READERS.register("spaq")
-def read_spaq(
-    data_dir,
-    file="Annotations/MOS and Image attribute scores.xlsx",
-    image_dir="TestImage",
-    skip_bad=False,
-):
-    """Reads SPAQ (MOS in [0, 100], higher is better).
-
-    Args:
-        data_dir: str. The SPAQ folder.
-        file: str. The annotation spreadsheet.
-        image_dir: str. Image folder relative to `data_dir`.
-        skip_bad: bool. Log and skip rows whose image is missing.
-    """
-    path = base.require_file(os.path.join(data_dir, file), "SPAQ score file")
-    image_root = os.path.join(data_dir, image_dir)
-    return base.read_authentic(
-        path, "Image name", "MOS", (0.0, 100.0), image_root, skip_bad
+read_spaq = READERS.register("spaq")(
+    base.authentic_reader(
+        "SPAQ",
+        file="Annotations/MOS and Image attribute scores.xlsx",
+        image_dir="TestImage",
+        name_column="Image name",
+        score_column="MOS",
+        score_range=(0.0, 100.0),
     )
+)
