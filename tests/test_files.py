@@ -1,6 +1,8 @@
 import errno
 import os
 import stat
+import subprocess
+import sys
 
 import pytest
 
@@ -30,6 +32,28 @@ def test_failure_keeps_the_old_file(tmp_path):
         raise RuntimeError("killed mid-write")
     assert '"v": 1' in path.read_text()
     assert os.listdir(tmp_path) == ["a.json"]
+
+
+def test_a_killed_writers_temporary_is_cleared_by_the_next_write(tmp_path):
+    # A writer killed between creating its temporary file and the rename
+    # leaves `.<name>-tmp-<pid>-*`; the next write to the same path removes
+    # it once that pid is gone, and never touches a running writer's file.
+    child = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    dead = int(child.stdout)
+    stale = tmp_path / f".model-tmp-{dead}-abc123.tflite"
+    running = tmp_path / f".model-tmp-{os.getpid()}-def456.tflite"
+    other = tmp_path / f".other-tmp-{dead}-abc123.tflite"
+    for path in (stale, running, other):
+        path.write_bytes(b"half")
+    write_text_atomic(str(tmp_path / "model.tflite"), "done")
+    assert sorted(os.listdir(tmp_path)) == sorted(
+        ["model.tflite", running.name, other.name]
+    )
 
 
 def test_result_has_umask_permissions(tmp_path):

@@ -10,6 +10,7 @@ import contextlib
 import json
 import math
 import os
+import re
 import stat
 import tempfile
 
@@ -90,7 +91,11 @@ def atomic_path(path):
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     base, ext = os.path.splitext(os.path.basename(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{base}-", suffix=ext)
+    prefix = f".{base}-tmp-"
+    remove_stale_temporaries(directory, prefix, ext)
+    fd, tmp = tempfile.mkstemp(
+        dir=directory, prefix=f"{prefix}{os.getpid()}-", suffix=ext
+    )
     os.close(fd)
     # mkstemp creates 0600 files; give the result the usual umask permissions.
     umask = os.umask(0)
@@ -102,6 +107,19 @@ def atomic_path(path):
     finally:
         with contextlib.suppress(OSError):
             os.remove(tmp)
+
+
+def remove_stale_temporaries(directory, prefix, ext):
+    """Removes `<prefix><pid>-*<ext>` files of writers that died mid-way (a
+    killed run leaves its temporary file; the next write to the same path
+    clears it). Files of running processes are left alone."""
+    pattern = re.compile(re.escape(prefix) + r"(\d+)-.*" + re.escape(ext) + "$")
+    with contextlib.suppress(OSError):
+        for name in os.listdir(directory):
+            found = pattern.match(name)
+            if found and not process_alive(int(found.group(1))):
+                with contextlib.suppress(OSError):
+                    os.remove(os.path.join(directory, name))
 
 
 def write_text_atomic(path, text):
