@@ -85,7 +85,7 @@ def child(args):
     else:
         from tfiqa.config import ModelConfig
         from tfiqa.models import build_model
-        from tfiqa.training.finetune import FinetuneTrainer
+        from tfiqa.training.finetune_trainer import FinetuneTrainer
         from tfiqa.training.loop import DistributedLoop, make_optimizer
         from tfiqa.training.ranking_trainer import RankingTrainer
 

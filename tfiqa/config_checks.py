@@ -7,7 +7,6 @@ leave them unset). Either way a bad value fails in one line before any data
 is read or any model built.
 """
 
-from tfiqa.config_limits import check_section
 from tfiqa.errors import ConfigError
 
 
@@ -22,28 +21,12 @@ def check_relations(config):
 
 
 def check_stage_values(config):
-    """Values of the stages `trainer.stages` runs, before any work.
+    """Values of the stages `trainer.stages` runs, before any work: each
+    stage's `StageSpec.validate`.
 
     Runs after `ExperimentConfig.validate`: each key is already valid alone.
     """
-    data, stages = config.data, config.trainer.stages
-    generated = not data.pristine_dir and (
-        "rank" in stages
-        or ("meta" in stages and config.meta.task_source == "synthetic")
-        or (data.dataset == "distorted" and not data.dataset_dir)
-    )
-    if generated and data.pristine_size < data.crop_size:
-        # Before minutes of image generation, not after.
-        raise ConfigError(
-            f"data.crop_size {data.crop_size} is larger than the generated images "
-            f"(data.pristine_size {data.pristine_size}). Received: "
-            f"crop_size={data.crop_size}"
-        )
-    if "meta" in stages:
-        check_meta_values(config.meta)
+    from tfiqa.training.stages import STAGES
 
-
-def check_meta_values(meta):
-    """The meta section, for the meta stage and `tfiqa lodo` (their config
-    may have been changed since it was loaded)."""
-    check_section(meta, "meta")
+    for stage in config.trainer.stages:
+        STAGES.get(stage).validate(config)

@@ -12,9 +12,6 @@ import math
 
 from tfiqa.errors import ConfigError
 
-# The stages `trainer.stages` may list, in the order a run takes them.
-STAGES = ("rank", "meta", "finetune")
-
 # Bounds shared by keys of the same kind.
 MAX_IMAGE_SIDE = 4096
 MAX_BATCH = 4096
@@ -157,6 +154,8 @@ class Precision:
 
 
 def _stages():
+    from tfiqa.training.stages import STAGES
+
     return STAGES
 
 
@@ -213,7 +212,7 @@ def _labels():
 
 
 def _losses():
-    from tfiqa.training.finetune import LOSSES
+    from tfiqa.training.finetune_trainer import LOSSES
 
     return LOSSES
 

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
+from tfiqa.data.split_record import check_no_leaks, source_id, write_stage_split
 from tfiqa.errors import LeakError
-from tfiqa.protocols.audit import check_no_leaks, source_id, write_stage_split
 
 
 def test_source_id_is_the_file_stem():

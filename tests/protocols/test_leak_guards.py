@@ -8,8 +8,8 @@ import pytest
 from PIL import Image
 
 from tfiqa.config import load_config
+from tfiqa.data.split_record import source_id
 from tfiqa.errors import LeakError
-from tfiqa.protocols.audit import source_id
 
 TINY_FINETUNE = [
     "model.backbone=mobilenet_v3_small",

@@ -70,7 +70,7 @@ def test_quickstart_config_loads():
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--set", "trainer.stages=[bogus]"], "trainer.stages must be one of"),
+        (["--set", "trainer.stages=[bogus]"], "Unknown training stage 'bogus'"),
         (["--set", "finetune.epochs=many"], "finetune.epochs"),
         (["--config", "missing.yaml"], "not found"),
     ],

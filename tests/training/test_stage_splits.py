@@ -3,7 +3,7 @@
 import tensorflow as tf
 
 from tfiqa.config import load_config
-from tfiqa.protocols.audit import check_no_leaks, source_id
+from tfiqa.data.split_record import check_no_leaks, source_id
 from tfiqa.training.stage_splits import rank_types, reserved_ids, write_meta_split
 from tfiqa.training.stages import StageContext
 from tfiqa.training.stages.data import prepare_data

@@ -7,7 +7,7 @@ from conftest import TINY_MODEL_SETTINGS
 from tfiqa.errors import ConfigError
 from tfiqa.models.scoring import predict
 from tfiqa.training.batchnorm import PreciseBatchNorm
-from tfiqa.training.finetune import FinetuneTrainer
+from tfiqa.training.finetune_trainer import FinetuneTrainer
 from tfiqa.training.ranking_trainer import RankingTrainer
 
 
@@ -147,7 +147,7 @@ def test_ranking_on_logits_uses_the_margin_in_logit_units():
 
 
 def test_reinit_score_layer_draws_new_score_weights_only():
-    from tfiqa.training.finetune import reinit_score_layer
+    from tfiqa.training.finetune_trainer import reinit_score_layer
 
     model = tiny_iqa_model()
     model.head.score.bias.assign([3.0])  # a saturated prior

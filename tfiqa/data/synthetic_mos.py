@@ -9,8 +9,8 @@ import os
 
 import numpy as np
 
+from tfiqa.data.split_record import source_id
 from tfiqa.files import write_text_atomic
-from tfiqa.protocols.audit import source_id
 
 MAX_SYNTHETIC_SIDE = 256
 

@@ -45,9 +45,9 @@ import warnings
 
 import numpy as np
 
+from tfiqa.data.split_record import check_no_leaks, source_id, write_stage_split
 from tfiqa.errors import ConfigError
 from tfiqa.progress import progress
-from tfiqa.protocols.audit import check_no_leaks, source_id, write_stage_split
 from tfiqa.protocols.lodo_report import write_outputs
 from tfiqa.training.adaptation import describe
 

@@ -11,7 +11,7 @@ checkpoints/<stage>/  epoch checkpoints (model, optimizers, counters),
 logs/<stage>/         TensorBoard event files
 splits/               splits.json (MOS data), pristine.json (ranking sources),
                       <stage>.json: the ids each stage trained, validated
-                      and tested on (see `tfiqa.protocols.audit`)
+                      and tested on (see `tfiqa.data.split_record`)
 data/                 generated images (quickstart) when no folder is given
 ```
 Running again with the same work directory resumes: finished stages are
@@ -35,8 +35,9 @@ import time
 from tfiqa.config import save_config
 from tfiqa.errors import ConfigError, LeakError
 from tfiqa.files import atomic_path, json_ready, write_json_atomic
+from tfiqa.training.stage_runner import run_stage
 from tfiqa.training.stage_splits import check_run
-from tfiqa.training.stage_utils import dataset_seed, save_weights_atomic, split_seed
+from tfiqa.training.stage_utils import save_weights_atomic, split_seed
 from tfiqa.training.stages import STAGES, StageContext
 from tfiqa.training.stages.data import prepare_data
 
@@ -118,23 +119,18 @@ def load_initial_weights(model, path):
 
 
 def run_seeds(ctx):
-    """Every seed the run uses, by what it draws."""
+    """Every seed the run uses, by what it draws (each stage's from its spec)."""
     seed = ctx.seed
-    return {
+    seeds = {
         "trainer": seed,
         "model_init": seed,
         "splits": split_seed(ctx.config, seed) + int(ctx.config.data.split_index),
         "pristine_split": seed,
         "pristine_generation": seed,
-        "rank_data": [dataset_seed(ctx, "rank", 0), "+ epoch"],
-        "rank_val_data": seed + 999_983,
-        "meta_episodes": [dataset_seed(ctx, "meta", 0), "+ epoch"],
-        "meta_bn_calibration_episodes": dataset_seed(ctx, "meta", -1),
-        "meta_val_episodes": seed + 7_919,
-        "meta_holdout_episodes": seed + 7_920,
-        "meta_task_split": seed,
-        "finetune_data": [dataset_seed(ctx, "finetune", 0), "+ epoch"],
     }
+    for _, spec in STAGES.items():
+        seeds.update(spec.seeds(spec, seed))
+    return seeds
 
 
 def _run_stages(ctx, policy):
@@ -175,9 +171,9 @@ def _run_stages(ctx, policy):
             pending_weights = None
         ctx.log(f"[{stage}] stage {index + 1}/{len(stages)}")
         stage_start = time.time()
-        part = STAGES.get(stage)
-        synchronize_batchnorm(ctx.model, sync_batchnorm and part.sync_batchnorm)
-        result = part.run(ctx, index)
+        spec = STAGES.get(stage)
+        synchronize_batchnorm(ctx.model, sync_batchnorm and spec.sync_batchnorm)
+        result = run_stage(spec, ctx, index)
         synchronize_batchnorm(ctx.model, False)
         result["wall_s"] = time.time() - stage_start
         if result.get("resumed_from"):

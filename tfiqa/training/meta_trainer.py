@@ -32,7 +32,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfiqa.training.batchnorm import recalibrate_batchnorm
-from tfiqa.training.loop import DistributedLoop
+from tfiqa.training.loop import DistributedLoop, make_optimizer
 from tfiqa.training.maml import MAMLStep
 
 ADAPT = ("all", "head")
@@ -295,15 +295,13 @@ class MetaLoop(DistributedLoop):
         }
 
 
-def make_meta_optimizer_groups(trainer, learning_rate, head_learning_rate=0.0, **kw):
-    """Adam groups for the meta-parameters.
+def meta_variable_groups(trainer, learning_rate, head_learning_rate=0.0):
+    """`(optimizer name, learning rate, variables)` of the meta-parameters.
 
     With `head_learning_rate` > 0 and a model exposing `head_variables`, the
     head and the Meta-SGD learning rates get their own optimizer (MetaIQA used
     1e-4 for the backbone and 1e-2 for the head).
     """
-    from tfiqa.training.loop import make_optimizer
-
     model = trainer.model
     if head_learning_rate > 0 and hasattr(model, "head_variables"):
         head_ids = {id(v) for v in model.head_variables}
@@ -311,10 +309,22 @@ def make_meta_optimizer_groups(trainer, learning_rate, head_learning_rate=0.0, *
         head = [v for v in model.trainable_variables if id(v) in head_ids]
         head += list(trainer.inner_lrs)
         return [
-            (make_optimizer(learning_rate, name="meta_backbone", **kw), body),
-            (make_optimizer(head_learning_rate, name="meta_head", **kw), head),
+            ("meta_backbone", learning_rate, body),
+            ("meta_head", head_learning_rate, head),
         ]
-    return [(make_optimizer(learning_rate, name="meta", **kw), trainer.meta_variables)]
+    return [("meta", learning_rate, trainer.meta_variables)]
+
+
+def make_meta_optimizer_groups(trainer, learning_rate, head_learning_rate=0.0, **kw):
+    """Adam groups `(optimizer, variables)` for the meta-parameters (see
+    `meta_variable_groups`); `kw` as `make_optimizer`. Create them in the
+    strategy scope."""
+    return [
+        (make_optimizer(rate, name=name, **kw), variables)
+        for name, rate, variables in meta_variable_groups(
+            trainer, learning_rate, head_learning_rate
+        )
+    ]
 
 
 __all__ = [
@@ -324,4 +334,5 @@ __all__ = [
     "adapt_variables",
     "apply_gradient_groups",
     "make_meta_optimizer_groups",
+    "meta_variable_groups",
 ]

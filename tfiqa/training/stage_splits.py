@@ -3,19 +3,19 @@
 The fine-tuning split is made first; its validation and test content is
 then kept out of the stages before it (see `tfiqa.training.experiment`), every
 stage's ids are written to `splits/<stage>.json`, and the run ends with
-`tfiqa.protocols.audit.check_no_leaks`.
+`tfiqa.data.split_record.check_no_leaks`.
 """
 
 import os
 
-from tfiqa.errors import ConfigError, DataError
-from tfiqa.protocols.audit import (
+from tfiqa.data.split_record import (
     check_no_leaks,
     drop_ids,
     source_id,
     source_key,
     write_stage_split,
 )
+from tfiqa.errors import ConfigError, DataError
 from tfiqa.training.stage_utils import split_seed
 
 

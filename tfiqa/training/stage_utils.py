@@ -4,6 +4,8 @@ import os
 
 import numpy as np
 
+from tfiqa.errors import ConfigError
+
 
 def save_weights_atomic(model, path):
     """`model.save_weights` to a temporary `.weights.h5` renamed over `path`."""
@@ -18,21 +20,29 @@ def save_weights_atomic(model, path):
             os.remove(tmp)
 
 
-STAGE_SEED_OFFSETS = {"rank": 1, "finetune": 2, "meta": 3}
-
-
-def stage_seed(seed, stage, epoch):
-    """Seed of a stage's training data in `epoch` (recorded in metrics.json)."""
-    return int(seed) * 100_003 + STAGE_SEED_OFFSETS[stage] * 10_007 + int(epoch)
-
-
 def split_seed(config, seed):
     """The seed of the fine-tuning content splits (`data.split_seed`)."""
     return seed if int(config.data.split_seed) < 0 else int(config.data.split_seed)
 
 
 def dataset_seed(ctx, stage, epoch):
+    """`stage_seed` of the run's seed (the stages import this module, so the
+    registry is imported when called, once they are registered)."""
+    from tfiqa.training.stages.spec import stage_seed
+
     return stage_seed(ctx.seed, stage, epoch)
+
+
+def check_generated_fits(config):
+    """Generated pristine images (no `data.pristine_dir`) must hold a crop;
+    checked before minutes of image generation, not after."""
+    data = config.data
+    if not data.pristine_dir and data.pristine_size < data.crop_size:
+        raise ConfigError(
+            f"data.crop_size {data.crop_size} is larger than the generated images "
+            f"(data.pristine_size {data.pristine_size}). Received: "
+            f"crop_size={data.crop_size}"
+        )
 
 
 def recalibrate_bn(ctx, dataset):

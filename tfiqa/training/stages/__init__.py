@@ -1,10 +1,27 @@
-"""Training stages, registered by name in `STAGES` (rank, meta, finetune).
+"""Training stages, one `StageSpec` each, registered by name in `STAGES`.
 
-Each module registers its `Stage` on import; `tfiqa.training.experiment`
-runs them in `trainer.stages` order.
+Importing the package registers the built-in stages (rank, meta, finetune);
+`tfiqa.training.experiment` runs them in `trainer.stages` order through
+`tfiqa.training.stage_runner.run_stage`.
 """
 
 from tfiqa.training.stages import finetune, meta, rank  # noqa: F401  (register)
-from tfiqa.training.stages.base import STAGES, Stage, StageContext, register_stage
+from tfiqa.training.stages.context import StageContext
+from tfiqa.training.stages.spec import (
+    STAGES,
+    Phase,
+    StageRun,
+    StageSpec,
+    register_stage,
+    stage_seed,
+)
 
-__all__ = ["STAGES", "Stage", "StageContext", "register_stage"]
+__all__ = [
+    "STAGES",
+    "Phase",
+    "StageContext",
+    "StageRun",
+    "StageSpec",
+    "register_stage",
+    "stage_seed",
+]

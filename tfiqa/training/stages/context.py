@@ -1,13 +1,7 @@
-"""What a training stage is: the `Stage` protocol, its `StageContext`, the
-registry the orchestration (`tfiqa.training.experiment`) runs stages from."""
+"""`StageContext`: what every training stage of a run shares."""
 
 import dataclasses
 import os
-import typing
-
-from tfiqa.registry import Registry
-
-STAGES = Registry("training stage")
 
 
 @dataclasses.dataclass
@@ -54,24 +48,3 @@ class StageContext:
     def log(self, message):
         if self.chief and self.verbose >= 0:
             print(message, flush=True)
-
-
-class Stage(typing.Protocol):
-    """One step of a run (rank, meta, finetune, ...).
-
-    `run` trains `ctx.model` in place, checkpoints under
-    `ctx.stage_dir(name)` and returns the stage's result dict (validation
-    metrics under "val"), which becomes `metrics.json["stages"][name]`.
-    """
-
-    name: str
-    # Whether BatchNorm uses global-batch statistics across replicas while
-    # this stage runs (with `trainer.sync_batchnorm` and several replicas).
-    sync_batchnorm: bool
-
-    def run(self, ctx: StageContext, stage_index: int) -> dict: ...
-
-
-def register_stage(stage):
-    """Registers a `Stage` instance under its `name`; returns it."""
-    return STAGES.register(stage.name, stage)

@@ -13,6 +13,7 @@ frozen and the cache holds them) is kept, across phases. Each phase checkpoints 
 epoch and resumes on its own.
 """
 
+import dataclasses
 import json
 import os
 
@@ -20,19 +21,20 @@ import numpy as np
 
 from tfiqa.files import write_json_atomic
 from tfiqa.training.stage_utils import (
+    check_generated_fits,
     dataset_seed,
     fit_summary,
     recalibrate_bn,
     save_weights_atomic,
     val_metrics,
 )
-from tfiqa.training.stages.base import register_stage
 from tfiqa.training.stages.cached_features import (
     cached_metrics,
     cached_views,
     feature_cache,
     val_crops,
 )
+from tfiqa.training.stages.spec import Phase, StageSpec, register_stage
 
 
 class _Selection:
@@ -68,49 +70,20 @@ class _Selection:
         return None
 
 
-def _optimizers(ctx, groups):
-    from tfiqa.training.loop import make_optimizer
-
-    trainer_cfg = ctx.config.trainer
-    with ctx.strategy.scope():
-        return [
-            (
-                make_optimizer(
-                    rate,
-                    trainer_cfg.weight_decay,
-                    trainer_cfg.mixed_precision,
-                    name=f"{name}_optimizer",
-                ),
-                variables,
-            )
-            for name, rate, variables in groups
-            if variables
-        ]
-
-
-def _loop(ctx, compute_terms, groups, phase, stage_index, loss_weights):
-    from tfiqa.training.loop import DistributedLoop
-
-    folder = ctx.stage_dir("finetune", chief_copy=True)
-    return DistributedLoop(
-        ctx.strategy,
-        ctx.model,
-        compute_terms,
-        _optimizers(ctx, groups),
-        stage="finetune" if phase == "finetune" else f"finetune:{phase}",
-        stage_index=stage_index,
-        checkpoint_dir=folder if phase == "finetune" else os.path.join(folder, phase),
-        log_dir=os.path.join(ctx.workdir, "logs", "finetune"),
-        verbose=ctx.verbose,
-        loss_weights=loss_weights,
-    )
+def _optimizers(groups):
+    """`(optimizer name, rate, variables)` of the groups that have variables."""
+    return [
+        (f"{name}_optimizer", rate, variables)
+        for name, rate, variables in groups
+        if variables
+    ]
 
 
 def _head_groups(ctx):
     return [("head", ctx.config.finetune.head_learning_rate, ctx.model.head_variables)]
 
 
-def _cached_warmup(ctx, trainer, selection, data, epochs, stage_index):
+def _cached_warmup(ctx, run, epochs):
     """Head-only epochs on cached pooled features of fixed crops."""
     from tfiqa.training.transfer import (
         cached_head_dataset,
@@ -118,12 +91,13 @@ def _cached_warmup(ctx, trainer, selection, data, epochs, stage_index):
         precise_head_batchnorm,
     )
 
-    cfg, model = ctx.config.finetune, ctx.model
-    train, val, batch, steps, drop = data
+    cfg, model, data = ctx.config.finetune, ctx.model, run.data
+    trainer, selection = run.trainer.trainer, run.trainer.selection
     cache = feature_cache(ctx)
-    ctx.log(f"[finetune] caching pooled features of {len(train)} training images")
-    train_x = cache.features([r["image_path"] for r in train], cfg.cache_views)
-    train_y = [r["mos"] for r in train]
+    ctx.log(f"[finetune] caching pooled features of {len(data.train)} training images")
+    train_x = cache.features([r["image_path"] for r in data.train], cfg.cache_views)
+    train_y = [r["mos"] for r in data.train]
+    val = data.val
     val_x = cached_views(ctx, cache, val, val_crops(ctx)) if val else None
 
     def compute_terms(batch_, training):
@@ -133,7 +107,9 @@ def _cached_warmup(ctx, trainer, selection, data, epochs, stage_index):
 
     def dataset_fn(epoch):
         seed = dataset_seed(ctx, "finetune", epoch)
-        return cached_head_dataset(train_x, train_y, batch, seed, drop).repeat()
+        return cached_head_dataset(
+            train_x, train_y, data.batch, seed, data.drop
+        ).repeat()
 
     def validate(epoch):
         from tfiqa.metrics import plcc, srcc
@@ -146,45 +122,43 @@ def _cached_warmup(ctx, trainer, selection, data, epochs, stage_index):
             "plcc": float(plcc(scores, targets)),
         }
 
-    loop = _loop(
-        ctx,
-        compute_terms,
-        _head_groups(ctx),
-        "warmup",
-        stage_index,
-        trainer.loss_weights,
-    )
-    return loop.fit(
-        dataset_fn,
-        epochs,
-        steps,
+    return Phase(
+        name="warmup",
+        dataset_fn=dataset_fn,
+        epochs=epochs,
+        steps_per_epoch=data.steps,
+        optimizers=_optimizers(_head_groups(ctx)),
+        compute_terms=compute_terms,
+        loss_weights=trainer.loss_weights,
         validate=validate if val else None,
         on_epoch_end=lambda e, logs: bool(val) and selection.on_epoch_end(e, logs, 0),
     )
 
 
-def _image_phase(ctx, trainer, selection, data, phase, epochs, start, stage_index):
+def _image_phase(ctx, run, phase, epochs, start):
     """Epochs on random crops; `phase` is "warmup" (head only) or "finetune"."""
     from tfiqa.data.pipeline import mos_dataset
 
-    cfg, conf = ctx.config.finetune, ctx.config.data
-    train, val, batch, steps, drop = data
+    cfg, conf, data = ctx.config.finetune, ctx.config.data, run.data
+    trainer, selection = run.trainer.trainer, run.trainer.selection
 
     def dataset_fn(epoch):
         return mos_dataset(
-            train,
+            data.train,
             conf.crop_size,
-            batch,
+            data.batch,
             training=True,
             seed=dataset_seed(ctx, "finetune", epoch),
             skip_bad=conf.skip_bad,
             check=False,
-            drop_remainder=drop,
+            drop_remainder=data.drop,
         ).repeat()
 
     val_ds = None
-    if val:
-        val_ds = mos_dataset(val, conf.crop_size, batch, training=False, check=False)
+    if data.val:
+        val_ds = mos_dataset(
+            data.val, conf.crop_size, data.batch, training=False, check=False
+        )
 
     def validate(epoch):
         recalibrate_bn(ctx, dataset_fn(epoch + 1_000_000))
@@ -193,93 +167,137 @@ def _image_phase(ctx, trainer, selection, data, phase, epochs, start, stage_inde
     groups = _head_groups(ctx)
     if phase == "finetune":
         groups.insert(0, ("backbone", cfg.learning_rate, ctx.model.backbone_variables))
-    loop = _loop(
-        ctx, trainer.compute_terms, groups, phase, stage_index, trainer.loss_weights
-    )
-    if start and loop.restore() is None:
-        loop.epoch.assign(start)  # epochs count on from the warm-up
-    result = loop.fit(
-        dataset_fn,
-        epochs,
-        steps,
+    # Precise BN of the selected model, if it is the last epoch's.
+    run.trainer.image_dataset_fn = dataset_fn
+    return Phase(
+        name=None if phase == "finetune" else phase,
+        dataset_fn=dataset_fn,
+        epochs=epochs,
+        steps_per_epoch=data.steps,
+        optimizers=_optimizers(groups),
+        compute_terms=trainer.compute_terms,
+        loss_weights=trainer.loss_weights,
         validate=validate if val_ds is not None else None,
         on_epoch_end=lambda e, logs: (
             val_ds is not None and selection.on_epoch_end(e, logs, start)
         ),
+        start_epoch=start,
     )
-    result["dataset_fn"] = dataset_fn
-    return result
 
 
-def run_finetune_stage(ctx, stage_index):
-    """MOS regression with model selection on validation; returns its result."""
+@dataclasses.dataclass
+class FinetuneData:
+    """The checked records of each split and the batching of the stage."""
+
+    train: list
+    val: list
+    test: list
+    batch: int
+    steps: int
+    # Whole batches only, when there is at least one.
+    drop: bool
+
+
+@dataclasses.dataclass
+class Finetuning:
+    """The stage's trainer, its model selection and, after a phase on
+    images, that phase's training data (for precise BN at the end)."""
+
+    trainer: object
+    selection: _Selection
+    image_dataset_fn: object = None
+
+
+def _build_data(ctx):
     from tfiqa.data.pipeline import check_records
-    from tfiqa.training.finetune import FinetuneTrainer, reinit_score_layer
-    from tfiqa.training.transfer import freeze_backbone
 
-    config = ctx.config
-    cfg, conf = config.finetune, config.data
+    cfg, conf = ctx.config.finetune, ctx.config.data
     parts = ctx.mos_splits
-    train = check_records(parts["train"], conf.crop_size, conf.skip_bad)
-    val = (
-        check_records(parts["val"], conf.crop_size, conf.skip_bad)
-        if parts["val"]
+    checked = {
+        part: check_records(parts[part], conf.crop_size, conf.skip_bad)
+        if part == "train" or parts[part]
         else []
-    )
-    test = (
-        check_records(parts["test"], conf.crop_size, conf.skip_bad)
-        if parts["test"]
-        else []
-    )
+        for part in ("train", "val", "test")
+    }
+    train = checked["train"]
     batch = conf.batch_size
     drop = len(train) >= batch
     steps = cfg.steps_per_epoch or max(1, len(train) // batch if drop else 1)
-    data = (train, val, batch, steps, drop)
+    return FinetuneData(**checked, batch=batch, steps=steps, drop=drop)
+
+
+def _build_trainer(ctx, data):
+    from tfiqa.training.finetune_trainer import FinetuneTrainer, reinit_score_layer
+
+    cfg = ctx.config.finetune
     trainer = FinetuneTrainer(ctx.model, cfg.loss, cfg.rank_weight, cfg.patience)
     if cfg.reinit_score:  # a resumed run restores its checkpoint after this
         reinit_score_layer(ctx.model, ctx.seed)
-    selection = _Selection(ctx, trainer)
+    return Finetuning(trainer, _Selection(ctx, trainer))
 
-    frozen_all = cfg.freeze_backbone == "all"
-    warmup = cfg.epochs if frozen_all else min(cfg.warmup_epochs, cfg.epochs)
-    phases = {}
+
+def _warmup_epochs(cfg):
+    return (
+        cfg.epochs
+        if cfg.freeze_backbone == "all"
+        else min(cfg.warmup_epochs, cfg.epochs)
+    )
+
+
+def _phases(ctx, run):
+    """Head warm-up (backbone frozen), then fine-tuning (backbone frozen up
+    to `finetune.freeze_backbone`)."""
+    from tfiqa.training.transfer import freeze_backbone
+
+    cfg = ctx.config.finetune
+    warmup = _warmup_epochs(cfg)
     if warmup:
         freeze_backbone(ctx.model, "all")
         ctx.precise_bn = None  # the trainable set changed
         if cfg.cache_views:
-            phases["warmup"] = _cached_warmup(
-                ctx, trainer, selection, data, warmup, stage_index
-            )
+            yield _cached_warmup(ctx, run, warmup)
         else:
-            phases["warmup"] = _image_phase(
-                ctx, trainer, selection, data, "warmup", warmup, 0, stage_index
-            )
+            yield _image_phase(ctx, run, "warmup", warmup, 0)
     if cfg.epochs > warmup:
         freeze_backbone(ctx.model, cfg.freeze_backbone)
         ctx.precise_bn = None
-        phases["finetune"] = _image_phase(
-            ctx, trainer, selection, data, "finetune", cfg.epochs, warmup, stage_index
-        )
-    last = phases.get("finetune") or phases["warmup"]
+        yield _image_phase(ctx, run, "finetune", cfg.epochs, warmup)
+
+
+def _summarize(ctx, run):
+    """The fit of both phases, the selected model's validation metrics and
+    the test split's, scored once."""
+    from tfiqa.training.transfer import freeze_backbone
+
+    cfg, data = ctx.config.finetune, run.data
+    trainer, selection = run.trainer.trainer, run.trainer.selection
+    phases = run.fits  # "warmup" (head warm-up) and "finetune"
     selected = selection.restore_best() or "last epoch"
-    if selected == "last epoch" and "dataset_fn" in last:
-        recalibrate_bn(ctx, last["dataset_fn"](cfg.epochs + 1_000_000))
+    last_on_images = "finetune" in phases or not cfg.cache_views
+    if selected == "last epoch" and last_on_images:
+        recalibrate_bn(ctx, run.trainer.image_dataset_fn(cfg.epochs + 1_000_000))
     freeze_backbone(ctx.model, "none")  # the saved model is a plain model
     summary = fit_summary(_merge(phases), cfg.epochs)
     summary.update(
         {
-            "steps_per_epoch": steps,
+            "steps_per_epoch": data.steps,
             "selected": selected,
             "best_epoch": trainer.best["epoch"] if trainer.best else None,
             "phases": {name: len(r["history"]) for name, r in phases.items()},
-            "split_sizes": {"train": len(train), "val": len(val), "test": len(test)},
+            "split_sizes": {
+                "train": len(data.train),
+                "val": len(data.val),
+                "test": len(data.test),
+            },
         }
     )
     # The selected model on the whole validation split, with the logistic
     # mapping for PLCC/RMSE (per-epoch PLCC is raw).
-    summary["val"] = _evaluate(ctx, trainer, val, val_crops(ctx)) if val else {}
-    if test:
-        summary["test"] = evaluate_test(ctx, trainer, test)
+    summary["val"] = (
+        _evaluate(ctx, trainer, data.val, val_crops(ctx)) if data.val else {}
+    )
+    if data.test:
+        summary["test"] = evaluate_test(ctx, trainer, data.test)
     return summary
 
 
@@ -342,13 +360,24 @@ def evaluate_test(ctx, trainer, records):
     return metrics
 
 
-class FinetuneStage:
-    name = "finetune"
-    # Replicas see parts of one global batch: BatchNorm may sync across them.
-    sync_batchnorm = True
-
-    def run(self, ctx, stage_index):
-        return run_finetune_stage(ctx, stage_index)
+def _check_config(config):
+    data = config.data
+    if data.dataset == "distorted" and not data.dataset_dir:
+        # The pseudo-MOS set is synthesised from generated pristine images.
+        check_generated_fits(config)
 
 
-register_stage(FinetuneStage())
+FINETUNE = register_stage(
+    StageSpec(
+        name="finetune",
+        section="finetune",
+        seed_offset=2,
+        build_data=_build_data,
+        build_trainer=_build_trainer,
+        phases=_phases,
+        summarize=_summarize,
+        validate=_check_config,
+        # Replicas see parts of one global batch: BatchNorm may sync across them.
+        sync_batchnorm=True,
+    )
+)

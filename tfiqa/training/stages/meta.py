@@ -17,18 +17,26 @@ distribution, never on the target dataset's test split; the stage keeps the
 meta-parameters of its last epoch and leaves them in `model`.
 """
 
+import dataclasses
 import logging
-import os
-import time
 
 from tfiqa.training.stage_splits import reserved_ids, write_meta_split
-from tfiqa.training.stage_utils import fit_summary, is_number, last_val
-from tfiqa.training.stages.base import StageContext, register_stage
+from tfiqa.training.stage_utils import (
+    check_generated_fits,
+    fit_summary,
+    is_number,
+    last_val,
+)
+from tfiqa.training.stages.context import StageContext
 from tfiqa.training.stages.meta_tasks import (  # noqa: F401  (the stage's API)
+    SYNTHETIC,
+    VAL_SEED_OFFSET,
     MetaTasks,
     build_tasks,
+    dataset_seed,
     pristine_split,
 )
+from tfiqa.training.stages.spec import Phase, StageSpec, register_stage
 
 logger = logging.getLogger("tfiqa.training")
 
@@ -36,9 +44,6 @@ STAGE = "meta"
 
 
 def check_meta_config(meta, replicas=1):
-    from tfiqa.config_checks import check_meta_values
-
-    check_meta_values(meta)
     if meta.meta_batch_size % replicas:
         logger.warning(
             "meta.meta_batch_size=%d is not a multiple of the %d replicas; "
@@ -57,14 +62,25 @@ def evaluate_tasks(trainer, tasks):
     return logs
 
 
-def build_trainer(config, model, strategy):
-    """`MetaTrainer` and its optimizer groups, created in the strategy scope."""
-    from tfiqa.training.meta_trainer import MetaTrainer, make_meta_optimizer_groups
+def _build_data(ctx):
+    """The tasks, from the run's shared data (pristine split, content
+    reserved for fine-tuning); their split is written to `splits/meta.json`."""
+    tasks = build_tasks(
+        ctx.config, ctx.strategy, ctx.workdir, ctx.pristine, reserved_ids(ctx)
+    )
+    write_meta_split(ctx, tasks)
+    return tasks
 
-    meta = config.meta
-    with strategy.scope():
-        trainer = MetaTrainer(
-            model,
+
+def build_trainer(ctx, tasks=None):
+    """`MetaTrainer` of `ctx.model`, created in the strategy scope."""
+    from tfiqa.training.meta_trainer import MetaTrainer
+
+    meta = ctx.config.meta
+    check_meta_config(meta, ctx.strategy.num_replicas_in_sync)
+    with ctx.strategy.scope():
+        return MetaTrainer(
+            ctx.model,
             inner_steps=meta.inner_steps,
             inner_learning_rate=meta.inner_learning_rate,
             order=meta.order,
@@ -72,18 +88,111 @@ def build_trainer(config, model, strategy):
             adapt=meta.adapt,
             batchnorm=meta.batchnorm,
         )
-        groups = make_meta_optimizer_groups(
-            trainer,
-            meta.learning_rate,
-            meta.head_learning_rate,
-            weight_decay=config.trainer.weight_decay,
-            mixed_precision=config.trainer.mixed_precision,
-        )
-    return trainer, groups
+
+
+def _phases(ctx, run):
+    from tfiqa.training.meta_trainer import meta_variable_groups
+
+    meta, tasks, trainer = ctx.config.meta, run.data, run.trainer
+    if tasks.calibration:
+        # Statistics for the starting weights (overwritten by a resumed
+        # checkpoint, which holds statistics for its own weights).
+        trainer.recalibrate_batchnorm(tasks.calibration)
+
+    def validate(epoch):
+        if tasks.calibration:
+            trainer.recalibrate_batchnorm(tasks.calibration)
+        return evaluate_tasks(trainer, tasks)
+
+    yield Phase(
+        dataset_fn=tasks.train_fn,
+        epochs=meta.epochs,
+        steps_per_epoch=meta.steps_per_epoch,
+        optimizers=meta_variable_groups(
+            trainer, meta.learning_rate, meta.head_learning_rate
+        ),
+        step_trainer=trainer,
+        validate=validate,
+    )
+
+
+def _summarize(ctx, run):
+    """{"epochs", "time_s", "val", "details"}: "details" holds the validation
+    metrics of the final meta-parameters ("loss", "srcc", "loss_0shot",
+    "srcc_0shot", "tasks", and "holdout_*" when types are held out), "fit"
+    (epochs, history, resume info) and "tasks_info" (types and sources)."""
+    import time
+
+    from tfiqa.training.adaptation import adaptation_spec, save_adaptation
+
+    meta, tasks, trainer = ctx.config.meta, run.data, run.trainer
+    result = run.fits[STAGE]
+    val = last_val(result["history"])
+    if not val:  # resumed after the last epoch: validate the restored model
+        val = evaluate_tasks(trainer, tasks)
+    if ctx.chief:
+        # The recipe (and Meta-SGD rates) k-shot evaluations must reuse.
+        save_adaptation(ctx.workdir, trainer.maml, adaptation_spec(meta))
+    details = {
+        **val,
+        "fit": {
+            **fit_summary(result, meta.epochs),
+            "order": meta.order,
+            "inner_steps": meta.inner_steps,
+            "adapt": meta.adapt,
+            "batchnorm": meta.batchnorm,
+            "learn_inner_lr": meta.learn_inner_lr,
+            "replicas": ctx.strategy.num_replicas_in_sync,
+        },
+        "tasks_info": {
+            "types": tasks.types,
+            "holdout": tasks.holdout_types,
+            **tasks.info,
+        },
+    }
+    return {
+        "epochs": meta.epochs,
+        "time_s": time.time() - run.started,
+        "val": {k: v for k, v in details.items() if is_number(v)},
+        "details": details,
+    }
+
+
+def _record_seeds(spec, seed):
+    return {
+        "meta_episodes": [dataset_seed(seed, 0), "+ epoch"],
+        "meta_bn_calibration_episodes": dataset_seed(seed, -1),
+        "meta_val_episodes": seed + VAL_SEED_OFFSET,
+        "meta_holdout_episodes": seed + VAL_SEED_OFFSET + 1,
+        "meta_task_split": seed,
+    }
+
+
+def _check_config(config):
+    if config.meta.task_source == SYNTHETIC:
+        check_generated_fits(config)
+
+
+META = register_stage(
+    StageSpec(
+        name=STAGE,
+        section="meta",
+        seed_offset=3,
+        build_data=_build_data,
+        build_trainer=build_trainer,
+        phases=_phases,
+        summarize=_summarize,
+        validate=_check_config,
+        seeds=_record_seeds,
+        freeze_backbone=True,
+        # Each replica adapts to its own tasks, whose statistics stay apart.
+        sync_batchnorm=False,
+    )
+)
 
 
 def run_meta_stage(config, model, strategy, workdir, verbose=None, tasks=None):
-    """Meta-trains `model` in place; returns the final validation metrics.
+    """Meta-trains `model` in place outside a run; returns its metrics.
 
     Args:
         config: `ExperimentConfig`; reads `meta`, `data`, `trainer`.
@@ -96,106 +205,16 @@ def run_meta_stage(config, model, strategy, workdir, verbose=None, tasks=None):
         tasks: `MetaTasks` to use instead of building them from the config.
 
     Returns:
-        dict of validation metrics of the final meta-parameters ("loss",
-        "srcc", "loss_0shot", "srcc_0shot", "tasks", and "holdout_*" when
-        types are held out), plus "fit" (epochs, history, resume info) and
-        "tasks_info" (types and sources).
+        dict, the "details" of the stage's result: validation metrics of the
+        final meta-parameters, "fit" and "tasks_info".
     """
-    from tfiqa.training.adaptation import adaptation_spec, save_adaptation
-    from tfiqa.training.meta_trainer import MetaLoop
-    from tfiqa.training.strategy import is_chief
+    from tfiqa.training.stage_runner import run_stage
 
-    meta = config.meta
-    replicas = strategy.num_replicas_in_sync
-    check_meta_config(meta, replicas)
-    verbose = config.trainer.verbose if verbose is None else int(verbose)
+    config.validate()  # it may have been changed since it was loaded
+    ctx = StageContext.for_run(config, str(workdir), strategy, verbose, model=model)
     if tasks is None:
-        tasks = build_tasks(config, strategy, workdir)
-    trainer, groups = build_trainer(config, model, strategy)
-    stage_index = (
-        config.trainer.stages.index(STAGE) if STAGE in config.trainer.stages else 0
-    )
-    chief = is_chief(strategy)
-    loop = MetaLoop(
-        strategy,
-        trainer,
-        groups,
-        stage=STAGE,
-        stage_index=stage_index,
-        checkpoint_dir=os.path.join(workdir, "checkpoints", STAGE),
-        log_dir=os.path.join(workdir, "logs", STAGE) if chief else None,
-        verbose=verbose,
-    )
-    if tasks.calibration:
-        # Statistics for the starting weights (overwritten by a resumed
-        # checkpoint, which holds statistics for its own weights).
-        trainer.recalibrate_batchnorm(tasks.calibration)
-
-    def validate(epoch):
-        if tasks.calibration:
-            trainer.recalibrate_batchnorm(tasks.calibration)
-        return evaluate_tasks(trainer, tasks)
-
-    result = loop.fit(
-        tasks.train_fn, meta.epochs, meta.steps_per_epoch, validate=validate
-    )
-    val = last_val(result["history"])
-    if not val:  # resumed after the last epoch: validate the restored model
-        val = evaluate_tasks(trainer, tasks)
-    if chief:
-        # The recipe (and Meta-SGD rates) k-shot evaluations must reuse.
-        save_adaptation(workdir, trainer.maml, adaptation_spec(meta))
-    return {
-        **val,
-        "fit": {
-            **fit_summary(result, meta.epochs),
-            "order": meta.order,
-            "inner_steps": meta.inner_steps,
-            "adapt": meta.adapt,
-            "batchnorm": meta.batchnorm,
-            "learn_inner_lr": meta.learn_inner_lr,
-            "replicas": replicas,
-        },
-        "tasks_info": {
-            "types": tasks.types,
-            "holdout": tasks.holdout_types,
-            **tasks.info,
-        },
-    }
-
-
-class MetaStage:
-    """Builds the tasks from the run's shared data (pristine split, content
-    reserved for fine-tuning) and meta-trains `ctx.model`."""
-
-    name = STAGE
-    # Each replica adapts to its own tasks, whose statistics stay apart.
-    sync_batchnorm = False
-
-    def run(self, ctx: StageContext, stage_index):
-        start = time.time()
-        tasks = build_tasks(
-            ctx.config, ctx.strategy, ctx.workdir, ctx.pristine, reserved_ids(ctx)
-        )
-        write_meta_split(ctx, tasks)
-        from tfiqa.training.transfer import frozen_backbone
-
-        until = ctx.config.meta.freeze_backbone
-        with frozen_backbone(ctx, until, "meta.freeze_backbone"):
-            metrics = run_meta_stage(
-                ctx.config,
-                ctx.model,
-                ctx.strategy,
-                ctx.workdir,
-                verbose=ctx.verbose,
-                tasks=tasks,
-            )
-        return {
-            "epochs": ctx.config.meta.epochs,
-            "time_s": time.time() - start,
-            "val": {k: v for k, v in metrics.items() if is_number(v)},
-            "details": metrics,
-        }
-
-
-register_stage(MetaStage())
+        tasks = build_tasks(config, strategy, ctx.workdir)
+    spec = dataclasses.replace(META, build_data=lambda ctx: tasks)
+    stages = list(config.trainer.stages)
+    stage_index = stages.index(STAGE) if STAGE in stages else 0
+    return run_stage(spec, ctx, stage_index)["details"]

@@ -4,10 +4,12 @@ engine on pristine images or from a dataset with distortion labels."""
 import numpy as np
 
 from tfiqa.errors import ConfigError, DataError
-from tfiqa.training.stage_utils import stage_seed
-from tfiqa.training.stages.base import StageContext
+from tfiqa.training.stages.context import StageContext
+from tfiqa.training.stages.spec import stage_seed
 
 SYNTHETIC = "synthetic"
+# Seed of the validation episodes (+1: the held-out types' episodes).
+VAL_SEED_OFFSET = 7_919
 
 
 def dataset_seed(seed, epoch):
@@ -98,7 +100,7 @@ def _assemble(meta, episodes, parts, types, holdout, seed, info, split=None):
             parts["train"], types, meta.query_size, dataset_seed(seed, epoch)
         )
 
-    val_seed = int(seed) + 7_919
+    val_seed = int(seed) + VAL_SEED_OFFSET
     val_count = max(1, int(meta.val_steps))
     val_query = meta.val_query_size or meta.query_size
     val = _materialize(episodes(parts["val"], types, val_query, val_seed), val_count)
@@ -144,7 +146,7 @@ def _task_records(config, folder, reserved):
     """Labelled records of `meta.task_source` without the reserved content;
     returns (records, number excluded)."""
     from tfiqa.data.readers import read_dataset
-    from tfiqa.protocols.audit import source_key
+    from tfiqa.data.split_record import source_key
 
     meta = config.meta
     records = read_dataset(meta.task_source, folder, **dict(meta.task_reader_options))

@@ -1,20 +1,24 @@
 """The `rank` stage: pretraining on ranked pairs of distorted pristine crops."""
 
+import dataclasses
 import logging
-import os
 
 import numpy as np
 
 from tfiqa.training.stage_splits import rank_types
 from tfiqa.training.stage_utils import (
+    check_generated_fits,
     dataset_seed,
     fit_summary,
     last_val,
     recalibrate_bn,
 )
-from tfiqa.training.stages.base import register_stage
+from tfiqa.training.stages.spec import Phase, StageSpec, register_stage, stage_seed
 
 logger = logging.getLogger("tfiqa.training")
+
+# Seed of the fixed validation batches, apart from every epoch's data seed.
+VAL_SEED_OFFSET = 999_983
 
 
 def _warn_uneven_groups(cfg, replicas):
@@ -34,7 +38,7 @@ def _validation_batches(ctx, paths, types):
     cfg = ctx.config.ranking
     crop = ctx.config.data.crop_size
     val_ds = ranking_dataset(
-        paths, types, crop, cfg.groups_per_batch, seed=ctx.seed + 999_983
+        paths, types, crop, cfg.groups_per_batch, seed=ctx.seed + VAL_SEED_OFFSET
     ).repeat()
     return [
         (images.numpy(), {k: v.numpy() for k, v in labels.items()})
@@ -42,11 +46,10 @@ def _validation_batches(ctx, paths, types):
     ]
 
 
-def run_rank_stage(ctx, stage_index):
-    """Ranking pretraining; returns the stage's result dict."""
+def _build_data(ctx):
+    """The stage's training batches (seeded per epoch) and its fixed
+    validation batches."""
     from tfiqa.data.ranking import ranking_dataset
-    from tfiqa.training.loop import DistributedLoop, make_optimizer
-    from tfiqa.training.ranking_trainer import RankingTrainer
 
     config = ctx.config
     cfg = config.ranking
@@ -66,74 +69,110 @@ def run_rank_stage(ctx, stage_index):
             device_distortions=cfg.device_distortions,
         ).repeat()
 
-    val_batches = _validation_batches(ctx, val_paths, types)
-    trainer = RankingTrainer(ctx.model, cfg.margin, cfg.logit_margin)
+    return RankData(
+        types=types,
+        dataset_fn=dataset_fn,
+        val_batches=_validation_batches(ctx, val_paths, types),
+        sources={"train": len(train_paths), "val": len(val_paths)},
+    )
+
+
+@dataclasses.dataclass
+class RankData:
+    """What the rank stage trains and validates on."""
+
+    types: list
+    dataset_fn: object
+    val_batches: list
+    sources: dict
+
+
+def _build_trainer(ctx, data):
+    from tfiqa.training.ranking_trainer import RankingTrainer
+
+    cfg = ctx.config.ranking
+    return RankingTrainer(ctx.model, cfg.margin, cfg.logit_margin)
+
+
+def _phases(ctx, run):
+    config, data, trainer = ctx.config, run.data, run.trainer
+    cfg = config.ranking
     compute_terms, finish = trainer.compute_terms, lambda images, labels: images
     if cfg.device_distortions:
         from tfiqa.data.device_distortions import device_step
 
         finish, compute_terms = device_step(
-            trainer.compute_terms, types, crop, cfg.groups_per_batch, replicas
+            trainer.compute_terms,
+            data.types,
+            config.data.crop_size,
+            cfg.groups_per_batch,
+            ctx.strategy.num_replicas_in_sync,
         )
 
     # Training batches for BatchNorm statistics, drawn once (the ranking
     # pipeline distorts on the fly, which costs more than the forward passes).
     bn_batches = [
         (np.asarray(finish(images, labels)), None)
-        for images, labels in dataset_fn(-1).take(config.trainer.precise_bn_batches)
+        for images, labels in data.dataset_fn(-1).take(
+            config.trainer.precise_bn_batches
+        )
     ]
 
     def validate(epoch):
         recalibrate_bn(ctx, bn_batches)
-        return trainer.evaluate(val_batches)
+        return trainer.evaluate(data.val_batches)
 
-    with ctx.strategy.scope():
-        optimizer = make_optimizer(
-            cfg.learning_rate,
-            config.trainer.weight_decay,
-            config.trainer.mixed_precision,
-            name="rank_optimizer",
-        )
-    loop = DistributedLoop(
-        ctx.strategy,
-        ctx.model,
-        compute_terms,
-        [(optimizer, ctx.model.trainable_variables)],
-        stage="rank",
-        stage_index=stage_index,
-        checkpoint_dir=ctx.stage_dir("rank", chief_copy=True),
-        log_dir=os.path.join(ctx.workdir, "logs", "rank"),
-        verbose=ctx.verbose,
-    )
-    result = loop.fit(
-        dataset_fn,
-        cfg.epochs,
-        cfg.steps_per_epoch,
+    yield Phase(
+        dataset_fn=data.dataset_fn,
+        epochs=cfg.epochs,
+        steps_per_epoch=cfg.steps_per_epoch,
+        optimizers=[
+            ("rank_optimizer", cfg.learning_rate, ctx.model.trainable_variables)
+        ],
+        compute_terms=compute_terms,
         validate=validate,
     )
+
+
+def _summarize(ctx, run):
+    cfg, data = ctx.config.ranking, run.data
+    result = run.fits["rank"]
     val = last_val(result["history"])
     if not val:  # resumed after the last epoch: validate the restored model
-        val = trainer.evaluate(val_batches)
+        val = run.trainer.evaluate(data.val_batches)
     return {
         **fit_summary(result, cfg.epochs),
         "val": val,
-        "types": types,
-        "batch_images": len(val_batches[0][0]),
-        "sources": {"train": len(train_paths), "val": len(val_paths)},
+        "types": data.types,
+        "batch_images": len(data.val_batches[0][0]),
+        "sources": data.sources,
     }
 
 
-class RankStage:
-    name = "rank"
-    # Replicas see parts of one global batch: BatchNorm may sync across them.
-    sync_batchnorm = True
-
-    def run(self, ctx, stage_index):
-        from tfiqa.training.transfer import frozen_backbone
-
-        until = ctx.config.ranking.freeze_backbone
-        with frozen_backbone(ctx, until, "ranking.freeze_backbone"):
-            return run_rank_stage(ctx, stage_index)
+def _record_seeds(spec, seed):
+    return {
+        "rank_data": [stage_seed(seed, spec.name, 0), "+ epoch"],
+        "rank_val_data": seed + VAL_SEED_OFFSET,
+    }
 
 
-register_stage(RankStage())
+def _check_config(config):
+    check_generated_fits(config)
+
+
+RANK = register_stage(
+    StageSpec(
+        name="rank",
+        section="ranking",
+        seed_offset=1,
+        build_data=_build_data,
+        build_trainer=_build_trainer,
+        phases=_phases,
+        summarize=_summarize,
+        validate=_check_config,
+        seeds=_record_seeds,
+        freeze_backbone=True,
+        # Replicas see parts of one global batch: BatchNorm may sync across them.
+        sync_batchnorm=True,
+    )
+)
