@@ -13,11 +13,11 @@ from /proc every 0.2 s: the largest sum of RSS over its processes, an upper
 bound since shared library pages count in each, and the largest single
 RSS), and the largest |score difference| against
 `predict`'s CSV. The Beam arms' metrics split the time per photo into
-decoding and the model (crops + forward pass). `accurate_model` is run the
-same way on `accurate_count` photos. From the CPU seconds per photo, the
-results give a Dataflow plan for `plan_photos` photos: vCPU-hours and cost
-per million photos at the configured prices, and the workers needed to
-finish in `plan_hours`. Writes results/beam_predict.{json,md}.
+decoding and the model (crops + forward pass). Each of `accurate_model` (a
+comma list) is run the same way on `accurate_count` photos. From the CPU
+seconds per photo, the results give a Dataflow plan for `plan_photos`
+photos: vCPU-hours and cost per million photos at the configured prices,
+and the workers needed to finish in `plan_hours`. Writes results/beam_predict.{json,md}.
 
     .venv/bin/python benchmarks/run.py beam_predict --set data_dir=../shared/data
 """
@@ -361,11 +361,10 @@ def run(params):
     out = params.out
     os.makedirs(out, exist_ok=True)
     rows = run_model(params, params.model, params.count, "phone", out)
-    if params.accurate_count and params.accurate_model:
-        accurate = argparse.Namespace(**{**vars(params), "single_worker": False})
-        rows += run_model(
-            accurate, params.accurate_model, params.accurate_count, "accurate", out
-        )
+    accurate = argparse.Namespace(**{**vars(params), "single_worker": False})
+    for model in [m for m in params.accurate_model.split(",") if m]:
+        if params.accurate_count:
+            rows += run_model(accurate, model, params.accurate_count, model, out)
     models = list(dict.fromkeys(row["model"] for row in rows))
     costs = large_photo_costs(params, out, models)
     plan = dataflow_plan(params, rows, costs)
