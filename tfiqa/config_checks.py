@@ -26,7 +26,16 @@ def check_stage_values(config):
 
     Runs after `ExperimentConfig.validate`: each key is already valid alone.
     """
-    from tfiqa.training.stages import STAGES
+    from tfiqa.training.stages import STAGES, shared_data
 
-    for stage in config.trainer.stages:
+    data, stages = config.data, config.trainer.stages
+    generated = not data.pristine_dir and "pristine" in shared_data(config, stages)
+    if generated and data.pristine_size < data.crop_size:
+        # Before minutes of image generation, not after.
+        raise ConfigError(
+            f"data.crop_size {data.crop_size} is larger than the generated images "
+            f"(data.pristine_size {data.pristine_size}). Received: "
+            f"crop_size={data.crop_size}"
+        )
+    for stage in stages:
         STAGES.get(stage).validate(config)

@@ -4,8 +4,6 @@ import os
 
 import numpy as np
 
-from tfiqa.errors import ConfigError
-
 
 def save_weights_atomic(model, path):
     """`model.save_weights` to a temporary `.weights.h5` renamed over `path`."""
@@ -31,18 +29,6 @@ def dataset_seed(ctx, stage, epoch):
     from tfiqa.training.stages.spec import stage_seed
 
     return stage_seed(ctx.seed, stage, epoch)
-
-
-def check_generated_fits(config):
-    """Generated pristine images (no `data.pristine_dir`) must hold a crop;
-    checked before minutes of image generation, not after."""
-    data = config.data
-    if not data.pristine_dir and data.pristine_size < data.crop_size:
-        raise ConfigError(
-            f"data.crop_size {data.crop_size} is larger than the generated images "
-            f"(data.pristine_size {data.pristine_size}). Received: "
-            f"crop_size={data.crop_size}"
-        )
 
 
 def recalibrate_bn(ctx, dataset):

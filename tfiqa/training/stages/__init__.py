@@ -13,6 +13,7 @@ from tfiqa.training.stages.spec import (
     StageRun,
     StageSpec,
     register_stage,
+    shared_data,
     stage_seed,
 )
 
@@ -23,5 +24,6 @@ __all__ = [
     "StageRun",
     "StageSpec",
     "register_stage",
+    "shared_data",
     "stage_seed",
 ]

@@ -8,6 +8,7 @@ from tfiqa.data.synthetic_mos import synthesize_mos_set
 from tfiqa.errors import ConfigError, DataError
 from tfiqa.training.stage_splits import keep_out_of_priors, write_data_splits
 from tfiqa.training.stage_utils import split_seed
+from tfiqa.training.stages.spec import shared_data
 
 
 def _split_pristine(config, paths, seed):
@@ -144,12 +145,10 @@ def prepare_mos_data(ctx):
 def prepare_data(ctx, stages):
     """Pristine and fine-tuning splits, fine-tuning content kept out of the
     earlier stages, and `splits/rank.json` / `splits/finetune.json`."""
-    config = ctx.config
-    synthetic_mos = config.data.dataset == "distorted" and not config.data.dataset_dir
-    synthetic_meta = "meta" in stages and config.meta.task_source == "synthetic"
-    if "rank" in stages or synthetic_meta or ("finetune" in stages and synthetic_mos):
+    needs = shared_data(ctx.config, stages)
+    if "pristine" in needs:
         ctx.pristine = prepare_pristine(ctx)
-    if "finetune" in stages:
+    if "mos" in needs:
         ctx.mos_splits = prepare_mos_data(ctx)
         keep_out_of_priors(ctx)
     write_data_splits(ctx, stages)

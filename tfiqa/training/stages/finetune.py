@@ -21,7 +21,6 @@ import numpy as np
 
 from tfiqa.files import write_json_atomic
 from tfiqa.training.stage_utils import (
-    check_generated_fits,
     dataset_seed,
     fit_summary,
     recalibrate_bn,
@@ -360,11 +359,11 @@ def evaluate_test(ctx, trainer, records):
     return metrics
 
 
-def _check_config(config):
+def _shared_data(config):
     data = config.data
     if data.dataset == "distorted" and not data.dataset_dir:
-        # The pseudo-MOS set is synthesised from generated pristine images.
-        check_generated_fits(config)
+        return ("mos", "pristine")  # a pseudo-MOS set made from pristine images
+    return ("mos",)
 
 
 FINETUNE = register_stage(
@@ -376,7 +375,7 @@ FINETUNE = register_stage(
         build_trainer=_build_trainer,
         phases=_phases,
         summarize=_summarize,
-        validate=_check_config,
+        shared_data=_shared_data,
         # Replicas see parts of one global batch: BatchNorm may sync across them.
         sync_batchnorm=True,
     )

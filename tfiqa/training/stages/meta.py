@@ -22,7 +22,6 @@ import logging
 
 from tfiqa.training.stage_splits import reserved_ids, write_meta_split
 from tfiqa.training.stage_utils import (
-    check_generated_fits,
     fit_summary,
     is_number,
     last_val,
@@ -168,9 +167,9 @@ def _record_seeds(spec, seed):
     }
 
 
-def _check_config(config):
-    if config.meta.task_source == SYNTHETIC:
-        check_generated_fits(config)
+def _shared_data(config):
+    # Synthetic tasks distort the pristine split; others read their dataset.
+    return ("pristine",) if config.meta.task_source == SYNTHETIC else ()
 
 
 META = register_stage(
@@ -182,7 +181,7 @@ META = register_stage(
         build_trainer=build_trainer,
         phases=_phases,
         summarize=_summarize,
-        validate=_check_config,
+        shared_data=_shared_data,
         seeds=_record_seeds,
         freeze_backbone=True,
         # Each replica adapts to its own tasks, whose statistics stay apart.

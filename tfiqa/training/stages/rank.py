@@ -7,7 +7,6 @@ import numpy as np
 
 from tfiqa.training.stage_splits import rank_types
 from tfiqa.training.stage_utils import (
-    check_generated_fits,
     dataset_seed,
     fit_summary,
     last_val,
@@ -156,10 +155,6 @@ def _record_seeds(spec, seed):
     }
 
 
-def _check_config(config):
-    check_generated_fits(config)
-
-
 RANK = register_stage(
     StageSpec(
         name="rank",
@@ -169,7 +164,7 @@ RANK = register_stage(
         build_trainer=_build_trainer,
         phases=_phases,
         summarize=_summarize,
-        validate=_check_config,
+        shared_data=lambda config: ("pristine",),
         seeds=_record_seeds,
         freeze_backbone=True,
         # Replicas see parts of one global batch: BatchNorm may sync across them.

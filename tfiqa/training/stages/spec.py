@@ -95,6 +95,10 @@ def _no_check(config):
     return None
 
 
+def _no_shared_data(config):
+    return ()
+
+
 def _one_seed_record(spec, seed):
     return {f"{spec.name}_data": [stage_seed(seed, spec.name, 0), "+ epoch"]}
 
@@ -117,6 +121,10 @@ class StageSpec:
             change the model between phases (e.g. unfreeze the backbone).
         summarize: callable `(ctx, run) -> dict`, the stage's result in
             `metrics.json["stages"][name]` (validation metrics under "val").
+        shared_data: callable `config -> tuple` of the run's shared data the
+            stage reads, prepared before the first stage: "pristine" (the
+            pristine source split, `ctx.pristine`) and "mos" (the
+            fine-tuning MOS split, `ctx.mos_splits`).
         validate: callable `config -> None` that raises `ConfigError` for
             values this stage cannot run with, before any work.
         seeds: callable `(spec, seed) -> dict` of the seeds the stage
@@ -135,6 +143,7 @@ class StageSpec:
     build_trainer: typing.Callable
     phases: typing.Callable
     summarize: typing.Callable
+    shared_data: typing.Callable = _no_shared_data
     validate: typing.Callable = _no_check
     seeds: typing.Callable = _one_seed_record
     freeze_backbone: bool = False
@@ -153,6 +162,11 @@ def register_stage(spec):
             f"'{taken[spec.seed_offset]}'. Received: seed_offset={spec.seed_offset}"
         )
     return STAGES.register(spec.name, spec)
+
+
+def shared_data(config, stages):
+    """The shared data ("pristine", "mos") that the stages `stages` read."""
+    return {need for stage in stages for need in STAGES.get(stage).shared_data(config)}
 
 
 def stage_seed(seed, stage, epoch):
