@@ -84,10 +84,13 @@ def test_a_run_that_tested_on_trained_content_raises_after_saving(tmp_path):
 
 @pytest.mark.slow
 def test_a_stage_that_wrote_no_split_file_fails_the_leak_check(tmp_path, monkeypatch):
-    from tfiqa.training.experiment import run_experiment
-    from tfiqa.training.stages import data
+    import dataclasses
 
-    monkeypatch.setattr(data, "write_data_splits", lambda ctx, stages: None)
+    from tfiqa.training.experiment import run_experiment
+    from tfiqa.training.stages import STAGES
+
+    unrecorded = dataclasses.replace(STAGES.get("finetune"), write_split=None)
+    monkeypatch.setitem(STAGES._items, "finetune", unrecorded)
     workdir = tmp_path / "run"
     with pytest.raises(LeakError, match="'finetune' has no split file"):
         run_experiment(finetune_config(tmp_path, DISJOINT), str(workdir))

@@ -120,31 +120,31 @@ def keep_out_of_priors(ctx):
         save_splits(path, split, meta=meta)
 
 
-def write_data_splits(ctx, stages):
-    """`splits/rank.json` and `splits/finetune.json` (meta writes its own)."""
-    if not ctx.chief:
-        return
-    if "rank" in stages:
-        write_stage_split(
-            ctx.workdir,
-            "rank",
-            ctx.pristine_dir,
-            pristine_ids(ctx.pristine),
-            ctx.seed,
-            types=rank_types(ctx.config),
-        )
-    if "finetune" in stages:
-        data = ctx.config.data
-        write_stage_split(
-            ctx.workdir,
-            "finetune",
-            ctx.mos_dir,
-            {part: record_ids(ctx.mos_splits[part]) for part in ctx.mos_splits},
-            split_seed(ctx.config, ctx.seed) + int(data.split_index),
-            split_file=data.split_file,
-            split_index=data.split_index,
-            holdout_not_trained=list(ctx.config.meta.holdout),
-        )
+def write_rank_split(ctx):
+    """`splits/rank.json`: the pristine split the ranking pairs come from."""
+    write_stage_split(
+        ctx.workdir,
+        "rank",
+        ctx.pristine_dir,
+        pristine_ids(ctx.pristine),
+        ctx.seed,
+        types=rank_types(ctx.config),
+    )
+
+
+def write_finetune_split(ctx):
+    """`splits/finetune.json`: the fine-tuning MOS split."""
+    data = ctx.config.data
+    write_stage_split(
+        ctx.workdir,
+        "finetune",
+        ctx.mos_dir,
+        {part: record_ids(ctx.mos_splits[part]) for part in ctx.mos_splits},
+        split_seed(ctx.config, ctx.seed) + int(data.split_index),
+        split_file=data.split_file,
+        split_index=data.split_index,
+        holdout_not_trained=list(ctx.config.meta.holdout),
+    )
 
 
 def write_meta_split(ctx, tasks):

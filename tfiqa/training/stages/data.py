@@ -6,9 +6,9 @@ import os
 
 from tfiqa.data.synthetic_mos import synthesize_mos_set
 from tfiqa.errors import ConfigError, DataError
-from tfiqa.training.stage_splits import keep_out_of_priors, write_data_splits
+from tfiqa.training.stage_splits import keep_out_of_priors
 from tfiqa.training.stage_utils import split_seed
-from tfiqa.training.stages.spec import shared_data
+from tfiqa.training.stages.spec import STAGES, shared_data
 
 
 def _split_pristine(config, paths, seed):
@@ -143,12 +143,17 @@ def prepare_mos_data(ctx):
 
 
 def prepare_data(ctx, stages):
-    """Pristine and fine-tuning splits, fine-tuning content kept out of the
-    earlier stages, and `splits/rank.json` / `splits/finetune.json`."""
+    """The shared data the `stages` read (`StageSpec.shared_data`): pristine
+    and fine-tuning splits, fine-tuning content kept out of the earlier
+    stages; then the stages' split files (`StageSpec.write_split`)."""
     needs = shared_data(ctx.config, stages)
     if "pristine" in needs:
         ctx.pristine = prepare_pristine(ctx)
     if "mos" in needs:
         ctx.mos_splits = prepare_mos_data(ctx)
         keep_out_of_priors(ctx)
-    write_data_splits(ctx, stages)
+    if ctx.chief:
+        for stage in stages:
+            write = STAGES.get(stage).write_split
+            if write is not None:
+                write(ctx)

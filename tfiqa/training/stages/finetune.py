@@ -20,6 +20,7 @@ import os
 import numpy as np
 
 from tfiqa.files import write_json_atomic
+from tfiqa.training.stage_splits import write_finetune_split
 from tfiqa.training.stage_utils import (
     dataset_seed,
     fit_summary,
@@ -376,6 +377,7 @@ FINETUNE = register_stage(
         phases=_phases,
         summarize=_summarize,
         shared_data=_shared_data,
+        write_split=write_finetune_split,
         # Replicas see parts of one global batch: BatchNorm may sync across them.
         sync_batchnorm=True,
     )

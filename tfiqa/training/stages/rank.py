@@ -5,7 +5,7 @@ import logging
 
 import numpy as np
 
-from tfiqa.training.stage_splits import rank_types
+from tfiqa.training.stage_splits import rank_types, write_rank_split
 from tfiqa.training.stage_utils import (
     dataset_seed,
     fit_summary,
@@ -165,6 +165,7 @@ RANK = register_stage(
         phases=_phases,
         summarize=_summarize,
         shared_data=lambda config: ("pristine",),
+        write_split=write_rank_split,
         seeds=_record_seeds,
         freeze_backbone=True,
         # Replicas see parts of one global batch: BatchNorm may sync across them.

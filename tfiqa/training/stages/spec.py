@@ -125,6 +125,10 @@ class StageSpec:
             stage reads, prepared before the first stage: "pristine" (the
             pristine source split, `ctx.pristine`) and "mos" (the
             fine-tuning MOS split, `ctx.mos_splits`).
+        write_split: callable `ctx -> None` or None. Writes
+            `splits/<name>.json` (`tfiqa.data.split_record`) once the shared
+            data is prepared, on the chief; a stage whose content is known
+            only when it runs writes it from `build_data` instead.
         validate: callable `config -> None` that raises `ConfigError` for
             values this stage cannot run with, before any work.
         seeds: callable `(spec, seed) -> dict` of the seeds the stage
@@ -144,6 +148,7 @@ class StageSpec:
     phases: typing.Callable
     summarize: typing.Callable
     shared_data: typing.Callable = _no_shared_data
+    write_split: typing.Callable | None = None
     validate: typing.Callable = _no_check
     seeds: typing.Callable = _one_seed_record
     freeze_backbone: bool = False
