@@ -191,8 +191,9 @@ def _run_stages(ctx, policy):
         write_json_atomic(os.path.join(stage_dir, "done.json"), json_ready(result))
     if pending_weights:
         ctx.model.load_weights(pending_weights)
-    finetune = metrics["stages"].get("finetune", {})
-    metrics["test"] = finetune.get("test")
+    # The test split is scored once, by the stage that selects the model.
+    tested = [r["test"] for r in metrics["stages"].values() if r.get("test")]
+    metrics["test"] = tested[-1] if tested else None
     metrics["total_wall_s"] = time.time() - start
     metrics["model"] = os.path.join(workdir, "model.keras")
     leak = None
@@ -233,7 +234,7 @@ def format_summary(metrics):
         time_s = result.get("wall_s", result.get("time_s"))
         time_text = f"{time_s:.1f}s" if isinstance(time_s, (int, float)) else "-"
         val = _format_metrics(result.get("val") or {})
-        if stage == "finetune" and result.get("best_epoch"):
+        if result.get("best_epoch"):
             val += f" (best epoch {result['best_epoch']})"
         rows.append((stage, epochs_text, time_text, val))
     test = metrics.get("test")
