@@ -96,3 +96,45 @@ def test_sidecar_records_the_calibration_check(exported):
     check = sidecar["int8_check"]
     assert check["images"] == 12 and check["max_abs_error"] < 0.05
     assert check["float_range"][0] < 0.5 < check["float_range"][1]
+
+
+def colour_balance_model():
+    """(B, 32, 32, 3) pixels -> the mean of red and green, unbounded (a linear
+    score): 0.5 for any photo whose red and green add up to 255."""
+    inputs = keras.Input((SIZE, SIZE, 3))
+    x = keras.layers.GlobalAveragePooling2D()(keras.layers.Rescaling(1 / 255.0)(inputs))
+    score = keras.layers.Dense(1)
+    model = keras.Model(inputs, keras.layers.Reshape(())(score(x)))
+    score.kernel.assign(np.float32([[0.5], [0.5], [0.0]]))
+    score.bias.assign([0.0])
+    return model
+
+
+def flat(red, green):
+    return np.full((SIZE, SIZE, 3), (red, green, 128), np.uint8)
+
+
+def test_an_unbounded_score_is_not_clamped_to_the_calibration_scores(tmp_path):
+    # Every calibration photo scores 0.5 while each channel spans 0..255: the
+    # features are calibrated, the score's own range is one point. Photos
+    # scoring from 0.02 to 0.98 must come out of the int8 file as in float.
+    model = colour_balance_model()
+    calibration = tmp_path / "balanced"
+    calibration.mkdir()
+    for i, red in enumerate(np.linspace(0, 255, 8).astype(int)):
+        Image.fromarray(flat(red, 255 - red)).save(calibration / f"{i}.png")
+    manifest = export_model(
+        model,
+        str(tmp_path / "export"),
+        formats=["tflite"],
+        quantize=["none", "int8_io"],
+        input_size=SIZE,
+        calibration_dir=str(calibration),
+    )
+    photos = np.stack([flat(v, v) for v in np.linspace(5, 250, 9).astype(int)])
+    expected = model(photos.astype(np.float32)).numpy()
+    assert expected.min() < 0.05 and expected.max() > 0.95
+    for quantize, tolerance in (("none", 1e-6), ("int8_io", 0.01)):
+        fn, _ = tflite_predict_fn(manifest["tflite"][quantize])
+        scores = np.concatenate([fn(photo[np.newaxis]) for photo in photos])
+        np.testing.assert_allclose(scores, expected, atol=tolerance)

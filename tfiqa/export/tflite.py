@@ -38,6 +38,9 @@ from tfiqa.inference.backends.tflite import (
 )
 
 QUANTIZATIONS = ("none", "fp16", "dynamic", "int8", "int8_io")
+# The int8 range an unbounded (linear) score always covers: the MOS scale
+# tfiqa trains on, [0, 1], with a margin (a step of 0.006 in uint8).
+UNBOUNDED_SCORE_SPAN = (-0.25, 1.25)
 CALIBRATED = ("int8", "int8_io")
 WORK_PREFIX = ".tmp-tflite-"
 
@@ -64,8 +67,10 @@ def write_conversion_source(model, directory, input_size):
     import tensorflow as tf
 
     from tfiqa.export.saved_model import save_signatures
+    from tfiqa.export.sidecar import score_range
 
     size = input_size or None
+    span = score_range(model) is None
 
     @tf.function(
         input_signature=[
@@ -73,8 +78,17 @@ def write_conversion_source(model, directory, input_size):
         ]
     )
     def score(image):
-        scores = model(image, training=False)
-        return {OUTPUT_NAME: tf.reshape(tf.cast(scores, tf.float32), [-1])}
+        scores = tf.reshape(tf.cast(model(image, training=False), tf.float32), [-1])
+        if span:
+            # An unbounded score's int8 range would be the calibration
+            # images' scores: a photo that scores above the best of them
+            # would come out of an int8 file clamped to it. Joining the ends
+            # of `UNBOUNDED_SCORE_SPAN` to the scores (one tensor for the
+            # quantizer) and slicing them off again makes the range cover
+            # them; float variants compute the same scores.
+            ends = tf.constant(UNBOUNDED_SCORE_SPAN, tf.float32)
+            scores = tf.concat([scores, ends], axis=0)[:-2]
+        return {OUTPUT_NAME: scores}
 
     save_signatures(model, directory, {SIGNATURE: score})
     return directory
