@@ -179,6 +179,8 @@ def run(args):
 
     if args.cards_only:
         return update_cards(args)
+    if args.phone_only:
+        return rebuild_phone(args)
     features, head, _ = args.arm.split("/")
     if not head.endswith("ridge") and not head.startswith("qridge") or "+" in features:
         raise SystemExit("Only single-backbone ridge arms are packaged so far.")
@@ -267,6 +269,56 @@ def run(args):
                 )
         write_json_atomic(os.path.join(folder, "preset.json"), card)
     print(json.dumps(recipe, indent=1))
+
+
+def rebuild_phone(args):
+    """Re-exports the phone preset from the accurate preset's saved build
+    (`--out/preset/<preset>/model.keras`) with today's exporter, keeping its
+    card's recipe and figures: the head is not refitted."""
+    import keras
+
+    import tfiqa
+    from tfiqa.export import export_model
+    from tfiqa.files import write_json_atomic
+    from tfiqa.presets.build import write_preset
+
+    work = os.path.join(os.path.abspath(args.out), "preset", args.preset)
+    model_path = os.path.join(work, "model.keras")
+    model = keras.models.load_model(model_path)
+    photos = sorted(os.listdir(args.calibration_dir))[-8:]
+    photos = [os.path.join(args.calibration_dir, p) for p in photos]
+    shipped = tfiqa.load(args.preset).score(photos)
+    built = tfiqa.load(model_path).score(photos)
+    worst = float(np.abs(shipped - built).max())
+    if worst > 1e-5:
+        raise SystemExit(f"{model_path} is not the shipped {args.preset}: {worst}")
+    manifest = export_model(
+        model,
+        os.path.join(work, "export"),
+        formats=("tflite",),
+        quantize=(args.phone_variant,),
+        calibration_dir=args.calibration_dir,
+        calibration_count=args.calibration_count,
+        model_path=model_path,
+        name=args.phone_preset,
+        log=print,
+    )
+    path = os.path.join(args.phone_output, "preset.json")
+    with open(path) as f:
+        old = json.load(f)
+    card = write_preset(
+        model,
+        model_path,
+        args.phone_output,
+        args.phone_preset,
+        manifest=manifest,
+        description=old["description"],
+        tflite_only=True,
+    )
+    for key in ("test", "recipe", "protocol", "float_twin"):
+        card[key] = old[key]
+    write_json_atomic(path, card)
+    print(f"{path}: rebuilt from {model_path} (max |shipped - build| {worst:.1e})")
 
 
 def update_cards(args):
