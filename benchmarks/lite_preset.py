@@ -173,7 +173,6 @@ def check_parity(model, records, expected, count=8):
 
 
 def run(args):
-    from tfiqa.export import export_model
     from tfiqa.files import write_json_atomic
     from tfiqa.presets.build import write_preset
 
@@ -222,17 +221,7 @@ def run(args):
     model.save(model_path)
     with open(os.path.join(work, "metrics.json"), "w") as f:
         json.dump({"test": {}, "seeds": {}}, f)
-    manifest = export_model(
-        model,
-        os.path.join(work, "export"),
-        formats=("tflite",),
-        quantize=(args.phone_variant,),
-        calibration_dir=args.calibration_dir,
-        calibration_count=args.calibration_count,
-        model_path=model_path,
-        name=args.phone_preset,
-        log=print,
-    )
+    manifest = export_phone(model, model_path, work, args)
     recipe = {
         **figures,
         "trained_on": f"all {len(records)} labelled photos (biq2021-dev "
@@ -271,6 +260,23 @@ def run(args):
     print(json.dumps(recipe, indent=1))
 
 
+def export_phone(model, model_path, work, args):
+    """The phone variant's TFLite export of `model` into `work/export`."""
+    from tfiqa.export import export_model
+
+    return export_model(
+        model,
+        os.path.join(work, "export"),
+        formats=("tflite",),
+        quantize=(args.phone_variant,),
+        calibration_dir=args.calibration_dir,
+        calibration_count=args.calibration_count,
+        model_path=model_path,
+        name=args.phone_preset,
+        log=print,
+    )
+
+
 def rebuild_phone(args):
     """Re-exports the phone preset from the accurate preset's saved build
     (`--out/preset/<preset>/model.keras`) with today's exporter, keeping its
@@ -278,7 +284,6 @@ def rebuild_phone(args):
     import keras
 
     import tfiqa
-    from tfiqa.export import export_model
     from tfiqa.files import write_json_atomic
     from tfiqa.presets.build import write_preset
 
@@ -292,17 +297,7 @@ def rebuild_phone(args):
     worst = float(np.abs(shipped - built).max())
     if worst > 1e-5:
         raise SystemExit(f"{model_path} is not the shipped {args.preset}: {worst}")
-    manifest = export_model(
-        model,
-        os.path.join(work, "export"),
-        formats=("tflite",),
-        quantize=(args.phone_variant,),
-        calibration_dir=args.calibration_dir,
-        calibration_count=args.calibration_count,
-        model_path=model_path,
-        name=args.phone_preset,
-        log=print,
-    )
+    manifest = export_phone(model, model_path, work, args)
     path = os.path.join(args.phone_output, "preset.json")
     with open(path) as f:
         old = json.load(f)
