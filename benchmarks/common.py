@@ -138,6 +138,9 @@ def run_benchmark(name, params):
         benchmark=name,
         params=vars(params),
         command=shlex.join([os.path.relpath(sys.argv[0], ROOT), *sys.argv[1:]]),
+        # The tree as the run started: a benchmark that writes its results
+        # as it goes would otherwise find its own files changed.
+        commit=_git_commit(),
     )
     return module.run(params)
 
@@ -319,7 +322,7 @@ def environment_info():
         "keras": keras.__version__,
         "numpy": np.__version__,
         "commit": _git_commit(),
-        **_provenance,
+        **_provenance,  # the commit as the run started, when known
     }
     try:
         import ai_edge_litert
