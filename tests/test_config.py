@@ -10,7 +10,7 @@ from tfiqa.errors import ConfigError
 def test_defaults_are_complete_and_valid():
     config = config_lib.ExperimentConfig().validate()
     assert config.data.crop_size == 224
-    assert config.trainer.stages == ["rank", "finetune"]
+    assert config.stages.order == ["rank", "finetune"]
 
 
 def test_yaml_merge_overrides_only_given_keys(tmp_path):
@@ -19,8 +19,8 @@ def test_yaml_merge_overrides_only_given_keys(tmp_path):
     config = config_lib.load_config(str(path))
     assert config.model.backbone == "vgg16"
     # YAML reads 1e-3 as a string; the field type makes it a float.
-    assert config.finetune.learning_rate == pytest.approx(1e-3)
-    assert isinstance(config.finetune.learning_rate, float)
+    assert config.stages.finetune.learning_rate == pytest.approx(1e-3)
+    assert isinstance(config.stages.finetune.learning_rate, float)
     assert config.model.weights == "imagenet"
 
 
@@ -42,13 +42,13 @@ def test_set_overrides_are_parsed_as_yaml():
         None,
         [
             "data.batch_size=8",
-            "trainer.stages=[finetune]",
+            "stages.order=[finetune]",
             "model.levels=[P4, P5]",
             "data.skip_bad=true",
         ],
     )
     assert config.data.batch_size == 8
-    assert config.trainer.stages == ["finetune"]
+    assert config.stages.order == ["finetune"]
     assert config.model.levels == ["P4", "P5"]
     assert config.data.skip_bad is True
 
@@ -60,19 +60,22 @@ def test_set_overrides_are_parsed_as_yaml():
         ("data.batch_size=2.5", "data.batch_size"),
         ("data.skip_bad=maybe", "data.skip_bad"),
         ("model=3", "model"),
-        ("trainer.stages=[rank, fly]", "trainer.stages"),
+        ("stages.order=[rank, fly]", "trainer.stages"),
         ("data.crop_size=7", "data.crop_size"),
-        ("ranking.learning_rate=-1e-3", "ranking.learning_rate"),
-        ("finetune.head_learning_rate=-1", "finetune.head_learning_rate"),
-        ("meta.inner_learning_rate=-0.1", "meta.inner_learning_rate"),
-        ("finetune.learning_rate=0", "finetune.learning_rate"),
-        ("meta.epochs=0", "meta.epochs"),
-        ("ranking.epochs=-2", "ranking.epochs"),
-        ("trainer.stages=[]", "trainer.stages"),
+        ("stages.rank.optimizer.learning_rate=-1e-3", "ranking.learning_rate"),
+        (
+            "stages.finetune.optimizer.head_learning_rate=-1",
+            "finetune.head_learning_rate",
+        ),
+        ("stages.meta.inner_learning_rate=-0.1", "meta.inner_learning_rate"),
+        ("stages.finetune.optimizer.learning_rate=0", "finetune.learning_rate"),
+        ("stages.meta.schedule.epochs=0", "meta.epochs"),
+        ("stages.rank.schedule.epochs=-2", "ranking.epochs"),
+        ("stages.order=[]", "trainer.stages"),
         ("model.levels=[P9]", "model.levels"),
         ("model.levels=[]", "model.levels"),
         ("data.dataset=nosuchset", "data.dataset"),
-        ("data.eval_crops=0", "data.eval_crops"),
+        ("model.scoring.crops=0", "data.eval_crops"),
     ],
 )
 def test_bad_values_name_the_key(override, key):
@@ -136,7 +139,7 @@ def test_missing_file_names_the_file(tmp_path):
 
 
 def test_saved_config_round_trips(tmp_path):
-    config = config_lib.load_config(None, ["model.backbone=vgg16", "trainer.seed=3"])
+    config = config_lib.load_config(None, ["model.backbone=vgg16", "runtime.seed=3"])
     path = tmp_path / "run" / "config.yaml"
     config_lib.save_config(config, str(path))
     assert yaml.safe_load(path.read_text())["model"]["backbone"] == "vgg16"

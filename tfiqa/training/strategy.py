@@ -12,7 +12,7 @@ Batch sizes in the config are global: each of R replicas gets 1/R of it.
 
 Example:
 ```python
-strategy = get_strategy(config.trainer)
+strategy = get_strategy(config.runtime)
 with strategy.scope():
     model = build_model(config.model)
 ```
@@ -38,7 +38,7 @@ def get_strategy(trainer_config):
     if name == "multi_worker":
         if not os.environ.get("TF_CONFIG"):
             raise ConfigError(
-                "trainer.strategy=multi_worker needs the TF_CONFIG environment "
+                "runtime.strategy=multi_worker needs the TF_CONFIG environment "
                 "variable describing the cluster. Received: TF_CONFIG unset"
             )
         try:
@@ -98,7 +98,7 @@ POLICIES = ("float32", "mixed_float16", "mixed_bfloat16")
 
 
 def precision_policy(value):
-    """The Keras dtype policy named by `trainer.mixed_precision`: false ->
+    """The Keras dtype policy named by `runtime.mixed_precision`: false ->
     "float32", true -> "mixed_float16" (GPUs), or a policy name
     ("mixed_bfloat16" for CPUs with bf16 instructions and TPUs)."""
     if value is None or value is False or value == "false":
