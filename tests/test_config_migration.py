@@ -4,7 +4,6 @@
 before the change (`git show 4cf2a34:<path>`, same paths below it).
 """
 
-import dataclasses
 import glob
 import os
 import warnings
@@ -12,7 +11,7 @@ import warnings
 import pytest
 
 from tfiqa import config as config_lib
-from tfiqa.config_limits import RULES
+from tfiqa.config_limits import RULES, leaf_fields
 from tfiqa.config_migration import MOVES, OLD_SECTIONS, migrate
 from tfiqa.errors import ConfigDeprecationWarning, ConfigError
 
@@ -27,17 +26,6 @@ OLD_PATHS = sorted(
     os.path.relpath(p, OLD)
     for p in glob.glob(os.path.join(OLD, "**", "*.yaml"), recursive=True)
 )
-
-
-def _leaf_keys(config, prefix=""):
-    keys = []
-    for field in dataclasses.fields(config):
-        value = getattr(config, field.name)
-        if dataclasses.is_dataclass(value):
-            keys += _leaf_keys(value, f"{prefix}{field.name}.")
-        else:
-            keys.append(f"{prefix}{field.name}")
-    return keys
 
 
 def _load(path, overrides=()):
@@ -73,7 +61,7 @@ def test_old_config_loads_with_warnings_and_same_values(path):
 
 
 def test_every_old_key_maps_to_an_existing_new_key():
-    new_keys = set(_leaf_keys(config_lib.ExperimentConfig()))
+    new_keys = {key for key, *_ in leaf_fields(config_lib.ExperimentConfig())}
     assert set(RULES) == new_keys
     for old, new in MOVES.items():
         assert new in new_keys, f"{old} -> {new}"

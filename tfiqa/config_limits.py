@@ -361,20 +361,26 @@ RULES = {
 }
 
 
+def leaf_fields(values, section=""):
+    """`(dotted key, dataclass field, value)` of every key in `values` (a
+    config or one of its sections named `section`), sub-sections walked."""
+    for field in dataclasses.fields(values):
+        key = f"{section}.{field.name}" if section else field.name
+        value = getattr(values, field.name)
+        if dataclasses.is_dataclass(value):
+            yield from leaf_fields(value, key)
+        else:
+            yield key, field, value
+
+
 def check_section(values, section):
     """Checks every key of one section's values (e.g. `config.stages.meta`,
     "stages.meta"), and of its sub-sections, against `RULES`."""
-    for field in dataclasses.fields(values):
-        key = f"{section}.{field.name}"
-        value = getattr(values, field.name)
-        if dataclasses.is_dataclass(value):
-            check_section(value, key)
-        else:
-            RULES[key].check(key, value)
+    for key, _, value in leaf_fields(values, section):
+        RULES[key].check(key, value)
 
 
 def check_keys(config):
     """Checks every key of `config`, in the schema's order; the first bad
     key raises `ConfigError` naming it."""
-    for section in dataclasses.fields(config):
-        check_section(getattr(config, section.name), section.name)
+    check_section(config, "")

@@ -23,11 +23,11 @@ For each swept type h:
      `stages.meta.inner_steps` SGD steps on their MSE, at
      `stages.meta.inner_learning_rate` or, for a prior meta-trained with
      Meta-SGD, its learned per-parameter rates (read back from the prior's
-     `adaptation.json`, see `tfiqa.training.adaptation`). Priors without a meta stage get the same
-     variables, steps and scalar rate. BatchNorm uses the moving statistics
-     (a deployed model's), and the adaptation works on fast weights: the
-     prior itself is never modified. The SRCC is averaged over `repeats`
-     draws of the k examples.
+     `adaptation.json`, see `tfiqa.training.adaptation`). Priors without a
+     meta stage get the same variables, steps and scalar rate. BatchNorm uses the
+     moving statistics (a deployed model's), and the adaptation works on fast
+     weights: the prior itself is never modified. The SRCC is averaged over
+     `repeats` draws of the k examples.
    Before scoring, `check_held_out` proves from the split files that the
    prior never trained on the test sources.
 3. Write `lodo.csv` (one row per type, prior and k), `lodo.md` (a table
