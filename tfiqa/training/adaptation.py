@@ -22,7 +22,7 @@ RATES_FILE = "adaptation_rates.npz"
 
 
 def adaptation_spec(meta):
-    """The adaptation described by a `MetaConfig` (before any training)."""
+    """The adaptation described by a `MetaStage` config (before any training)."""
     return {
         "adapt": meta.adapt,
         "inner_steps": int(meta.inner_steps),
