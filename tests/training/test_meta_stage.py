@@ -135,7 +135,7 @@ def test_meta_stage_from_real_mos_records(tmp_path):
 
 def test_meta_stage_config_errors(tmp_path):
     strategy = tf.distribute.get_strategy()
-    with pytest.raises(ConfigError, match="meta.holdout"):
+    with pytest.raises(ConfigError, match="stages.meta.holdout"):
         run_meta_stage(
             meta_config("stages.meta.holdout=[not_a_type]"),
             tiny_scorer(),
@@ -149,7 +149,7 @@ def test_meta_stage_config_errors(tmp_path):
             strategy,
             tmp_path,
         )
-    with pytest.raises(ConfigError, match="meta.label"):
+    with pytest.raises(ConfigError, match="stages.meta.label"):
         run_meta_stage(
             meta_config("stages.meta.label=mos"), tiny_scorer(), strategy, tmp_path
         )

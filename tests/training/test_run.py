@@ -83,7 +83,10 @@ def test_quickstart_config_loads():
     "args, message",
     [
         (["--set", "stages.order=[bogus]"], "Unknown training stage 'bogus'"),
-        (["--set", "stages.finetune.schedule.epochs=many"], "finetune.epochs"),
+        (
+            ["--set", "stages.finetune.schedule.epochs=many"],
+            "stages.finetune.schedule.epochs",
+        ),
         (["--config", "missing.yaml"], "not found"),
     ],
 )

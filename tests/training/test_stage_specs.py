@@ -17,7 +17,7 @@ from tfiqa.training.stages import STAGES, Phase, StageSpec, register_stage, stag
 
 
 def test_config_stage_names_are_the_registered_specs(tmp_path):
-    assert RULES["trainer.stages"].item.names() is STAGES
+    assert RULES["stages.order"].item.names() is STAGES
     assert set(STAGES.names()) == {"rank", "meta", "finetune"}
     for name in STAGES.names():
         config = load_config(write_config(tmp_path), [f"stages.order=[{name}]"])

@@ -337,7 +337,7 @@ def test_rank_and_meta_stages_train_only_the_unfrozen_blocks(tmp_path):
 
 
 def test_stage_freeze_values_are_checked_before_work():
-    with pytest.raises(ConfigError, match="meta.freeze_backbone"):
+    with pytest.raises(ConfigError, match="stages.meta.freeze_backbone"):
         load_config(None, ["stages.meta.freeze_backbone=P9"]).validate()
-    with pytest.raises(ConfigError, match="ranking.freeze_backbone"):
+    with pytest.raises(ConfigError, match="stages.rank.freeze_backbone"):
         load_config(None, ["stages.rank.freeze_backbone=block3"]).validate()

@@ -8,7 +8,7 @@ For each swept type h:
    - "meta": the `meta` stage; "rank": the `rank` stage; "rank+meta": both;
    - "multitask": the fair baseline for the bi-level step: the `meta` stage
      on the same tasks and episodes without the inner loop
-     (`meta.inner_steps: 0`, no Meta-SGD), each task's S + Q images all but
+     (`stages.meta.inner_steps: 0`, no Meta-SGD), each task's S + Q images all but
      one in the query loss (support size 1), so the same images are seen;
    - "scratch": random weights (BatchNorm statistics estimated on the
      training types' images, so that the network computes something).

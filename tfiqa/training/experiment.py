@@ -100,10 +100,10 @@ def load_initial_weights(model, path):
     from tfiqa.inference.backends.keras import load_keras_model
 
     if not os.path.isfile(path):
-        raise ConfigError(f"trainer.init_from: file not found. Received: {path}")
+        raise ConfigError(f"runtime.init_from: file not found. Received: {path}")
     if not path.endswith((".keras", ".weights.h5")):
         raise ConfigError(
-            f"trainer.init_from must be a .keras or .weights.h5 file. Received: {path}"
+            f"runtime.init_from must be a .keras or .weights.h5 file. Received: {path}"
         )
     try:
         if path.endswith(".weights.h5"):
@@ -112,7 +112,7 @@ def load_initial_weights(model, path):
             model.set_weights(load_keras_model(path).get_weights())
     except (ValueError, DataError) as e:
         raise ConfigError(
-            f"trainer.init_from: {path} does not fit this model's architecture "
+            f"runtime.init_from: {path} does not fit this model's architecture "
             f"({e}). Received: model.backbone={model.backbone_name}, "
             f"levels={list(model.levels)}"
         ) from None

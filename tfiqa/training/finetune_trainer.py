@@ -68,7 +68,8 @@ class FinetuneTrainer:
     def __init__(self, model, loss="mse", rank_weight=0.0, patience=5):
         if loss not in LOSSES:
             raise ConfigError(
-                f"finetune.loss must be one of {list(LOSSES)}. Received: {loss!r}"
+                f"stages.finetune.loss must be one of {list(LOSSES)}. "
+                f"Received: {loss!r}"
             )
         self.model = model
         self.loss = loss

@@ -217,7 +217,7 @@ def adapt_variables(model, adapt):
 
     if adapt not in ADAPT:
         raise ConfigError(
-            f"meta.adapt must be one of {list(ADAPT)}. Received: {adapt!r}"
+            f"stages.meta.adapt must be one of {list(ADAPT)}. Received: {adapt!r}"
         )
     if adapt == "all":
         return None

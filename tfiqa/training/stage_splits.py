@@ -37,7 +37,7 @@ def rank_types(config):
     kept = [t for t in types if t not in set(config.stages.meta.holdout)]
     if not kept:
         raise ConfigError(
-            "ranking: no distortion types are left after meta.holdout. "
+            "ranking: no distortion types are left after stages.meta.holdout. "
             f"Received: types={types}, holdout={config.stages.meta.holdout}"
         )
     return kept

@@ -33,7 +33,7 @@ def get_strategy(trainer_config):
     name = trainer_config.strategy
     if name not in STRATEGIES:
         raise ConfigError(
-            f"trainer.strategy must be one of {list(STRATEGIES)}. Received: {name!r}"
+            f"runtime.strategy must be one of {list(STRATEGIES)}. Received: {name!r}"
         )
     if name == "multi_worker":
         if not os.environ.get("TF_CONFIG"):
@@ -107,7 +107,7 @@ def precision_policy(value):
         return "mixed_float16"
     if value not in POLICIES:
         raise ConfigError(
-            "trainer.mixed_precision must be true, false or one of "
+            "runtime.mixed_precision must be true, false or one of "
             f"{list(POLICIES)}. Received: {value!r}"
         )
     return value

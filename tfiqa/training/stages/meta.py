@@ -1,6 +1,6 @@
 """The `meta` stage: meta-learn a quality prior over distortion tasks.
 
-Tasks are distortion types. With `meta.task_source: synthetic` they come
+Tasks are distortion types. With `stages.meta.task_source: synthetic` they come
 from the distortion engine applied to pristine images (the same pristine
 train/val split as the `rank` stage, `splits/pristine.json`), labelled with
 a full-reference pseudo-MOS or the level; with a reader kind that has real

@@ -78,13 +78,13 @@ def split_types(meta, available):
     unknown = [t for t in holdout if t not in available]
     if unknown:
         raise ConfigError(
-            f"meta.holdout names types that are not task types: {unknown}. "
+            f"stages.meta.holdout names types that are not task types: {unknown}. "
             f"Task types: {available}. Received: {holdout}"
         )
     types = [t for t in available if t not in holdout]
     if not types:
         raise ConfigError(
-            "meta: no training task types are left after meta.holdout. "
+            "meta: no training task types are left after stages.meta.holdout. "
             f"Received: types={available}, holdout={holdout}"
         )
     return types, holdout
@@ -176,8 +176,9 @@ def records_tasks(config, seed, reserved=None):
     folder = config.resolve_path(meta.task_dir)
     if not folder:
         raise ConfigError(
-            f"stages.meta.task_source={meta.task_source!r} needs meta.task_dir, the "
-            "dataset folder (relative to data.root). Received: task_dir=''"
+            f"stages.meta.task_source={meta.task_source!r} needs "
+            "stages.meta.task_dir, the dataset folder (relative to data.root). "
+            "Received: task_dir=''"
         )
     records, excluded = _task_records(config, folder, reserved)
     available = sorted({r["distortion"] for r in records})
@@ -185,7 +186,7 @@ def records_tasks(config, seed, reserved=None):
         missing = [t for t in meta.types if t not in available]
         if missing:
             raise ConfigError(
-                f"meta.types names types absent from {meta.task_source}: "
+                f"stages.meta.types names types absent from {meta.task_source}: "
                 f"{missing}. Available: {available}. Received: {meta.types}"
             )
         available = list(meta.types)
