@@ -133,3 +133,24 @@ def test_deprecation_warning_category():
     with pytest.warns(DeprecationWarning, match="use model.scoring.resize"):
         config_lib.load_config(None, ["model.input_resize=0"])
     assert issubclass(ConfigDeprecationWarning, DeprecationWarning)
+
+
+def test_cli_prints_each_deprecation_once_on_one_line(tmp_path):
+    from click.testing import CliRunner
+
+    from tfiqa.cli import cli
+
+    old = tmp_path / "old.yaml"
+    old.write_text("finetune:\n  epochs: 3\ndata:\n  crop_size: 8\n")
+    result = CliRunner().invoke(
+        cli,
+        ["train", "--config", str(old), "--workdir", str(tmp_path / "run")]
+        + ["--set", "trainer.seed=2"],
+    )
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.splitlines()
+    assert lines[:2] == [
+        "Warning: finetune.epochs is deprecated: use stages.finetune.schedule.epochs",
+        "Warning: trainer.seed is deprecated: use runtime.seed",
+    ]
+    assert "data.crop_size must be >= 32" in lines[2]
