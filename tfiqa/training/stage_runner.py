@@ -56,12 +56,12 @@ def _frozen(spec, ctx):
 def _optimizers(ctx, groups):
     from tfiqa.training.loop import make_optimizer
 
-    trainer = ctx.config.runtime
+    runtime = ctx.config.runtime
     with ctx.strategy.scope():
         return [
             (
                 make_optimizer(
-                    rate, trainer.weight_decay, trainer.mixed_precision, name=name
+                    rate, runtime.weight_decay, runtime.mixed_precision, name=name
                 ),
                 variables,
             )
