@@ -1,7 +1,8 @@
 """Configs of the layout before sections by role still load, the same.
 
 `tests/data/old_configs/` holds the exact text of every config that shipped
-before the change (`git show 4cf2a34:<path>`, same paths below it).
+before the change (`git show 4cf2a34:<path>`, same paths below it), so that
+the test runs without git history too.
 """
 
 import glob
@@ -40,6 +41,24 @@ def test_every_config_that_shipped_before_is_kept():
     assert len(OLD_PATHS) == 15
     for path in OLD_PATHS:
         assert os.path.isfile(os.path.join(ROOT, RENAMED.get(path, path))), path
+
+
+BRANCH_POINT = "4cf2a340cfffcaa1f97804cdd2a09f1b3529378b"
+
+
+def test_stored_old_configs_are_the_shipped_text():
+    import subprocess
+
+    for path in OLD_PATHS:
+        shown = subprocess.run(
+            ["git", "-C", ROOT, "show", f"{BRANCH_POINT}:{path}"],
+            capture_output=True,
+            text=True,
+        )
+        if shown.returncode:
+            pytest.skip(f"no git history here: {shown.stderr.strip()}")
+        with open(os.path.join(OLD, path)) as f:
+            assert f.read() == shown.stdout, path
 
 
 @pytest.mark.parametrize("path", OLD_PATHS)
