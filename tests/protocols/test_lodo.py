@@ -224,14 +224,14 @@ def test_lodo_command_writes_the_table_and_resumes(tmp_path):
     adaptation = saved["adaptation"]
     assert set(saved["seeds"]["held_out_data"]) == {"darken"}
     head = {a["prior"]: a["variables"] for a in adaptation}
-    assert head["meta"] == head["scratch"] < 10  # the head only (meta.adapt)
+    assert head["meta"] == head["scratch"] < 10  # the head only (stages.meta.adapt)
     assert {a["steps"] for a in adaptation} == {1}
     # The meta prior never saw the held-out type.
     with open(workdir / "darken" / "meta" / "config.yaml") as f:
         saved = yaml.safe_load(f)
-    assert saved["meta"]["holdout"] == ["darken"]
+    assert saved["stages"]["meta"]["holdout"] == ["darken"]
     assert os.path.isfile(workdir / "darken" / "meta" / "model.keras")
-    assert "LODO sweep" not in result.stderr  # trainer.verbose -1: no bar
+    assert "LODO sweep" not in result.stderr  # runtime.verbose -1: no bar
     # Running again resumes: same table, no retraining; the bar counts runs.
     again = CliRunner(env={"TFIQA_PROGRESS": "1"}).invoke(
         cli, [*args, "--set", "runtime.verbose=1"]
