@@ -12,9 +12,9 @@ protocol checks. Arms (`--arms`):
 - `rank`: rank-pretrain on `pristine/` (one ranker per seed), then
   fine-tune exactly as `scratch`;
 - `rank_reinit`: as `rank`, with a fresh score layer at fine-tune start
-  (`finetune.reinit_score`);
+  (`stages.finetune.reinit_score`);
 - `rank_logit`: the ranker trained on the head's logits with a margin in
-  logit units (`ranking.logit_margin`), then fine-tuned as `rank_reinit`.
+  logit units (`stages.rank.logit_margin`), then fine-tuned as `rank_reinit`.
 
 Each arm's budget (ranking + fine-tuning steps, images seen, seconds) is
 recorded; the prior arms pay for ranking, so `scratch` has a smaller budget
@@ -78,28 +78,28 @@ def run(args):
         f"data.val_ratio={args.val_ratio}",
         f"data.test_ratio={args.test_ratio}",
         "data.split_seed=0",  # the same content splits for every seed
-        "trainer.verbose=0",
+        "runtime.verbose=0",
     ]
     rank = [
-        f"ranking.epochs={args.rank_epochs}",
-        f"ranking.steps_per_epoch={args.rank_steps}",
-        f"ranking.groups_per_batch={args.rank_groups}",
-        f"ranking.learning_rate={args.rank_lr}",
-        f"ranking.margin={args.rank_margin}",
-        f"ranking.val_steps={args.rank_val_steps}",
-        "trainer.stages=[rank]",
+        f"stages.rank.schedule.epochs={args.rank_epochs}",
+        f"stages.rank.schedule.steps_per_epoch={args.rank_steps}",
+        f"stages.rank.groups_per_batch={args.rank_groups}",
+        f"stages.rank.optimizer.learning_rate={args.rank_lr}",
+        f"stages.rank.margin={args.rank_margin}",
+        f"stages.rank.schedule.val_steps={args.rank_val_steps}",
+        "stages.order=[rank]",
     ]
     if args.rank_types:
-        rank.append(f"ranking.types=[{args.rank_types}]")
+        rank.append(f"stages.rank.types=[{args.rank_types}]")
     rank_steps = args.rank_epochs * args.rank_steps
     rank_images = rank_steps * args.rank_groups * 6  # pristine + 5 levels
     results = []
     for seed in range(args.seeds):
         rankers = {}
         for variant in sorted({ranker_of(a) for a in arms if a != "scratch"}):
-            extra = [f"trainer.seed={seed}"]
+            extra = [f"runtime.seed={seed}"]
             if variant == "rank_logit":
-                extra.append(f"ranking.logit_margin={args.rank_logit_margin}")
+                extra.append(f"stages.rank.logit_margin={args.rank_logit_margin}")
             folder = os.path.join(out, f"{variant}_seed{seed}")
             log(f"[seed {seed}] {variant} pretraining")
             metrics = train(folder, common + rank + extra, data_dir)
@@ -140,21 +140,21 @@ def run_arm(args, arm, split, seed, common, rankers, data_dir, out, log):
     """Fine-tunes one arm on one split with one seed; returns its result."""
     steps = args.finetune_steps + (args.scratch_extra_steps if arm == "scratch" else 0)
     extra = [
-        f"finetune.epochs={args.finetune_epochs}",
-        f"finetune.steps_per_epoch={steps}",
-        f"finetune.learning_rate={args.finetune_lr}",
-        f"finetune.head_learning_rate={args.head_lr}",
-        f"finetune.patience={args.patience}",
-        "trainer.stages=[finetune]",
+        f"stages.finetune.schedule.epochs={args.finetune_epochs}",
+        f"stages.finetune.schedule.steps_per_epoch={steps}",
+        f"stages.finetune.optimizer.learning_rate={args.finetune_lr}",
+        f"stages.finetune.optimizer.head_learning_rate={args.head_lr}",
+        f"stages.finetune.schedule.patience={args.patience}",
+        "stages.order=[finetune]",
         f"data.split_index={split}",
-        f"trainer.seed={seed}",
+        f"runtime.seed={seed}",
     ]
     rank_seconds = 0.0
     if arm != "scratch":
         weights, rank_seconds = rankers[ranker_of(arm)]
-        extra.append(f"trainer.init_from={weights}")
+        extra.append(f"runtime.init_from={weights}")
     if arm in ("rank_reinit", "rank_logit"):
-        extra.append("finetune.reinit_score=true")
+        extra.append("stages.finetune.reinit_score=true")
     log(f"[seed {seed}] split {split}: {arm}")
     workdir = os.path.join(out, f"{arm}_split{split}_seed{seed}")
     metrics = train(workdir, common + extra, data_dir)

@@ -101,10 +101,10 @@ def train_student(out, name, folder, data_dir, steps, epochs, seed):
             f"data.dataset_dir={folder}",
             f"data.split_file={os.path.join(folder, 'split.json')}",
             "data.reader_options={file: mos.csv, group_duplicates: false}",
-            f"finetune.steps_per_epoch={steps}",
-            f"finetune.epochs={epochs}",
-            f"trainer.seed={seed}",
-            "trainer.verbose=0",
+            f"stages.finetune.schedule.steps_per_epoch={steps}",
+            f"stages.finetune.schedule.epochs={epochs}",
+            f"runtime.seed={seed}",
+            "runtime.verbose=0",
         ],
     )
     workdir = os.path.join(out, "runs", name)

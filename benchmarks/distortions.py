@@ -4,7 +4,7 @@
    per crop (cycling 1..5), mapped in parallel (AUTOTUNE) and batched by 16,
    so the figure is the distortion's own cost.
 2. The default ranking pipeline (`ranking_dataset`: the fast KADID types,
-   groups of pristine + 5 levels, the quickstart's `ranking.groups_per_batch`
+   groups of pristine + 5 levels, the quickstart's `stages.rank.groups_per_batch`
    groups per batch, images from disk) at the quickstart's crop size and at
    224: what the rank stage's trainer waits on.
 3. The rank stage's consumption: the `DistributedLoop` train step of
@@ -116,7 +116,7 @@ def run(args):
 
     quick = load_config(builtin_config_path("quickstart"))
     quick_crop = quick.data.crop_size
-    groups = quick.ranking.groups_per_batch
+    groups = quick.stages.rank.groups_per_batch
     per_batch = groups * 6
     n_fast = len(fast_types("kadid"))
     loads = [_uptime_load()]
@@ -190,7 +190,7 @@ def run(args):
             )
             loads.append(_uptime_load())
         ds = ranking_dataset(paths, None, quick_crop, groups_per_batch=groups, seed=2)
-        steps = quick.ranking.steps_per_epoch
+        steps = quick.stages.rank.schedule.steps_per_epoch
         live = train_rate(quick.model, ds, per_batch, steps, quick_crop)
         add(
             "quickstart model fed by ranking_dataset",

@@ -10,7 +10,7 @@ for every format).
 
 The model: `--model`, else the newest `runs/*/model.keras` or
 `benchmarks/out/*/model.keras`; with none, a small one is trained first from
-`benchmarks/export_accuracy_model.yaml` (MobileNetV3-Small from scratch, a few
+`configs/export_accuracy_model.yaml` (MobileNetV3-Small from scratch, a few
 minutes on 2 cores).
 
 Usage:
@@ -27,7 +27,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from common import HERE, ROOT, script, write_results  # noqa: E402
 
-TRAIN_CONFIG = os.path.join(HERE, "export_accuracy_model.yaml")
+TRAIN_CONFIG = os.path.join(ROOT, "configs", "export_accuracy_model.yaml")
 
 
 def find_model(explicit, data_dir):

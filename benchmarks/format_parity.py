@@ -40,7 +40,7 @@ def run(args):
         else:
             config = load_config(builtin_config_path("quickstart"))
             model = build_model(
-                config.model, config.data.crop_size, config.data.eval_crops
+                config.model, config.data.crop_size, config.model.scoring.crops
             )
             model_path = os.path.join(tmp, "model.keras")
             model.save(model_path)

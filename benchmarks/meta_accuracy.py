@@ -77,45 +77,45 @@ def biq_part(args, data_dir, out, log):
         f"data.crop_size={args.crop}",
         f"data.batch_size={args.batch}",
         f"data.num_splits={args.splits}",
-        f"trainer.seed={args.seed}",
-        "trainer.verbose=0",
+        f"runtime.seed={args.seed}",
+        "runtime.verbose=0",
     ]
     rank = [
-        f"ranking.epochs={args.prior_epochs}",
-        f"ranking.steps_per_epoch={args.prior_steps}",
-        f"ranking.groups_per_batch={args.rank_groups}",
-        f"ranking.learning_rate={args.prior_lr}",
-        "ranking.val_steps=5",
+        f"stages.rank.schedule.epochs={args.prior_epochs}",
+        f"stages.rank.schedule.steps_per_epoch={args.prior_steps}",
+        f"stages.rank.groups_per_batch={args.rank_groups}",
+        f"stages.rank.optimizer.learning_rate={args.prior_lr}",
+        "stages.rank.schedule.val_steps=5",
     ]
     meta = [
-        f"meta.epochs={args.prior_epochs}",
-        f"meta.steps_per_epoch={args.prior_steps}",
-        f"meta.meta_batch_size={args.meta_batch}",
-        f"meta.support_size={args.support}",
-        f"meta.query_size={args.query}",
-        f"meta.inner_learning_rate={args.inner_lr}",
-        f"meta.order={args.order}",
-        f"meta.adapt={args.adapt}",
-        f"meta.learning_rate={args.prior_lr}",
-        "meta.val_steps=4",
+        f"stages.meta.schedule.epochs={args.prior_epochs}",
+        f"stages.meta.schedule.steps_per_epoch={args.prior_steps}",
+        f"stages.meta.meta_batch_size={args.meta_batch}",
+        f"stages.meta.support_size={args.support}",
+        f"stages.meta.query_size={args.query}",
+        f"stages.meta.inner_learning_rate={args.inner_lr}",
+        f"stages.meta.order={args.order}",
+        f"stages.meta.adapt={args.adapt}",
+        f"stages.meta.optimizer.learning_rate={args.prior_lr}",
+        "stages.meta.schedule.val_steps=4",
     ]
     finetune = [
-        f"finetune.epochs={args.finetune_epochs}",
-        f"finetune.steps_per_epoch={args.finetune_steps}",
-        f"finetune.learning_rate={args.finetune_lr}",
-        f"finetune.head_learning_rate={args.head_lr}",
-        f"finetune.patience={args.patience}",
-        "trainer.stages=[finetune]",
+        f"stages.finetune.schedule.epochs={args.finetune_epochs}",
+        f"stages.finetune.schedule.steps_per_epoch={args.finetune_steps}",
+        f"stages.finetune.optimizer.learning_rate={args.finetune_lr}",
+        f"stages.finetune.optimizer.head_learning_rate={args.head_lr}",
+        f"stages.finetune.schedule.patience={args.patience}",
+        "stages.order=[finetune]",
     ]
     rank_dir = os.path.join(out, "prior_rank")
-    stages = ["trainer.stages=[meta]"]
+    stages = ["stages.order=[meta]"]
     prior_runs = (  # name, folder, settings, the stage whose weights it gives
-        ("rank", rank_dir, rank + ["trainer.stages=[rank]"], "rank"),
+        ("rank", rank_dir, rank + ["stages.order=[rank]"], "rank"),
         ("meta", os.path.join(out, "prior_meta"), meta + stages, "meta"),
         (
             "rank+meta",
             os.path.join(out, "prior_rank_meta"),
-            meta + stages + [f"trainer.init_from={final_weights(rank_dir, 'rank')}"],
+            meta + stages + [f"runtime.init_from={final_weights(rank_dir, 'rank')}"],
             "meta",
         ),
     )
@@ -137,7 +137,7 @@ def biq_part(args, data_dir, out, log):
             log(f"[biq2021] split {split}: fine-tune from {init}")
             extra = [f"data.split_index={split}"]
             if init != "scratch":
-                extra.append(f"trainer.init_from={init_weights[init]}")
+                extra.append(f"runtime.init_from={init_weights[init]}")
             workdir = os.path.join(out, f"finetune_{init.replace('+', '_')}_{split}")
             run_tfiqa("train", BIQ_CONFIG, workdir, common + finetune + extra, data_dir)
             stage = read_metrics(workdir)["stages"]["finetune"]
@@ -190,16 +190,16 @@ def lodo_part(args, data_dir, out, log):
     overrides = [
         f"model.backbone={args.backbone}",
         f"data.crop_size={args.lodo_crop}",
-        f"trainer.seed={args.seed}",
-        "trainer.verbose=-1",
-        f"meta.epochs={args.lodo_epochs}",
-        f"meta.steps_per_epoch={args.lodo_steps}",
-        f"meta.inner_learning_rate={args.inner_lr}",
-        f"meta.order={args.order}",
-        f"meta.adapt={args.adapt}",
-        f"meta.lodo_test_size={args.lodo_test_size}",
-        f"ranking.epochs={args.lodo_epochs}",
-        f"ranking.steps_per_epoch={args.lodo_steps}",
+        f"runtime.seed={args.seed}",
+        "runtime.verbose=-1",
+        f"stages.meta.schedule.epochs={args.lodo_epochs}",
+        f"stages.meta.schedule.steps_per_epoch={args.lodo_steps}",
+        f"stages.meta.inner_learning_rate={args.inner_lr}",
+        f"stages.meta.order={args.order}",
+        f"stages.meta.adapt={args.adapt}",
+        f"protocols.lodo.test_size={args.lodo_test_size}",
+        f"stages.rank.schedule.epochs={args.lodo_epochs}",
+        f"stages.rank.schedule.steps_per_epoch={args.lodo_steps}",
     ]
     extra = ["--priors", "meta,rank,scratch", "--shots", args.lodo_shots]
     extra += ["--repeats", str(args.lodo_repeats)]

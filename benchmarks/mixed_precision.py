@@ -2,7 +2,7 @@
 
 Per backbone, two `IQAModel`s with the same initial weights are built, one
 under the float32 policy and one under `mixed_bfloat16`
-(`trainer.mixed_precision: mixed_bfloat16`), and trained with tfiqa's
+(`runtime.mixed_precision: mixed_bfloat16`), and trained with tfiqa's
 `DistributedLoop` (MSE, Adam) on the same batches, one step of each in turn
 (interleaved, so machine load hits both alike). Reported: median step time
 and speed-up; the rank agreement (SRCC) of the two models' scores before

@@ -94,9 +94,9 @@ def run_arm(name, config_path, overrides, data_dir, out, split_file, seed):
     settings = [
         f"data.root={data_dir}",
         f"data.split_file={split_file}",
-        f"trainer.seed={seed}",
-        f"finetune.cache_dir={os.path.join(out, 'cache')}",
-        "trainer.verbose=0",
+        f"runtime.seed={seed}",
+        f"stages.finetune.cache_dir={os.path.join(out, 'cache')}",
+        "runtime.verbose=0",
         *overrides,
     ]
     config = load_config(config_path, settings)
@@ -115,9 +115,9 @@ def run_arm(name, config_path, overrides, data_dir, out, split_file, seed):
         "best_epoch": finetune.get("best_epoch"),
         "epochs_done": finetune.get("epochs_done"),
         "budget": {
-            "epochs": config.finetune.epochs,
+            "epochs": config.stages.finetune.schedule.epochs,
             "steps_per_epoch": finetune.get("steps_per_epoch"),
-            "images_seen": config.finetune.epochs
+            "images_seen": config.stages.finetune.schedule.epochs
             * finetune.get("steps_per_epoch", 0)
             * config.data.batch_size,
             "seconds": time.time() - start,

@@ -69,42 +69,43 @@ def prior_settings(name, args, seed):
         "data.pristine_dir=pristine",
         "data.pristine_val_dirs=[BSDS500/test, Kodak24, McMaster]",
         f"data.crop_size={crop}",
-        f"trainer.seed={seed}",
-        f"trainer.stages={PRIOR_STAGES[name]}",
-        f"trainer.mixed_precision={args.precision}",
-        "trainer.verbose=1",
+        f"runtime.seed={seed}",
+        f"stages.order={PRIOR_STAGES[name]}",
+        f"runtime.mixed_precision={args.precision}",
+        "runtime.verbose=1",
     ]
     per_step = prior_step_images(name)
+    prior_steps = max(1, args.prior_images // per_step // 2)
     if name == "rank":
         return common + [
-            f"ranking.groups_per_batch={RANK_GROUPS}",
-            f"ranking.freeze_backbone={args.freeze}",
-            "ranking.learning_rate=1.0e-4",
-            "ranking.epochs=2",
-            f"ranking.steps_per_epoch={max(1, args.prior_images // per_step // 2)}",
-            "ranking.val_steps=4",
+            f"stages.rank.groups_per_batch={RANK_GROUPS}",
+            f"stages.rank.freeze_backbone={args.freeze}",
+            "stages.rank.optimizer.learning_rate=1.0e-4",
+            "stages.rank.schedule.epochs=2",
+            f"stages.rank.schedule.steps_per_epoch={prior_steps}",
+            "stages.rank.schedule.val_steps=4",
         ]
     tasks, support, query = META_TASKS, META_SUPPORT, META_QUERY
     meta = [
-        "meta.task_source=synthetic",
-        "meta.label=pseudo_mos",
-        f"meta.meta_batch_size={tasks}",
-        f"meta.support_size={support}",
-        f"meta.query_size={query}",
-        "meta.val_query_size=16",
-        "meta.inner_steps=1",
-        "meta.inner_learning_rate=0.01",
-        "meta.order=second",
-        "meta.adapt=head",
-        "meta.learning_rate=1.0e-4",
-        "meta.head_learning_rate=1.0e-3",
-        f"meta.freeze_backbone={args.freeze}",
-        "meta.epochs=2",
-        f"meta.steps_per_epoch={max(1, args.prior_images // per_step // 2)}",
-        "meta.val_steps=2",
+        "stages.meta.task_source=synthetic",
+        "stages.meta.label=pseudo_mos",
+        f"stages.meta.meta_batch_size={tasks}",
+        f"stages.meta.support_size={support}",
+        f"stages.meta.query_size={query}",
+        "stages.meta.val_query_size=16",
+        "stages.meta.inner_steps=1",
+        "stages.meta.inner_learning_rate=0.01",
+        "stages.meta.order=second",
+        "stages.meta.adapt=head",
+        "stages.meta.optimizer.learning_rate=1.0e-4",
+        "stages.meta.optimizer.head_learning_rate=1.0e-3",
+        f"stages.meta.freeze_backbone={args.freeze}",
+        "stages.meta.schedule.epochs=2",
+        f"stages.meta.schedule.steps_per_epoch={prior_steps}",
+        "stages.meta.schedule.val_steps=2",
     ]
     if name == "rank_meta":
-        meta.append(f"trainer.init_from={prior_weights('rank', args, seed)}")
+        meta.append(f"runtime.init_from={prior_weights('rank', args, seed)}")
     return common + meta
 
 
@@ -132,8 +133,10 @@ def prior_budget(name, args, seed):
     config = load_config(os.path.join(run, "config.yaml"))
     steps = 0
     for stage in PRIOR_STAGES[name]:
-        section = config.ranking if stage == "rank" else config.meta
-        steps += int(stages[stage]["epochs_done"]) * int(section.steps_per_epoch)
+        section = config.stages.rank if stage == "rank" else config.stages.meta
+        steps += int(stages[stage]["epochs_done"]) * int(
+            section.schedule.steps_per_epoch
+        )
     budget = {"steps": steps, "images_seen": steps * prior_step_images(name)}
     if name in PRIOR_INIT:
         earlier = prior_budget(PRIOR_INIT[name], args, seed)
@@ -236,12 +239,15 @@ def run(args):
             print(json.dumps(priors[-1]), flush=True)
             write_json_atomic(priors_path, priors)
     done = {(r["arm"], r["split"], r["seed"]) for r in rows}
-    views = [f"finetune.cache_views={args.views}", f"data.eval_crops={args.views}"]
+    views = [
+        f"stages.finetune.cache_views={args.views}",
+        f"model.scoring.crops={args.views}",
+    ]
     for name in names:
         prior, overrides = ARMS[name]
         for split_file, seed in pending_runs(name, split_files, seeds, done):
             init = (
-                [f"trainer.init_from={arm_weights(prior, overrides, args, seed)}"]
+                [f"runtime.init_from={arm_weights(prior, overrides, args, seed)}"]
                 if prior
                 else []
             )

@@ -3,7 +3,7 @@
 One `IQAModel` (vgg16, `weights: hed`, P2..P5 mean+std head), timed side by
 side in one process, interleaved round by round (this machine is shared, so
 only the ratios hold):
-  full       every weight trains (`finetune.freeze_backbone: none`)
+  full       every weight trains (`stages.finetune.freeze_backbone: none`)
   top_block  layers up to P3 frozen, block 5 and the head train (`P3`)
   frozen     the backbone frozen, features computed every step (`all`)
   cached     the head alone on cached pooled features (`cache_views`)

@@ -81,11 +81,9 @@ def prior_run(out, name, seed, epochs_done, steps_per_epoch):
 
     run = out / "priors" / f"{name}_seed{seed}"
     run.mkdir(parents=True)
-    section = "ranking" if name == "rank" else "meta"
     stage = "rank" if name == "rank" else "meta"
-    (run / "config.yaml").write_text(
-        yaml.safe_dump({section: {"steps_per_epoch": steps_per_epoch}})
-    )
+    schedule = {"schedule": {"steps_per_epoch": steps_per_epoch}}
+    (run / "config.yaml").write_text(yaml.safe_dump({"stages": {stage: schedule}}))
     (run / "metrics.json").write_text(
         json.dumps({"stages": {stage: {"epochs_done": epochs_done}}})
     )

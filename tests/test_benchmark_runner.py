@@ -74,7 +74,7 @@ def test_the_transfer_command_line_keeps_working(monkeypatch):
     )
     argv = [
         "--data-dir", "../shared/data", "--select", "--arms", "",
-        "--arm", "full512=configs/hed.yaml:data.crop_size=512;data.eval_crops=1",
+        "--arm", "full512=configs/hed.yaml:data.crop_size=512;model.scoring.crops=1",
         "--arm", "other=configs/x.yaml", "--seeds", "0", "--splits", "2",
         "--name", "probe_run", "--baseline", "full512", "--out", "/tmp/o",
     ]  # fmt: skip
@@ -87,7 +87,7 @@ def test_the_transfer_command_line_keeps_working(monkeypatch):
         "name": "probe_run",
         "arms": "",
         "arm": [
-            "full512=configs/hed.yaml:data.crop_size=512;data.eval_crops=1",
+            "full512=configs/hed.yaml:data.crop_size=512;model.scoring.crops=1",
             "other=configs/x.yaml",
         ],
         "splits": 2,

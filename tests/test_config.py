@@ -1,26 +1,29 @@
-import dataclasses
-
 import pytest
 import yaml
 
 from tfiqa import config as config_lib
+from tfiqa.config_limits import leaf_fields
 from tfiqa.errors import ConfigError
 
 
 def test_defaults_are_complete_and_valid():
     config = config_lib.ExperimentConfig().validate()
     assert config.data.crop_size == 224
-    assert config.trainer.stages == ["rank", "finetune"]
+    assert config.stages.order == ["rank", "finetune"]
 
 
 def test_yaml_merge_overrides_only_given_keys(tmp_path):
     path = tmp_path / "exp.yaml"
-    path.write_text("model:\n  backbone: vgg16\nfinetune:\n  learning_rate: 1e-3\n")
+    path.write_text(
+        "model:\n  backbone: vgg16\n"
+        "stages:\n  finetune:\n    optimizer:\n      learning_rate: 1e-3\n"
+    )
     config = config_lib.load_config(str(path))
     assert config.model.backbone == "vgg16"
     # YAML reads 1e-3 as a string; the field type makes it a float.
-    assert config.finetune.learning_rate == pytest.approx(1e-3)
-    assert isinstance(config.finetune.learning_rate, float)
+    rate = config.stages.finetune.optimizer.learning_rate
+    assert rate == pytest.approx(1e-3)
+    assert isinstance(rate, float)
     assert config.model.weights == "imagenet"
 
 
@@ -42,13 +45,13 @@ def test_set_overrides_are_parsed_as_yaml():
         None,
         [
             "data.batch_size=8",
-            "trainer.stages=[finetune]",
+            "stages.order=[finetune]",
             "model.levels=[P4, P5]",
             "data.skip_bad=true",
         ],
     )
     assert config.data.batch_size == 8
-    assert config.trainer.stages == ["finetune"]
+    assert config.stages.order == ["finetune"]
     assert config.model.levels == ["P4", "P5"]
     assert config.data.skip_bad is True
 
@@ -60,19 +63,28 @@ def test_set_overrides_are_parsed_as_yaml():
         ("data.batch_size=2.5", "data.batch_size"),
         ("data.skip_bad=maybe", "data.skip_bad"),
         ("model=3", "model"),
-        ("trainer.stages=[rank, fly]", "trainer.stages"),
+        ("stages.order=[rank, fly]", "stages.order"),
         ("data.crop_size=7", "data.crop_size"),
-        ("ranking.learning_rate=-1e-3", "ranking.learning_rate"),
-        ("finetune.head_learning_rate=-1", "finetune.head_learning_rate"),
-        ("meta.inner_learning_rate=-0.1", "meta.inner_learning_rate"),
-        ("finetune.learning_rate=0", "finetune.learning_rate"),
-        ("meta.epochs=0", "meta.epochs"),
-        ("ranking.epochs=-2", "ranking.epochs"),
-        ("trainer.stages=[]", "trainer.stages"),
+        (
+            "stages.rank.optimizer.learning_rate=-1e-3",
+            "stages.rank.optimizer.learning_rate",
+        ),
+        (
+            "stages.finetune.optimizer.head_learning_rate=-1",
+            "stages.finetune.optimizer.head_learning_rate",
+        ),
+        ("stages.meta.inner_learning_rate=-0.1", "stages.meta.inner_learning_rate"),
+        (
+            "stages.finetune.optimizer.learning_rate=0",
+            "stages.finetune.optimizer.learning_rate",
+        ),
+        ("stages.meta.schedule.epochs=0", "stages.meta.schedule.epochs"),
+        ("stages.rank.schedule.epochs=-2", "stages.rank.schedule.epochs"),
+        ("stages.order=[]", "stages.order"),
         ("model.levels=[P9]", "model.levels"),
         ("model.levels=[]", "model.levels"),
         ("data.dataset=nosuchset", "data.dataset"),
-        ("data.eval_crops=0", "data.eval_crops"),
+        ("model.scoring.crops=0", "model.scoring.crops"),
     ],
 )
 def test_bad_values_name_the_key(override, key):
@@ -83,17 +95,12 @@ def test_bad_values_name_the_key(override, key):
 def _learning_rate_keys():
     """Every `*learning_rate*` field of every section, from the schema."""
     config = config_lib.ExperimentConfig()
-    return [
-        f"{section.name}.{field.name}"
-        for section in dataclasses.fields(config)
-        for field in dataclasses.fields(getattr(config, section.name))
-        if "learning_rate" in field.name
-    ]
+    return [key for key, *_ in leaf_fields(config) if "learning_rate" in key]
 
 
 def test_learning_rate_keys_are_found():
-    assert "finetune.learning_rate" in _learning_rate_keys()
-    assert "meta.inner_learning_rate" in _learning_rate_keys()
+    assert "stages.finetune.optimizer.learning_rate" in _learning_rate_keys()
+    assert "stages.meta.inner_learning_rate" in _learning_rate_keys()
 
 
 @pytest.mark.parametrize("value", [".nan", ".inf", "-.inf", "NaN", "1e999"])
@@ -136,7 +143,7 @@ def test_missing_file_names_the_file(tmp_path):
 
 
 def test_saved_config_round_trips(tmp_path):
-    config = config_lib.load_config(None, ["model.backbone=vgg16", "trainer.seed=3"])
+    config = config_lib.load_config(None, ["model.backbone=vgg16", "runtime.seed=3"])
     path = tmp_path / "run" / "config.yaml"
     config_lib.save_config(config, str(path))
     assert yaml.safe_load(path.read_text())["model"]["backbone"] == "vgg16"

@@ -1,27 +1,29 @@
 """Every config field is read by some code: a field nothing reads would be
 silently ignored when a user sets it."""
 
-import dataclasses
 import pathlib
 import re
 
 from tfiqa import config as config_lib
+from tfiqa.config_limits import leaf_fields
 
 PACKAGE = pathlib.Path(config_lib.__file__).parent
+# The schema, its rules and the table of old names name every key as text.
+SCHEMA = ("config.py", "config_stages.py", "config_limits.py", "config_migration.py")
 
 
 def config_fields():
-    """(section, field) of every leaf field of `ExperimentConfig`."""
-    for section in dataclasses.fields(config_lib.ExperimentConfig):
-        for field in dataclasses.fields(section.type):
-            yield section.name, field.name
+    """(dotted parent, field) of every leaf field of `ExperimentConfig`."""
+    for key, *_ in leaf_fields(config_lib.ExperimentConfig()):
+        parent, _, name = key.rpartition(".")
+        yield parent, name
 
 
 def code_outside_config():
     return "\n".join(
         path.read_text()
         for path in sorted(PACKAGE.rglob("*.py"))
-        if path != pathlib.Path(config_lib.__file__)
+        if path.parent != PACKAGE or path.name not in SCHEMA
     )
 
 

@@ -1,7 +1,6 @@
 """Hostile configs: the first real mistake is reported, in one line naming
 the key; sizes and counts are bounded; no value makes loading crash."""
 
-import dataclasses
 import math
 
 import pytest
@@ -11,17 +10,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tfiqa import config as config_lib
-from tfiqa.config_limits import RULES, ListOf, Number, Optional
+from tfiqa.config_limits import RULES, ListOf, Number, Optional, leaf_fields
 from tfiqa.errors import ConfigError
 
 
 def leaf_keys():
     config = config_lib.ExperimentConfig()
-    return [
-        (f"{section.name}.{field.name}", field)
-        for section in dataclasses.fields(config)
-        for field in dataclasses.fields(getattr(config, section.name))
-    ]
+    return [(key, field) for key, field, _ in leaf_fields(config)]
 
 
 def test_every_key_has_a_rule():
@@ -73,17 +68,17 @@ def test_train_reports_the_first_real_mistake(tmp_path, content, message):
         "data.pristine_count=100000000",
         "data.crop_size=100000",
         "data.batch_size=1000000",
-        "data.eval_crops=200000",
+        "model.scoring.crops=200000",
         "data.num_splits=1000000",
-        "model.input_resize=1000000",
+        "model.scoring.resize=1000000",
         "model.head_units=[64, 10000000]",
-        "ranking.steps_per_epoch=1e12",
-        "ranking.groups_per_batch=1000000",
-        "meta.support_size=1000000",
-        "meta.inner_steps=100000",
-        "finetune.epochs=1e9",
-        "finetune.cache_views=100000",
-        "trainer.precise_bn_batches=1e9",
+        "stages.rank.schedule.steps_per_epoch=1e12",
+        "stages.rank.groups_per_batch=1000000",
+        "stages.meta.support_size=1000000",
+        "stages.meta.inner_steps=100000",
+        "stages.finetune.schedule.epochs=1e9",
+        "stages.finetune.cache_views=100000",
+        "runtime.precise_bn_batches=1e9",
         "export.input_size=100000",
         "export.calibration_images=1e9",
     ],
@@ -100,8 +95,11 @@ def test_sizes_and_counts_have_upper_bounds(override):
         ("data.test_ratio=0.9", "data.val_ratio + data.test_ratio"),
         ("export.input_size=16", "export.input_size must be 0 or >= 32"),
         ("data.batch_size=1e400", "data.batch_size must be an integer"),
-        ("finetune.rank_weight=.nan", "finetune.rank_weight must be a finite"),
-        ("trainer.mixed_precision=[1]", "trainer.mixed_precision must be true"),
+        (
+            "stages.finetune.rank_weight=.nan",
+            "stages.finetune.rank_weight must be a finite",
+        ),
+        ("runtime.mixed_precision=[1]", "runtime.mixed_precision must be true"),
         ("data=", "data must be a mapping"),
         ("data.crop_size=" + "1" * 400, "data.crop_size must be >= 32 and <= 4096"),
         ("export.input_size=-" + "1" * 400, "export.input_size must be 0 or >= 32"),

@@ -1,13 +1,21 @@
 """Typed experiment configuration: defaults, YAML merge, overrides.
 
 Every setting has a default here; YAML files in `configs/` state only what
-differs. Merging is strict: an unknown key is an error that lists the valid
-keys, and values are coerced to the field's type (YAML reads `1e-3` as a
+differs. Sections by role: `data`, `model` (with its `scoring` policy),
+`stages` (order, then `rank`, `meta`, `finetune`, each with a `schedule` and
+an `optimizer`), `runtime`, `protocols` and `export`. Keys of the layout
+before (`finetune.epochs`, `trainer.seed`, ...) still load: each is moved
+to its new place with a `DeprecationWarning` (`tfiqa.config_migration`).
+
+Merging is strict: an unknown key is an error that lists the valid keys,
+and values are coerced to the field's type (YAML reads `1e-3` as a
 string). `--set a.b=value` overrides are parsed as YAML, never evaluated.
 
 Example:
 ```python
-config = load_config("configs/resnet18_multilevel.yaml", ["finetune.epochs=3"])
+config = load_config(
+    "configs/resnet18_multilevel.yaml", ["stages.finetune.schedule.epochs=3"]
+)
 save_config(config, "runs/exp1/config.yaml")
 ```
 """
@@ -21,6 +29,8 @@ import yaml
 from tfiqa.config_checks import check_relations
 from tfiqa.config_limits import check_keys
 from tfiqa.config_merge import merge, parse_override, read_yaml
+from tfiqa.config_migration import migrate
+from tfiqa.config_stages import StagesConfig
 from tfiqa.errors import ConfigError
 from tfiqa.files import write_text_atomic
 
@@ -59,14 +69,25 @@ class DataConfig:
     split_file: str = ""
     num_splits: int = 10
     split_index: int = 0
-    # Seed of the content splits; -1 uses trainer.seed. Fix it to compare
+    # Seed of the content splits; -1 uses runtime.seed. Fix it to compare
     # training seeds on the same splits.
     split_seed: int = -1
     skip_bad: bool = False
-    # Inference: "crops" averages `eval_crops` deterministic crops, "full"
-    # scores the whole image at its own resolution.
-    eval_mode: str = "crops"
-    eval_crops: int = 5
+
+
+@dataclasses.dataclass
+class ScoringPolicy:
+    """How a photo is scored: the config side of the model's scoring policy
+    (`tfiqa.scoring_policy`), under the same names there and in sidecars."""
+
+    # "crops" averages `crops` deterministic crops, "full" scores the whole
+    # image at its own resolution (evaluation of the test split).
+    mode: str = "crops"
+    crops: int = 5
+    # 0, or the short side every image is resized to (antialiased, aspect
+    # kept) before its crops are cut, when scoring and in the feature cache:
+    # photos of any resolution are then seen at the training scale.
+    resize: int = 0
 
 
 @dataclasses.dataclass
@@ -87,116 +108,11 @@ class ModelConfig:
     # Standardise the pooled features before the head's MLP (a BatchNorm);
     # helps most with a frozen pretrained backbone.
     head_input_norm: bool = False
-    # 0, or the short side every image is resized to (antialiased, aspect
-    # kept) before its crops are cut, when scoring and in the feature cache:
-    # photos of any resolution are then seen at the training scale.
-    input_resize: int = 0
+    scoring: ScoringPolicy = dataclasses.field(default_factory=ScoringPolicy)
 
 
 @dataclasses.dataclass
-class RankingConfig:
-    distortion_set: str = "kadid"
-    types: list = dataclasses.field(default_factory=list)
-    groups_per_batch: int = 4
-    margin: float = 0.05
-    # > 0: rank the head's logits (a linear output) with this margin in
-    # logit units instead of the sigmoid scores with `margin`.
-    logit_margin: float = 0.0
-    epochs: int = 10
-    steps_per_epoch: int = 200
-    val_steps: int = 20
-    learning_rate: float = 1e-4
-    # Apply the distortion types that are pure TF ops inside the train step
-    # (on the accelerator) instead of in the CPU input pipeline; JPEG and
-    # JPEG2000 stay in the pipeline. Same images either way.
-    device_distortions: bool = False
-    # Backbone layers up to this level stay frozen while ranking ("none":
-    # all train); see `finetune.freeze_backbone`.
-    freeze_backbone: str = "none"
-
-
-@dataclasses.dataclass
-class MetaConfig:
-    # "synthetic" (distortion engine on pristine images) or a reader kind
-    # with real MOS and distortion labels ("tid2013", "kadid10k").
-    task_source: str = "synthetic"
-    distortion_set: str = "kadid"
-    types: list = dataclasses.field(default_factory=list)
-    holdout: list = dataclasses.field(default_factory=list)
-    # "pseudo_mos" (full-reference MS-SSIM) or "level".
-    label: str = "pseudo_mos"
-    support_size: int = 16
-    query_size: int = 4
-    meta_batch_size: int = 4
-    inner_steps: int = 1
-    inner_learning_rate: float = 1e-3
-    learning_rate: float = 1e-4
-    # "second" (exact, nested tapes) or "first" (first-order MAML).
-    order: str = "second"
-    learn_inner_lr: bool = False
-    epochs: int = 10
-    steps_per_epoch: int = 100
-    val_steps: int = 10
-    # Inner-loop weights: "all", or "head" (only the head adapts; the
-    # backbone is still meta-learned through it; much cheaper).
-    adapt: str = "all"
-    # Backbone layers up to this level are neither adapted nor meta-learned
-    # ("none": all are); see `finetune.freeze_backbone`.
-    freeze_backbone: str = "none"
-    # Outer learning rate of the head and Meta-SGD rates; 0 = learning_rate.
-    head_learning_rate: float = 0.0
-    # Query images per validation task (0 = query_size); more = steadier SRCC.
-    val_query_size: int = 0
-    # BatchNorm statistics inside a meta-step: "batch" (the meta-batch's,
-    # under the meta-parameters, frozen through the inner loop) or "moving".
-    batchnorm: str = "batch"
-    # Batches of task images used to re-estimate BatchNorm statistics for
-    # the meta-parameters before training and after each epoch (0 = never).
-    bn_recalibration_batches: int = 4
-    # Real-MOS task sources: dataset folder (relative to data.root), reader
-    # options, and the fraction of reference contents held out for validation.
-    task_dir: str = ""
-    task_reader_options: dict = dataclasses.field(default_factory=dict)
-    val_ratio: float = 0.2
-    # Leave-one-distortion-out protocol (`tfiqa lodo`): labelled examples of
-    # the held-out type used to adapt (0 = score the prior as is), the types
-    # swept (empty = all task types) and test images per held-out type.
-    lodo_shots: list = dataclasses.field(default_factory=lambda: [0, 10, 50])
-    lodo_types: list = dataclasses.field(default_factory=list)
-    lodo_test_size: int = 100
-
-
-@dataclasses.dataclass
-class FinetuneConfig:
-    epochs: int = 30
-    learning_rate: float = 1e-4
-    head_learning_rate: float = 1e-3
-    loss: str = "mse"
-    rank_weight: float = 0.0
-    patience: int = 5
-    # 0 means one pass over the training split per epoch.
-    steps_per_epoch: int = 0
-    # Transfer learning (tfiqa.training.transfer). Backbone layers up to this
-    # level stay frozen: "none", "all" (only the head trains) or "P2".."P5".
-    freeze_backbone: str = "none"
-    # The first epochs train the head alone, the whole backbone frozen.
-    warmup_epochs: int = 0
-    # While the whole backbone is frozen, train the head on the cached pooled
-    # features of this many fixed crops per training image (computed once,
-    # no backbone pass per step); 0 computes features from random crops.
-    cache_views: int = 0
-    # Folder of cached features (empty: <workdir>/cache/features); runs
-    # whose backbone weights are the same can share one.
-    cache_dir: str = ""
-    # Re-initialise the score layer (the head's last Dense) when the stage
-    # starts, as RankIQA does: a prior's score layer may sit deep in the
-    # sigmoid's saturation after ranking.
-    reinit_score: bool = False
-
-
-@dataclasses.dataclass
-class TrainerConfig:
-    stages: list = dataclasses.field(default_factory=lambda: ["rank", "finetune"])
+class RuntimeConfig:
     seed: int = 0
     # "auto": MirroredStrategy over all GPUs when there are any, otherwise
     # the default strategy; "multi_worker" reads TF_CONFIG.
@@ -226,6 +142,24 @@ class TrainerConfig:
 
 
 @dataclasses.dataclass
+class LODOConfig:
+    """Leave-one-distortion-out protocol (`tfiqa lodo`)."""
+
+    # Labelled examples of the held-out type used to adapt (0 = score the
+    # prior as is).
+    shots: list = dataclasses.field(default_factory=lambda: [0, 10, 50])
+    # Types swept (empty = all of `stages.meta.types`).
+    types: list = dataclasses.field(default_factory=list)
+    # Test images per held-out type.
+    test_size: int = 100
+
+
+@dataclasses.dataclass
+class ProtocolsConfig:
+    lodo: LODOConfig = dataclasses.field(default_factory=LODOConfig)
+
+
+@dataclasses.dataclass
 class ExportConfig:
     name: str = "tfiqa"
     version: int = 1
@@ -246,10 +180,9 @@ class ExportConfig:
 class ExperimentConfig:
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
-    ranking: RankingConfig = dataclasses.field(default_factory=RankingConfig)
-    meta: MetaConfig = dataclasses.field(default_factory=MetaConfig)
-    finetune: FinetuneConfig = dataclasses.field(default_factory=FinetuneConfig)
-    trainer: TrainerConfig = dataclasses.field(default_factory=TrainerConfig)
+    stages: StagesConfig = dataclasses.field(default_factory=StagesConfig)
+    runtime: RuntimeConfig = dataclasses.field(default_factory=RuntimeConfig)
+    protocols: ProtocolsConfig = dataclasses.field(default_factory=ProtocolsConfig)
     export: ExportConfig = dataclasses.field(default_factory=ExportConfig)
 
     def validate(self):
@@ -283,11 +216,11 @@ def load_config(path=None, overrides=(), base=None):
     if path:
         content = read_yaml(path)  # its errors name the file already
         try:
-            config = merge(config, content)
+            config = merge(config, migrate(content))
         except ConfigError as e:
             raise ConfigError(f"{path}: {e}") from None
     for text in overrides:
-        config = merge(config, parse_override(text))
+        config = merge(config, migrate(parse_override(text)))
     return config.validate()
 
 

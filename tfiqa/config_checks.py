@@ -21,14 +21,14 @@ def check_relations(config):
 
 
 def check_stage_values(config):
-    """Values of the stages `trainer.stages` runs, before any work: each
+    """Values of the stages `stages.order` runs, before any work: each
     stage's `StageSpec.validate`.
 
     Runs after `ExperimentConfig.validate`: each key is already valid alone.
     """
     from tfiqa.training.stages import STAGES, shared_data
 
-    data, stages = config.data, config.trainer.stages
+    data, stages = config.data, config.stages.order
     generated = not data.pristine_dir and "pristine" in shared_data(config, stages)
     if generated and data.pristine_size < data.crop_size:
         # Before minutes of image generation, not after.

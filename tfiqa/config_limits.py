@@ -141,7 +141,7 @@ class Optional:
 
 @dataclasses.dataclass(frozen=True)
 class Precision:
-    """`trainer.mixed_precision`: true, false or a dtype policy name."""
+    """`runtime.mixed_precision`: true, false or a dtype policy name."""
 
     def check(self, key, value):
         from tfiqa.training.strategy import precision_policy
@@ -277,8 +277,6 @@ RULES = {
     "data.split_index": Number(0, MAX_LIST),
     "data.split_seed": Number(-1, MAX_SEED),
     "data.skip_bad": Flag(),
-    "data.eval_mode": OneOf(_choices("crops", "full")),
-    "data.eval_crops": Number(1, MAX_CROPS),
     "model.backbone": OneOf(_backbones),
     "model.weights": Text(),
     "model.levels": ListOf(OneOf(_levels), min_length=1, unique=True),
@@ -289,68 +287,70 @@ RULES = {
     "model.head_activation": OneOf(_choices("relu", "prelu")),
     "model.batch_norm": Flag(),
     "model.head_input_norm": Flag(),
-    "model.input_resize": Number(32, 2 * MAX_IMAGE_SIDE, zero=True),
-    "ranking.distortion_set": OneOf(_distortion_sets),
-    "ranking.types": DISTORTION_TYPES,
-    "ranking.groups_per_batch": Number(1, MAX_BATCH),
-    "ranking.margin": RATE,
-    "ranking.logit_margin": RATE,
-    "ranking.epochs": EPOCHS,
-    "ranking.steps_per_epoch": STEPS,
-    "ranking.val_steps": VAL_STEPS,
-    "ranking.learning_rate": POSITIVE_RATE,
-    "ranking.device_distortions": Flag(),
-    "ranking.freeze_backbone": FREEZE,
-    "meta.task_source": OneOf(_task_sources),
-    "meta.distortion_set": OneOf(_distortion_sets),
-    "meta.types": DISTORTION_TYPES,
-    "meta.holdout": DISTORTION_TYPES,
-    "meta.label": OneOf(_labels),
-    "meta.support_size": Number(1, MAX_BATCH),
-    "meta.query_size": Number(1, MAX_BATCH),
-    "meta.meta_batch_size": Number(1, MAX_BATCH),
-    "meta.inner_steps": Number(0, 100),
-    "meta.inner_learning_rate": RATE,
-    "meta.learning_rate": POSITIVE_RATE,
-    "meta.order": OneOf(_choices("first", "second")),
-    "meta.learn_inner_lr": Flag(),
-    "meta.epochs": EPOCHS,
-    "meta.steps_per_epoch": STEPS,
-    "meta.val_steps": VAL_STEPS,
-    "meta.adapt": OneOf(_choices("all", "head")),
-    "meta.freeze_backbone": FREEZE,
-    "meta.head_learning_rate": RATE,
-    "meta.val_query_size": Number(0, MAX_BATCH),
-    "meta.batchnorm": OneOf(_choices("batch", "moving")),
-    "meta.bn_recalibration_batches": Number(0, 10_000),
-    "meta.task_dir": Text(),
-    "meta.task_reader_options": Mapping(),
-    "meta.val_ratio": RATIO,
-    "meta.lodo_shots": ListOf(Number(0, MAX_COUNT), min_length=1),
-    "meta.lodo_types": DISTORTION_TYPES,
-    "meta.lodo_test_size": Number(1, MAX_COUNT),
-    "finetune.epochs": EPOCHS,
-    "finetune.learning_rate": POSITIVE_RATE,
-    "finetune.head_learning_rate": RATE,
-    "finetune.loss": OneOf(_losses),
-    "finetune.rank_weight": RATE,
-    "finetune.patience": Number(0, MAX_EPOCHS),
-    "finetune.steps_per_epoch": VAL_STEPS,
-    "finetune.freeze_backbone": FREEZE,
-    "finetune.warmup_epochs": Number(0, MAX_EPOCHS),
-    "finetune.cache_views": Number(0, MAX_CROPS),
-    "finetune.cache_dir": Text(),
-    "finetune.reinit_score": Flag(),
-    "trainer.stages": ListOf(OneOf(_stages), min_length=1, unique=True),
-    "trainer.seed": Number(0, MAX_SEED),
-    "trainer.strategy": OneOf(_strategies),
-    "trainer.mixed_precision": Precision(),
-    "trainer.sync_batchnorm": Flag(),
-    "trainer.weight_decay": RATE,
+    "model.scoring.mode": OneOf(_choices("crops", "full")),
+    "model.scoring.crops": Number(1, MAX_CROPS),
+    "model.scoring.resize": Number(32, 2 * MAX_IMAGE_SIDE, zero=True),
+    "stages.rank.distortion_set": OneOf(_distortion_sets),
+    "stages.rank.types": DISTORTION_TYPES,
+    "stages.rank.groups_per_batch": Number(1, MAX_BATCH),
+    "stages.rank.margin": RATE,
+    "stages.rank.logit_margin": RATE,
+    "stages.rank.schedule.epochs": EPOCHS,
+    "stages.rank.schedule.steps_per_epoch": STEPS,
+    "stages.rank.schedule.val_steps": VAL_STEPS,
+    "stages.rank.optimizer.learning_rate": POSITIVE_RATE,
+    "stages.rank.device_distortions": Flag(),
+    "stages.rank.freeze_backbone": FREEZE,
+    "stages.meta.task_source": OneOf(_task_sources),
+    "stages.meta.distortion_set": OneOf(_distortion_sets),
+    "stages.meta.types": DISTORTION_TYPES,
+    "stages.meta.holdout": DISTORTION_TYPES,
+    "stages.meta.label": OneOf(_labels),
+    "stages.meta.support_size": Number(1, MAX_BATCH),
+    "stages.meta.query_size": Number(1, MAX_BATCH),
+    "stages.meta.meta_batch_size": Number(1, MAX_BATCH),
+    "stages.meta.inner_steps": Number(0, 100),
+    "stages.meta.inner_learning_rate": RATE,
+    "stages.meta.optimizer.learning_rate": POSITIVE_RATE,
+    "stages.meta.order": OneOf(_choices("first", "second")),
+    "stages.meta.learn_inner_lr": Flag(),
+    "stages.meta.schedule.epochs": EPOCHS,
+    "stages.meta.schedule.steps_per_epoch": STEPS,
+    "stages.meta.schedule.val_steps": VAL_STEPS,
+    "stages.meta.adapt": OneOf(_choices("all", "head")),
+    "stages.meta.freeze_backbone": FREEZE,
+    "stages.meta.optimizer.head_learning_rate": RATE,
+    "stages.meta.val_query_size": Number(0, MAX_BATCH),
+    "stages.meta.batchnorm": OneOf(_choices("batch", "moving")),
+    "stages.meta.bn_recalibration_batches": Number(0, 10_000),
+    "stages.meta.task_dir": Text(),
+    "stages.meta.task_reader_options": Mapping(),
+    "stages.meta.val_ratio": RATIO,
+    "protocols.lodo.shots": ListOf(Number(0, MAX_COUNT), min_length=1),
+    "protocols.lodo.types": DISTORTION_TYPES,
+    "protocols.lodo.test_size": Number(1, MAX_COUNT),
+    "stages.finetune.schedule.epochs": EPOCHS,
+    "stages.finetune.optimizer.learning_rate": POSITIVE_RATE,
+    "stages.finetune.optimizer.head_learning_rate": RATE,
+    "stages.finetune.loss": OneOf(_losses),
+    "stages.finetune.rank_weight": RATE,
+    "stages.finetune.schedule.patience": Number(0, MAX_EPOCHS),
+    "stages.finetune.schedule.steps_per_epoch": VAL_STEPS,
+    "stages.finetune.freeze_backbone": FREEZE,
+    "stages.finetune.schedule.warmup_epochs": Number(0, MAX_EPOCHS),
+    "stages.finetune.cache_views": Number(0, MAX_CROPS),
+    "stages.finetune.cache_dir": Text(),
+    "stages.finetune.reinit_score": Flag(),
+    "stages.order": ListOf(OneOf(_stages), min_length=1, unique=True),
+    "runtime.seed": Number(0, MAX_SEED),
+    "runtime.strategy": OneOf(_strategies),
+    "runtime.mixed_precision": Precision(),
+    "runtime.sync_batchnorm": Flag(),
+    "runtime.weight_decay": RATE,
     # -1 also hides the epoch lines.
-    "trainer.verbose": Number(-1, 2),
-    "trainer.precise_bn_batches": Number(0, 10_000),
-    "trainer.init_from": Text(),
+    "runtime.verbose": Number(-1, 2),
+    "runtime.precise_bn_batches": Number(0, 10_000),
+    "runtime.init_from": Text(),
     "export.name": Text(),
     "export.version": Number(1, MAX_SEED),
     "export.formats": ListOf(OneOf(_formats), min_length=1, unique=True),
@@ -361,16 +361,26 @@ RULES = {
 }
 
 
-def check_section(values, section):
-    """Checks every key of one section's values (e.g. `config.meta`, "meta")
-    against `RULES`."""
+def leaf_fields(values, section=""):
+    """`(dotted key, dataclass field, value)` of every key in `values` (a
+    config or one of its sections named `section`), sub-sections walked."""
     for field in dataclasses.fields(values):
-        key = f"{section}.{field.name}"
-        RULES[key].check(key, getattr(values, field.name))
+        key = f"{section}.{field.name}" if section else field.name
+        value = getattr(values, field.name)
+        if dataclasses.is_dataclass(value):
+            yield from leaf_fields(value, key)
+        else:
+            yield key, field, value
+
+
+def check_section(values, section):
+    """Checks every key of one section's values (e.g. `config.stages.meta`,
+    "stages.meta"), and of its sub-sections, against `RULES`."""
+    for key, _, value in leaf_fields(values, section):
+        RULES[key].check(key, value)
 
 
 def check_keys(config):
     """Checks every key of `config`, in the schema's order; the first bad
     key raises `ConfigError` naming it."""
-    for section in dataclasses.fields(config):
-        check_section(getattr(config, section.name), section.name)
+    check_section(config, "")

@@ -42,6 +42,10 @@ class TfiqaWarning(UserWarning):
     """Base class of tfiqa's warnings; the CLI prints each as one line."""
 
 
+class ConfigDeprecationWarning(TfiqaWarning, DeprecationWarning):
+    """A config key of an older layout, moved to its new name on load."""
+
+
 class AmbiguousModelWarning(TfiqaWarning):
     """A model argument names both an existing path and a shipped preset."""
 

@@ -82,40 +82,46 @@ def test_format_table_has_a_row_per_type_and_a_mean():
 def test_config_checks():
     with pytest.raises(ConfigError, match="priors"):
         check_priors(["meta", "maml"])
-    config = load_config(None, ["meta.types=[jpeg, darken]"])
+    config = load_config(None, ["stages.meta.types=[jpeg, darken]"])
     assert sweep_types(config) == (["jpeg", "darken"], ["jpeg", "darken"])
-    with pytest.raises(ConfigError, match="lodo_types"):
-        sweep_types(load_config(None, ["meta.types=[jpeg]", "meta.lodo_types=[blur]"]))
+    with pytest.raises(ConfigError, match="protocols.lodo.types"):
+        sweep_types(
+            load_config(
+                None, ["stages.meta.types=[jpeg]", "protocols.lodo.types=[blur]"]
+            )
+        )
     with pytest.raises(ConfigError, match="at least two"):
-        sweep_types(load_config(None, ["meta.types=[jpeg]"]))
+        sweep_types(load_config(None, ["stages.meta.types=[jpeg]"]))
     with pytest.raises(ConfigError, match="synthetic"):
-        sweep_types(load_config(None, ["meta.task_source=tid2013"]))
+        sweep_types(load_config(None, ["stages.meta.task_source=tid2013"]))
 
 
 def test_prior_config_removes_the_held_out_type_everywhere():
-    config = load_config(None, ["ranking.types=[jpeg, darken, white_noise]"])
+    config = load_config(None, ["stages.rank.types=[jpeg, darken, white_noise]"])
     cfg = prior_config(config, ["jpeg", "darken"], "jpeg", "rank+meta", "/p")
-    assert cfg.trainer.stages == ["rank", "meta"]
-    assert cfg.meta.types == ["jpeg", "darken"] and cfg.meta.holdout == ["jpeg"]
-    assert cfg.ranking.types == ["darken", "white_noise"]
+    assert cfg.stages.order == ["rank", "meta"]
+    assert cfg.stages.meta.types == ["jpeg", "darken"] and cfg.stages.meta.holdout == [
+        "jpeg"
+    ]
+    assert cfg.stages.rank.types == ["darken", "white_noise"]
     assert cfg.data.pristine_dir == "/p"
-    assert config.meta.holdout == []  # the original is untouched
+    assert config.stages.meta.holdout == []  # the original is untouched
 
 
 def test_multitask_prior_sees_the_same_images_without_the_inner_loop(tmp_path):
     config = load_config(
         None,
         [
-            "meta.support_size=8",
-            "meta.query_size=4",
-            "meta.inner_steps=2",
-            "meta.learn_inner_lr=true",
+            "stages.meta.support_size=8",
+            "stages.meta.query_size=4",
+            "stages.meta.inner_steps=2",
+            "stages.meta.learn_inner_lr=true",
         ],
     )
     cfg = prior_config(config, ["jpeg", "darken"], "jpeg", "multitask", "/p")
-    assert cfg.trainer.stages == ["meta"] and cfg.meta.holdout == ["jpeg"]
-    assert (cfg.meta.support_size, cfg.meta.query_size) == (1, 11)
-    assert cfg.meta.inner_steps == 0 and not cfg.meta.learn_inner_lr
+    assert cfg.stages.order == ["meta"] and cfg.stages.meta.holdout == ["jpeg"]
+    assert (cfg.stages.meta.support_size, cfg.stages.meta.query_size) == (1, 11)
+    assert cfg.stages.meta.inner_steps == 0 and not cfg.stages.meta.learn_inner_lr
     # Scored with the meta-training adaptation, not its own zero steps.
     model = brightness_scorer()
     step = prior_adaptation(config, "multitask", str(tmp_path), model)
@@ -131,10 +137,10 @@ def test_k_shot_adaptation_is_the_one_the_meta_prior_was_trained_with(tmp_path):
         None,
         [
             *TINY_MODEL_SETTINGS,
-            "meta.adapt=head",
-            "meta.inner_steps=2",
-            "meta.inner_learning_rate=0.05",
-            "meta.learn_inner_lr=true",
+            "stages.meta.adapt=head",
+            "stages.meta.inner_steps=2",
+            "stages.meta.inner_learning_rate=0.05",
+            "stages.meta.learn_inner_lr=true",
         ],
     )
     model = build_model(config.model, input_crop_size=32)
@@ -149,7 +155,7 @@ def test_k_shot_adaptation_is_the_one_the_meta_prior_was_trained_with(tmp_path):
     learned = [rng.uniform(0.01, 0.2, v.shape) for v in trainer.inner_lrs]
     for variable, value in zip(trainer.inner_lrs, learned, strict=True):
         variable.assign(value)
-    save_adaptation(str(tmp_path), trainer.maml, adaptation_spec(config.meta))
+    save_adaptation(str(tmp_path), trainer.maml, adaptation_spec(config.stages.meta))
     model.save(tmp_path / "model.keras")
     prior = keras.saving.load_model(tmp_path / "model.keras")
 
@@ -174,23 +180,21 @@ TINY = {
         "head_units": [8],
     },
     "data": {"crop_size": 32, "pristine_count": 6, "pristine_size": 48},
-    "meta": {
-        "types": ["white_noise", "darken"],
-        "label": "level",
-        "support_size": 4,
-        "query_size": 2,
-        "meta_batch_size": 1,
-        "epochs": 1,
-        "steps_per_epoch": 2,
-        "val_steps": 1,
-        "adapt": "head",
-        "inner_learning_rate": 0.05,
-        "bn_recalibration_batches": 1,
-        "lodo_types": ["darken"],
-        "lodo_shots": [0, 3],
-        "lodo_test_size": 8,
+    "stages": {
+        "meta": {
+            "types": ["white_noise", "darken"],
+            "label": "level",
+            "support_size": 4,
+            "query_size": 2,
+            "meta_batch_size": 1,
+            "schedule": {"epochs": 1, "steps_per_epoch": 2, "val_steps": 1},
+            "adapt": "head",
+            "inner_learning_rate": 0.05,
+            "bn_recalibration_batches": 1,
+        },
     },
-    "trainer": {"verbose": -1},
+    "protocols": {"lodo": {"types": ["darken"], "shots": [0, 3], "test_size": 8}},
+    "runtime": {"verbose": -1},
 }
 
 
@@ -220,17 +224,17 @@ def test_lodo_command_writes_the_table_and_resumes(tmp_path):
     adaptation = saved["adaptation"]
     assert set(saved["seeds"]["held_out_data"]) == {"darken"}
     head = {a["prior"]: a["variables"] for a in adaptation}
-    assert head["meta"] == head["scratch"] < 10  # the head only (meta.adapt)
+    assert head["meta"] == head["scratch"] < 10  # the head only (stages.meta.adapt)
     assert {a["steps"] for a in adaptation} == {1}
     # The meta prior never saw the held-out type.
     with open(workdir / "darken" / "meta" / "config.yaml") as f:
         saved = yaml.safe_load(f)
-    assert saved["meta"]["holdout"] == ["darken"]
+    assert saved["stages"]["meta"]["holdout"] == ["darken"]
     assert os.path.isfile(workdir / "darken" / "meta" / "model.keras")
-    assert "LODO sweep" not in result.stderr  # trainer.verbose -1: no bar
+    assert "LODO sweep" not in result.stderr  # runtime.verbose -1: no bar
     # Running again resumes: same table, no retraining; the bar counts runs.
     again = CliRunner(env={"TFIQA_PROGRESS": "1"}).invoke(
-        cli, [*args, "--set", "trainer.verbose=1"]
+        cli, [*args, "--set", "runtime.verbose=1"]
     )
     assert again.exit_code == 0, again.output
     with open(workdir / "lodo.csv") as f:

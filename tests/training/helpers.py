@@ -32,7 +32,7 @@ def worker_strategy(strategy_name, logical_cpus=1):
     `logical_cpus` devices (only possible before TensorFlow initialises)."""
     import tensorflow as tf
 
-    from tfiqa.config import TrainerConfig
+    from tfiqa.config import RuntimeConfig
     from tfiqa.training.strategy import get_strategy
 
     if logical_cpus > 1:
@@ -40,7 +40,7 @@ def worker_strategy(strategy_name, logical_cpus=1):
         tf.config.set_logical_device_configuration(
             cpu, [tf.config.LogicalDeviceConfiguration()] * logical_cpus
         )
-    return get_strategy(TrainerConfig(strategy=strategy_name))
+    return get_strategy(RuntimeConfig(strategy=strategy_name))
 
 
 def tiny_regressor(seed=0, features=8):

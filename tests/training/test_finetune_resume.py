@@ -44,13 +44,19 @@ def test_metrics_json_records_the_resumed_epoch(tmp_path):
 
     workdir = str(tmp_path / "run")
     run_experiment(
-        transfer_config(tmp_path, "finetune.epochs=2", "data.num_splits=1"), workdir
+        transfer_config(
+            tmp_path, "stages.finetune.schedule.epochs=2", "data.num_splits=1"
+        ),
+        workdir,
     )
     # Stage marked unfinished, more epochs asked for: the rerun resumes at 3.
     stage_dir = os.path.join(workdir, "checkpoints", "finetune")
     os.remove(os.path.join(stage_dir, "done.json"))
     metrics = run_experiment(
-        transfer_config(tmp_path, "finetune.epochs=3", "data.num_splits=1"), workdir
+        transfer_config(
+            tmp_path, "stages.finetune.schedule.epochs=3", "data.num_splits=1"
+        ),
+        workdir,
     )
     assert [r["epoch"] for r in metrics["resumed"]] == [3]
     with open(os.path.join(workdir, "metrics.json")) as f:

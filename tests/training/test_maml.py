@@ -312,7 +312,7 @@ def test_bad_arguments():
         MAMLStep(model, order="third")
     with pytest.raises(ConfigError, match="inner_steps"):
         MAMLStep(model, inner_steps=-1)
-    with pytest.raises(ConfigError, match="meta.batchnorm"):
+    with pytest.raises(ConfigError, match="stages.meta.batchnorm"):
         MAMLStep(model, batchnorm="train")
     other = tiny_model(seed=1)
     with pytest.raises(ValueError, match="adapt_variables"):

@@ -36,20 +36,20 @@ def meta_config(*overrides):
             "data.pristine_count=6",
             "data.pristine_size=48",
             "data.pristine_val_ratio=0.34",
-            f"meta.types={TYPES}",
-            "meta.holdout=[darken]",
-            "meta.support_size=4",
-            "meta.query_size=3",
-            "meta.val_query_size=6",
-            "meta.meta_batch_size=2",
-            "meta.epochs=2",
-            "meta.steps_per_epoch=2",
-            "meta.val_steps=1",
-            "meta.inner_learning_rate=0.05",
-            "meta.learning_rate=0.01",
-            "meta.bn_recalibration_batches=1",
-            "trainer.stages=[meta]",
-            "trainer.verbose=0",
+            f"stages.meta.types={TYPES}",
+            "stages.meta.holdout=[darken]",
+            "stages.meta.support_size=4",
+            "stages.meta.query_size=3",
+            "stages.meta.val_query_size=6",
+            "stages.meta.meta_batch_size=2",
+            "stages.meta.schedule.epochs=2",
+            "stages.meta.schedule.steps_per_epoch=2",
+            "stages.meta.schedule.val_steps=1",
+            "stages.meta.inner_learning_rate=0.05",
+            "stages.meta.optimizer.learning_rate=0.01",
+            "stages.meta.bn_recalibration_batches=1",
+            "stages.order=[meta]",
+            "runtime.verbose=0",
             *overrides,
         ],
     )
@@ -57,7 +57,7 @@ def meta_config(*overrides):
 
 @pytest.mark.slow
 def test_meta_stage_trains_validates_checkpoints_and_resumes(tmp_path):
-    config = meta_config("meta.label=level")
+    config = meta_config("stages.meta.label=level")
     strategy = tf.distribute.get_strategy()
     model = tiny_scorer()
     before = [v.numpy().copy() for v in model.trainable_variables]
@@ -82,7 +82,7 @@ def test_meta_stage_trains_validates_checkpoints_and_resumes(tmp_path):
     with open(tmp_path / "splits" / "pristine.json") as f:
         assert json.load(f)
     # Resume: a fresh model restores the last epoch and trains one more.
-    config = meta_config("meta.label=level", "meta.epochs=3")
+    config = meta_config("stages.meta.label=level", "stages.meta.schedule.epochs=3")
     model2 = tiny_scorer(seed=3)
     again = run_meta_stage(config, model2, strategy, str(tmp_path))
     assert again["fit"]["initial_epoch"] == 2
@@ -93,11 +93,11 @@ def test_meta_stage_trains_validates_checkpoints_and_resumes(tmp_path):
 @pytest.mark.slow
 def test_meta_stage_first_order_meta_sgd_head_lr(tmp_path):
     config = meta_config(
-        "meta.order=first",
-        "meta.learn_inner_lr=true",
-        "meta.head_learning_rate=0.02",
-        "meta.epochs=1",
-        "meta.holdout=[]",
+        "stages.meta.order=first",
+        "stages.meta.learn_inner_lr=true",
+        "stages.meta.optimizer.head_learning_rate=0.02",
+        "stages.meta.schedule.epochs=1",
+        "stages.meta.holdout=[]",
     )
     model = tiny_scorer()
     result = run_meta_stage(config, model, tf.distribute.get_strategy(), str(tmp_path))
@@ -116,13 +116,13 @@ def test_meta_stage_from_real_mos_records(tmp_path):
         pristine, str(tmp_path / "mos"), ["gaussian_blur", "jpeg"], [1, 3, 5], 0
     )
     config = meta_config(
-        "meta.task_source=distorted",
-        f"meta.task_dir={tmp_path / 'mos'}",
-        "meta.types=[]",
-        "meta.holdout=[jpeg]",
-        "meta.val_ratio=0.5",
-        "meta.epochs=1",
-        "meta.meta_batch_size=1",
+        "stages.meta.task_source=distorted",
+        f"stages.meta.task_dir={tmp_path / 'mos'}",
+        "stages.meta.types=[]",
+        "stages.meta.holdout=[jpeg]",
+        "stages.meta.val_ratio=0.5",
+        "stages.meta.schedule.epochs=1",
+        "stages.meta.meta_batch_size=1",
     )
     result = run_meta_stage(
         config, tiny_scorer(), tf.distribute.get_strategy(), str(tmp_path / "run")
@@ -135,16 +135,24 @@ def test_meta_stage_from_real_mos_records(tmp_path):
 
 def test_meta_stage_config_errors(tmp_path):
     strategy = tf.distribute.get_strategy()
-    with pytest.raises(ConfigError, match="meta.holdout"):
+    with pytest.raises(ConfigError, match="stages.meta.holdout"):
         run_meta_stage(
-            meta_config("meta.holdout=[not_a_type]"), tiny_scorer(), strategy, tmp_path
+            meta_config("stages.meta.holdout=[not_a_type]"),
+            tiny_scorer(),
+            strategy,
+            tmp_path,
         )
     with pytest.raises(ConfigError, match="task_dir"):
         run_meta_stage(
-            meta_config("meta.task_source=tid2013"), tiny_scorer(), strategy, tmp_path
+            meta_config("stages.meta.task_source=tid2013"),
+            tiny_scorer(),
+            strategy,
+            tmp_path,
         )
-    with pytest.raises(ConfigError, match="meta.label"):
-        run_meta_stage(meta_config("meta.label=mos"), tiny_scorer(), strategy, tmp_path)
+    with pytest.raises(ConfigError, match="stages.meta.label"):
+        run_meta_stage(
+            meta_config("stages.meta.label=mos"), tiny_scorer(), strategy, tmp_path
+        )
 
 
 TWO_REPLICA_STAGE = """
@@ -159,8 +167,12 @@ from test_meta_stage import meta_config, tiny_scorer
 from tfiqa.training.stages.meta import run_meta_stage
 from tfiqa.training.strategy import get_strategy
 
-config = meta_config("meta.label=level", "meta.epochs=1", "trainer.strategy=mirrored")
-strategy = get_strategy(config.trainer)
+config = meta_config(
+    "stages.meta.label=level",
+    "stages.meta.schedule.epochs=1",
+    "runtime.strategy=mirrored",
+)
+strategy = get_strategy(config.runtime)
 assert strategy.num_replicas_in_sync == 2
 with strategy.scope():
     model = tiny_scorer()

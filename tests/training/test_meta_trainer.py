@@ -130,7 +130,7 @@ def test_every_meta_variable_needs_an_optimizer():
 def test_head_adaptation_needs_head_variables():
     with pytest.raises(ConfigError, match="head_variables"):
         MetaTrainer(conv_model(), adapt="head")
-    with pytest.raises(ConfigError, match="meta.adapt"):
+    with pytest.raises(ConfigError, match="stages.meta.adapt"):
         MetaTrainer(conv_model(), adapt="tail")
 
 

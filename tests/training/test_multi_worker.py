@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import yaml
 
-from .test_run import ROOT, TINY, latest_checkpoint_number
+from .test_run import ROOT, TINY, deep_update, latest_checkpoint_number
 from .test_strategy import free_ports
 
 pytestmark = pytest.mark.slow
@@ -29,22 +29,20 @@ META = {
     "support_size": 4,
     "query_size": 3,
     "meta_batch_size": 2,
-    "epochs": 2,
-    "steps_per_epoch": 2,
-    "val_steps": 1,
+    "schedule": {"epochs": 2, "steps_per_epoch": 2, "val_steps": 1},
     "inner_learning_rate": 0.05,
-    "learning_rate": 0.01,
+    "optimizer": {"learning_rate": 0.01},
     "bn_recalibration_batches": 1,
 }
 
 
-def write_config(folder, stages=STAGES, **changes):
+def write_config(folder, order=STAGES, **changes):
     config = json.loads(json.dumps(TINY))
-    config["meta"] = dict(META)
+    config["stages"]["meta"] = dict(META)
+    config["stages"]["order"] = list(order)
     config["data"]["pristine_val_ratio"] = 0.34
-    config["trainer"].update(stages=list(stages), strategy="multi_worker")
-    for section, values in changes.items():
-        config[section].update(values)
+    config["runtime"]["strategy"] = "multi_worker"
+    deep_update(config, changes)
     path = os.path.join(folder, "tiny_multi_worker.yaml")
     with open(path, "w") as f:
         yaml.safe_dump(config, f)
@@ -127,8 +125,8 @@ def test_two_workers_train_every_stage_to_identical_weights(tmp_path):
 
 def test_killed_worker_resumes_from_the_last_checkpoint(tmp_path):
     workdir = tmp_path / "run"
-    ranking = {**TINY["ranking"], "epochs": 6, "steps_per_epoch": 3}
-    config = write_config(str(tmp_path), stages=("rank",), ranking=ranking)
+    rank = {"rank": {"schedule": {"epochs": 6, "steps_per_epoch": 3}}}
+    config = write_config(str(tmp_path), order=("rank",), stages=rank)
     procs = start_workers(config, workdir, str(tmp_path))
     rank_dir = str(workdir / "checkpoints" / "rank")
     deadline = time.time() + 600

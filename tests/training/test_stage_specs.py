@@ -17,13 +17,13 @@ from tfiqa.training.stages import STAGES, Phase, StageSpec, register_stage, stag
 
 
 def test_config_stage_names_are_the_registered_specs(tmp_path):
-    assert RULES["trainer.stages"].item.names() is STAGES
+    assert RULES["stages.order"].item.names() is STAGES
     assert set(STAGES.names()) == {"rank", "meta", "finetune"}
     for name in STAGES.names():
-        config = load_config(write_config(tmp_path), [f"trainer.stages=[{name}]"])
-        assert config.trainer.stages == [name]
+        config = load_config(write_config(tmp_path), [f"stages.order=[{name}]"])
+        assert config.stages.order == [name]
     with pytest.raises(ConfigError, match="Unknown training stage 'rnak'"):
-        load_config(write_config(tmp_path), ["trainer.stages=[rnak]"])
+        load_config(write_config(tmp_path), ["stages.order=[rnak]"])
 
 
 def test_seed_offsets_keep_their_values():
@@ -111,7 +111,7 @@ def test_a_stage_in_one_file_runs_through_run_experiment(toy_stage, tmp_path):
     from tfiqa.training.experiment import run_experiment
 
     start = [float(np.sum(w)) for w in _model_weights(tmp_path)]
-    config = load_config(write_config(tmp_path), [f"trainer.stages=[{TOY}]"])
+    config = load_config(write_config(tmp_path), [f"stages.order=[{TOY}]"])
     workdir = tmp_path / "run"
     metrics = run_experiment(config, str(workdir))
 
@@ -139,7 +139,7 @@ def _model_weights(tmp_path):
     from tfiqa.models import build_model
 
     config = load_config(write_config(tmp_path))
-    keras.utils.set_random_seed(config.trainer.seed)
+    keras.utils.set_random_seed(config.runtime.seed)
     model = build_model(
         config.model,
         input_crop_size=config.data.crop_size,

@@ -26,14 +26,14 @@ def tiny_config(*overrides):
             "data.test_ratio=0.2",
             "data.num_splits=3",
             "data.split_index=2",
-            f"ranking.types={TYPES}",
-            f"meta.types={TYPES}",
-            "meta.holdout=[jpeg]",
-            "meta.support_size=2",
-            "meta.query_size=1",
-            "meta.meta_batch_size=1",
-            "meta.val_steps=1",
-            "meta.bn_recalibration_batches=0",
+            f"stages.rank.types={TYPES}",
+            f"stages.meta.types={TYPES}",
+            "stages.meta.holdout=[jpeg]",
+            "stages.meta.support_size=2",
+            "stages.meta.query_size=1",
+            "stages.meta.meta_batch_size=1",
+            "stages.meta.schedule.val_steps=1",
+            "stages.meta.bn_recalibration_batches=0",
             *overrides,
         ],
     )
@@ -104,9 +104,9 @@ def test_meta_tasks_from_the_finetune_dataset_leave_out_its_val_and_test(tmp_pat
     folder = synthesize_mos_set(paths, str(tmp_path / "mos"), TYPES, [2, 5], 0)
     config = tiny_config(
         f"data.dataset_dir={folder}",
-        "meta.task_source=distorted",
-        f"meta.task_dir={folder}",
-        "meta.types=[]",
+        "stages.meta.task_source=distorted",
+        f"stages.meta.task_dir={folder}",
+        "stages.meta.types=[]",
     )
     ctx = context(config, tmp_path / "run")
     prepare_data(ctx, ["meta", "finetune"])

@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from tfiqa.config import TrainerConfig
+from tfiqa.config import RuntimeConfig
 from tfiqa.errors import ConfigError
 
 from .helpers import WORKER_TIMEOUT
@@ -48,17 +48,17 @@ def test_get_strategy_default_and_errors(monkeypatch):
 
     from tfiqa.training.strategy import get_strategy, is_chief
 
-    strategy = get_strategy(TrainerConfig(strategy="auto"))
+    strategy = get_strategy(RuntimeConfig(strategy="auto"))
     assert strategy.num_replicas_in_sync == 1
     assert is_chief(strategy)
     assert isinstance(
-        get_strategy(TrainerConfig(strategy="default")), tf.distribute.Strategy
+        get_strategy(RuntimeConfig(strategy="default")), tf.distribute.Strategy
     )
     with pytest.raises(ConfigError, match="Received: 'bogus'"):
-        get_strategy(TrainerConfig(strategy="bogus"))
+        get_strategy(RuntimeConfig(strategy="bogus"))
     monkeypatch.delenv("TF_CONFIG", raising=False)
     with pytest.raises(ConfigError, match="TF_CONFIG"):
-        get_strategy(TrainerConfig(strategy="multi_worker"))
+        get_strategy(RuntimeConfig(strategy="multi_worker"))
 
 
 @pytest.mark.slow

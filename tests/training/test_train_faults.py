@@ -23,19 +23,19 @@ from tests.training.test_transfer import csv_dataset
 
 # A one-step finetune of a small model on 16 images outside the tmpfs.
 TINY = [
-    "trainer.stages=[finetune]",
+    "stages.order=[finetune]",
     "data.dataset=csv",
     "data.num_splits=1",
     "data.crop_size=32",
     "data.batch_size=4",
-    "data.eval_crops=1",
+    "model.scoring.crops=1",
     "model.backbone=resnet18",
     "model.weights=none",
     "model.levels=[P5]",
     "model.head_units=[4]",
-    "finetune.epochs=1",
-    "finetune.steps_per_epoch=1",
-    "trainer.precise_bn_batches=1",
+    "stages.finetune.schedule.epochs=1",
+    "stages.finetune.schedule.steps_per_epoch=1",
+    "runtime.precise_bn_batches=1",
 ]
 
 

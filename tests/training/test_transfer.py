@@ -179,13 +179,13 @@ def transfer_config(tmp_path, *overrides):
         "data.batch_size=4",
         "data.val_ratio=0.25",
         "data.test_ratio=0.25",
-        "data.eval_crops=2",
-        "trainer.stages=[finetune]",
-        "trainer.verbose=-1",
-        "trainer.precise_bn_batches=1",
-        "finetune.learning_rate=0.01",
-        "finetune.head_learning_rate=0.01",
-        "finetune.patience=0",
+        "model.scoring.crops=2",
+        "stages.order=[finetune]",
+        "runtime.verbose=-1",
+        "runtime.precise_bn_batches=1",
+        "stages.finetune.optimizer.learning_rate=0.01",
+        "stages.finetune.optimizer.head_learning_rate=0.01",
+        "stages.finetune.schedule.patience=0",
     ]
     return load_config(None, base + list(overrides))
 
@@ -207,14 +207,14 @@ def test_frozen_backbone_with_cached_features_trains_only_the_head(tmp_path):
 
     config = transfer_config(
         tmp_path,
-        "finetune.freeze_backbone=all",
-        "finetune.cache_views=3",
-        "finetune.epochs=3",
+        "stages.finetune.freeze_backbone=all",
+        "stages.finetune.cache_views=3",
+        "stages.finetune.schedule.epochs=3",
     )
     keras.utils.set_random_seed(0)
     initial = IQAModel(**{**SMALL, "levels": ("P4", "P5")}, input_crop_size=32)
     initial.save_weights(tmp_path / "init.weights.h5")
-    config.trainer.init_from = str(tmp_path / "init.weights.h5")
+    config.runtime.init_from = str(tmp_path / "init.weights.h5")
     metrics = run_experiment(config, str(tmp_path / "run"))
     model = keras.saving.load_model(tmp_path / "run" / "model.keras")
     before, after = backbone_kernels(initial), backbone_kernels(model)
@@ -237,16 +237,16 @@ def test_warmup_then_unfreeze_keeps_early_blocks_frozen(tmp_path):
 
     config = transfer_config(
         tmp_path,
-        "finetune.warmup_epochs=1",
-        "finetune.freeze_backbone=P3",
-        "finetune.epochs=2",
-        "finetune.steps_per_epoch=2",
+        "stages.finetune.schedule.warmup_epochs=1",
+        "stages.finetune.freeze_backbone=P3",
+        "stages.finetune.schedule.epochs=2",
+        "stages.finetune.schedule.steps_per_epoch=2",
         "data.val_ratio=0",  # keep the last epoch, not the best one
     )
     keras.utils.set_random_seed(0)
     initial = IQAModel(**{**SMALL, "levels": ("P4", "P5")}, input_crop_size=32)
     initial.save_weights(tmp_path / "init.weights.h5")
-    config.trainer.init_from = str(tmp_path / "init.weights.h5")
+    config.runtime.init_from = str(tmp_path / "init.weights.h5")
     metrics = run_experiment(config, str(tmp_path / "run"))
     result = metrics["stages"]["finetune"]
     assert result["phases"] == {"warmup": 1, "finetune": 1}
@@ -288,31 +288,31 @@ def test_rank_and_meta_stages_train_only_the_unfrozen_blocks(tmp_path):
             "data.pristine_count=6",
             "data.pristine_size=48",
             "data.pristine_val_ratio=0.34",
-            "ranking.types=[jpeg, gaussian_blur]",
-            "ranking.epochs=1",
-            "ranking.steps_per_epoch=2",
-            "ranking.val_steps=1",
-            "ranking.learning_rate=0.001",
-            "ranking.freeze_backbone=P3",
-            "meta.types=[jpeg, gaussian_blur, white_noise]",
-            "meta.support_size=4",
-            "meta.query_size=3",
-            "meta.meta_batch_size=2",
-            "meta.epochs=1",
-            "meta.steps_per_epoch=2",
-            "meta.val_steps=1",
-            "meta.label=level",
-            "meta.learning_rate=0.01",
-            "meta.freeze_backbone=P4",
-            "trainer.stages=[rank, meta]",
-            "trainer.verbose=-1",
-            "trainer.precise_bn_batches=1",
+            "stages.rank.types=[jpeg, gaussian_blur]",
+            "stages.rank.schedule.epochs=1",
+            "stages.rank.schedule.steps_per_epoch=2",
+            "stages.rank.schedule.val_steps=1",
+            "stages.rank.optimizer.learning_rate=0.001",
+            "stages.rank.freeze_backbone=P3",
+            "stages.meta.types=[jpeg, gaussian_blur, white_noise]",
+            "stages.meta.support_size=4",
+            "stages.meta.query_size=3",
+            "stages.meta.meta_batch_size=2",
+            "stages.meta.schedule.epochs=1",
+            "stages.meta.schedule.steps_per_epoch=2",
+            "stages.meta.schedule.val_steps=1",
+            "stages.meta.label=level",
+            "stages.meta.optimizer.learning_rate=0.01",
+            "stages.meta.freeze_backbone=P4",
+            "stages.order=[rank, meta]",
+            "runtime.verbose=-1",
+            "runtime.precise_bn_batches=1",
         ],
     )
     keras.utils.set_random_seed(0)
     initial = IQAModel(**PLAIN, input_crop_size=32)
     initial.save_weights(tmp_path / "init.weights.h5")
-    config.trainer.init_from = str(tmp_path / "init.weights.h5")
+    config.runtime.init_from = str(tmp_path / "init.weights.h5")
     run_experiment(config, str(tmp_path / "run"))
     ranked = IQAModel(**PLAIN, input_crop_size=32)
     ranked.load_weights(tmp_path / "run" / "checkpoints" / "rank" / "final.weights.h5")
@@ -337,7 +337,7 @@ def test_rank_and_meta_stages_train_only_the_unfrozen_blocks(tmp_path):
 
 
 def test_stage_freeze_values_are_checked_before_work():
-    with pytest.raises(ConfigError, match="meta.freeze_backbone"):
-        load_config(None, ["meta.freeze_backbone=P9"]).validate()
-    with pytest.raises(ConfigError, match="ranking.freeze_backbone"):
-        load_config(None, ["ranking.freeze_backbone=block3"]).validate()
+    with pytest.raises(ConfigError, match="stages.meta.freeze_backbone"):
+        load_config(None, ["stages.meta.freeze_backbone=P9"]).validate()
+    with pytest.raises(ConfigError, match="stages.rank.freeze_backbone"):
+        load_config(None, ["stages.rank.freeze_backbone=block3"]).validate()

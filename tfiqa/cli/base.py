@@ -14,7 +14,7 @@ import warnings
 
 import click
 
-from tfiqa.errors import TfiqaError, TfiqaWarning
+from tfiqa.errors import ConfigDeprecationWarning, TfiqaError, TfiqaWarning
 
 EXIT_USER_ERROR = 2
 # More crops than this barely steadies a mean score and takes minutes per
@@ -34,6 +34,8 @@ def user_errors(command):
     def wrapper(*args, **kwargs):
         with warnings.catch_warnings():
             warnings.showwarning = _one_line_warnings(warnings.showwarning)
+            # Ignored by default as a DeprecationWarning; shown once each.
+            warnings.simplefilter("default", ConfigDeprecationWarning)
             try:
                 return command(*args, **kwargs)
             except TfiqaError as e:

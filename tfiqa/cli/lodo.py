@@ -8,7 +8,7 @@ from tfiqa.cli import base
 
 
 @base.cli.command()
-@base.config_options("meta.epochs=2")
+@base.config_options("stages.meta.schedule.epochs=2")
 @base.workdir_option(
     "runs/lodo",
     "Sweep directory: one run per held-out type and prior, lodo.csv/.md.",
@@ -22,12 +22,13 @@ from tfiqa.cli import base
 @click.option(
     "--shots",
     default=None,
-    help="Comma list of k labelled examples, e.g. 0,10,50 (default meta.lodo_shots).",
+    help="Comma list of k labelled examples, e.g. 0,10,50 "
+    "(default protocols.lodo.shots).",
 )
 @click.option(
     "--types",
     default=None,
-    help="Comma list of types to hold out in turn (default meta.lodo_types, "
+    help="Comma list of types to hold out in turn (default protocols.lodo.types, "
     "else every task type).",
 )
 @click.option(
@@ -47,9 +48,9 @@ def lodo(config_path, data_dir, overrides, workdir, priors, shots, types, repeat
     """
     extra = []
     if shots:
-        extra.append(f"meta.lodo_shots=[{shots}]")
+        extra.append(f"protocols.lodo.shots=[{shots}]")
     if types:
-        extra.append(f"meta.lodo_types=[{types}]")
+        extra.append(f"protocols.lodo.types=[{types}]")
     config = base.load_experiment_config(config_path, (*overrides, *extra), data_dir)
 
     base.start_tensorflow()

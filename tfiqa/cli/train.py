@@ -8,7 +8,7 @@ from tfiqa.cli import base
 
 
 @base.cli.command()
-@base.config_options("finetune.epochs=5")
+@base.config_options("stages.finetune.schedule.epochs=5")
 @base.workdir_option(
     "runs/quickstart",
     "Run directory: config, checkpoints, logs, splits, model, metrics.",
@@ -27,7 +27,7 @@ def train(config_path, data_dir, overrides, workdir):
     from tfiqa.write_failures import check_output_folder, reporting_write_failures
 
     check_output_folder(workdir, "--workdir")
-    click.echo(f"Training in {workdir} (stages: {', '.join(config.trainer.stages)})")
+    click.echo(f"Training in {workdir} (stages: {', '.join(config.stages.order)})")
     with reporting_write_failures(workdir, "--workdir"):
         metrics = run_experiment(config, workdir)
     click.echo("")

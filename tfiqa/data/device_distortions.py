@@ -76,7 +76,7 @@ def device_step(compute_terms, types, crop_size, groups_per_batch, replicas):
     """
     if groups_per_batch % replicas:
         raise ConfigError(
-            "ranking.device_distortions needs ranking.groups_per_batch to be a "
+            "stages.rank.device_distortions needs stages.rank.groups_per_batch to be a "
             f"multiple of the {replicas} replicas (each replica distorts whole "
             f"groups). Received: groups_per_batch={groups_per_batch}"
         )

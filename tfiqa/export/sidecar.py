@@ -20,10 +20,12 @@ Example (`model_int8_io.json`, abridged):
 import datetime
 import json
 import os
+import warnings
 
 import yaml
 
 import tfiqa
+from tfiqa.config_migration import migrate
 from tfiqa.models.scoring import scoring_policy
 
 _MODEL_KEYS = (
@@ -106,15 +108,19 @@ def training_info(model_path):
     if os.path.isfile(config_path):
         with open(config_path) as f:
             config = yaml.safe_load(f) or {}
+        with warnings.catch_warnings():
+            # A run of the layout before: its training warned already.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            config = migrate(config)
         data = config.get("data", {})
-        trainer = config.get("trainer", {})
+        stages = config.get("stages", {})
         info["data"] = {
             k: data[k]
             for k in ("dataset", "dataset_dir", "pristine_dir", "crop_size")
             if k in data
         }
-        if "stages" in trainer:
-            info["stages"] = trainer["stages"]
+        if "order" in stages:
+            info["stages"] = stages["order"]
     if info:
         info["workdir"] = workdir
     return info

@@ -31,13 +31,17 @@ def build_model(model_config, input_crop_size=None, eval_crops=None):
         input_crop_size: int or None. Training crop size (usually
             `config.data.crop_size`), stored in the model for inference.
         eval_crops: int or None. Crops averaged per image when scoring
-            (usually `config.data.eval_crops`).
+            (usually `config.model.scoring.crops`).
     """
     optional = {
         key: getattr(model_config, key)
-        for key in ("batch_norm", "head_activation", "head_input_norm", "input_resize")
+        for key in ("batch_norm", "head_activation", "head_input_norm")
         if hasattr(model_config, key)
     }
+    scoring = getattr(model_config, "scoring", None)
+    if scoring is not None:
+        # The config's `ScoringPolicy.resize` is the model's policy "resize".
+        optional["input_resize"] = scoring.resize
     return IQAModel(
         backbone=model_config.backbone,
         weights=model_config.weights,

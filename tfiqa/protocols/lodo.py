@@ -3,12 +3,12 @@ unseen distortion type?
 
 For each swept type h:
 
-1. Train each prior on every task type but h (h is in `meta.holdout` for
-   the meta prior and removed from `ranking.types` for the ranking prior):
+1. Train each prior on every task type but h (h is in `stages.meta.holdout` for
+   the meta prior and removed from `stages.rank.types` for the ranking prior):
    - "meta": the `meta` stage; "rank": the `rank` stage; "rank+meta": both;
    - "multitask": the fair baseline for the bi-level step: the `meta` stage
      on the same tasks and episodes without the inner loop
-     (`meta.inner_steps: 0`, no Meta-SGD), each task's S + Q images all but
+     (`stages.meta.inner_steps: 0`, no Meta-SGD), each task's S + Q images all but
      one in the query loss (support size 1), so the same images are seen;
    - "scratch": random weights (BatchNorm statistics estimated on the
      training types' images, so that the network computes something).
@@ -19,15 +19,15 @@ For each swept type h:
    - k = 0: the prior as it is;
    - k > 0: after adapting it to k labelled examples of h drawn from the
      *training* sources with exactly the adaptation the meta prior was
-     meta-trained with: the same variables (`meta.adapt`), the same
-     `meta.inner_steps` SGD steps on their MSE, at `meta.inner_learning_rate`
-     or, for a prior meta-trained with Meta-SGD, its learned per-parameter
-     rates (read back from the prior's `adaptation.json`, see
-     `tfiqa.training.adaptation`). Priors without a meta stage get the same
-     variables, steps and scalar rate. BatchNorm uses the moving statistics
-     (a deployed model's), and the adaptation works on fast weights: the
-     prior itself is never modified. The SRCC is averaged over `repeats`
-     draws of the k examples.
+     meta-trained with: the same variables (`stages.meta.adapt`), the same
+     `stages.meta.inner_steps` SGD steps on their MSE, at
+     `stages.meta.inner_learning_rate` or, for a prior meta-trained with
+     Meta-SGD, its learned per-parameter rates (read back from the prior's
+     `adaptation.json`, see `tfiqa.training.adaptation`). Priors without a
+     meta stage get the same variables, steps and scalar rate. BatchNorm uses the
+     moving statistics (a deployed model's), and the adaptation works on fast
+     weights: the prior itself is never modified. The SRCC is averaged over
+     `repeats` draws of the k examples.
    Before scoring, `check_held_out` proves from the split files that the
    prior never trained on the test sources.
 3. Write `lodo.csv` (one row per type, prior and k), `lodo.md` (a table
@@ -72,17 +72,17 @@ def check_priors(priors):
     return priors
 
 
-def check_shots(meta):
-    """The sorted k values of `meta.lodo_shots` (checked with the test size)."""
-    shots = sorted({int(k) for k in meta.lodo_shots})
+def check_shots(lodo):
+    """The sorted k values of `protocols.lodo.shots` (checked with the test size)."""
+    shots = sorted({int(k) for k in lodo.shots})
     if not shots or shots[0] < 0:
         raise ConfigError(
-            f"meta.lodo_shots must be non-negative integers. Received: {shots}"
+            f"protocols.lodo.shots must be non-negative integers. Received: {shots}"
         )
-    if int(meta.lodo_test_size) < 3:
+    if int(lodo.test_size) < 3:
         raise ConfigError(
-            "meta.lodo_test_size must be >= 3 for a rank correlation. "
-            f"Received: {meta.lodo_test_size}"
+            "protocols.lodo.test_size must be >= 3 for a rank correlation. "
+            f"Received: {lodo.test_size}"
         )
     return shots
 
@@ -91,23 +91,23 @@ def sweep_types(config):
     """The task types of the config and the types to hold out in turn."""
     from tfiqa.distortions import resolve_types
 
-    meta = config.meta
+    meta = config.stages.meta
     if meta.task_source != "synthetic":
         raise ConfigError(
             "The leave-one-distortion-out sweep runs on synthetic tasks "
-            "(meta.task_source: synthetic). Received: "
-            f"meta.task_source={meta.task_source!r}"
+            "(stages.meta.task_source: synthetic). Received: "
+            f"stages.meta.task_source={meta.task_source!r}"
         )
     types = resolve_types(meta.distortion_set, meta.types or None)
-    swept = list(meta.lodo_types) or list(types)
+    swept = list(config.protocols.lodo.types) or list(types)
     unknown = [t for t in swept if t not in types]
     if unknown:
         raise ConfigError(
-            f"meta.lodo_types must be task types {types}. Received: {swept}"
+            f"protocols.lodo.types must be task types {types}. Received: {swept}"
         )
     if len(types) < 2:
         raise ConfigError(
-            f"LODO needs at least two task types. Received: meta.types={types}"
+            f"LODO needs at least two task types. Received: stages.meta.types={types}"
         )
     return types, swept
 
@@ -115,14 +115,14 @@ def sweep_types(config):
 def prior_config(config, types, held_out, prior, pristine_dir):
     """The experiment config that trains `prior` without `held_out`."""
     cfg = copy.deepcopy(config)
-    cfg.trainer.stages = list(STAGES.get(prior, []))
-    cfg.meta.types = list(types)
-    cfg.meta.holdout = [held_out]
-    ranking_types = list(cfg.ranking.types) or list(types)
-    cfg.ranking.types = [t for t in ranking_types if t != held_out]
+    cfg.stages.order = list(STAGES.get(prior, []))
+    cfg.stages.meta.types = list(types)
+    cfg.stages.meta.holdout = [held_out]
+    ranking_types = list(cfg.stages.rank.types) or list(types)
+    cfg.stages.rank.types = [t for t in ranking_types if t != held_out]
     cfg.data.pristine_dir = pristine_dir
     if prior == "multitask":
-        meta = cfg.meta
+        meta = cfg.stages.meta
         meta.query_size = int(meta.support_size) + int(meta.query_size) - 1
         meta.support_size = 1
         meta.inner_steps = 0
@@ -137,7 +137,7 @@ class HeldOutType:
         from tfiqa.data.episodes import task_episodes
 
         self.held_out = held_out
-        meta = config.meta
+        meta = config.stages.meta
         crop = config.data.crop_size
         # Test crops come from sources no prior trained on, the k-shot
         # examples from the training sources; `sources` records both for
@@ -154,7 +154,7 @@ class HeldOutType:
                     [held_out],
                     crop,
                     1,
-                    int(meta.lodo_test_size),
+                    int(config.protocols.lodo.test_size),
                     1,
                     meta.label,
                     seed,
@@ -244,7 +244,7 @@ def _scratch_model(config, pristine, types, seed):
 
     keras.utils.set_random_seed(seed)
     model = build_model(config.model, input_crop_size=config.data.crop_size)
-    meta = config.meta
+    meta = config.stages.meta
     batches = []
     count = max(1, int(meta.bn_recalibration_batches))
     episodes = task_episodes(
@@ -277,7 +277,7 @@ def prior_adaptation(config, prior, run_dir, model):
     if prior in ADAPTED_AS_TRAINED:
         spec, rates = load_adaptation(run_dir)
     else:
-        spec, rates = adaptation_spec(config.meta), None
+        spec, rates = adaptation_spec(config.stages.meta), None
     return adaptation_step(model, spec, rates)
 
 
@@ -285,7 +285,7 @@ def train_prior(config, types, held_out, prior, pristine, pristine_dir, workdir)
     """Trains (or resumes) one prior; returns (model, run metrics or {})."""
     if prior == "scratch":
         others = [t for t in types if t != held_out]
-        return _scratch_model(config, pristine, others, int(config.trainer.seed)), {}
+        return _scratch_model(config, pristine, others, int(config.runtime.seed)), {}
     from tfiqa.inference.backends.keras import load_keras_model
     from tfiqa.training.experiment import run_experiment
 
@@ -323,7 +323,7 @@ def run_lodo(config, workdir, priors=("meta", "rank", "scratch"), repeats=3):
 
     priors = check_priors(priors)
     types, swept = sweep_types(config)
-    shots = check_shots(config.meta)
+    shots = check_shots(config.protocols.lodo)
     workdir = os.path.abspath(workdir)
     os.makedirs(workdir, exist_ok=True)
     strategy = tf.distribute.get_strategy()
@@ -331,10 +331,10 @@ def run_lodo(config, workdir, priors=("meta", "rank", "scratch"), repeats=3):
     pristine_dir = config.resolve_path(config.data.pristine_dir) or os.path.join(
         workdir, "data", "pristine"
     )
-    seed = int(config.trainer.seed)
+    seed = int(config.runtime.seed)
     rows, adaptations = [], []
     seeds = {"trainer": seed, "held_out_data": {}}
-    verbose = int(config.trainer.verbose)
+    verbose = int(config.runtime.verbose)
     runs = progress(len(swept) * len(priors), "LODO sweep", verbose, "run", True)
     for index, held_out in enumerate(swept):
         # Test crops use this seed, the k-shot draws this seed + k.

@@ -60,8 +60,8 @@ def write_outputs(
     writer.writerows(rows)
     write_text_atomic(os.path.join(workdir, "lodo.csv"), buffer.getvalue())
     note = (
-        f"SRCC on {config.meta.lodo_test_size} test crops of each held-out type "
-        f"(validation sources, label {config.meta.label}); k > 0: adapted to "
+        f"SRCC on {config.protocols.lodo.test_size} test crops of each held-out type "
+        f"(validation sources, label {config.stages.meta.label}); k > 0: adapted to "
         f"k labelled crops from training sources, mean of {repeats} draws, "
         f"with the meta prior's adaptation ({_adaptation_note(adaptations)}).\n"
     )

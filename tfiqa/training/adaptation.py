@@ -1,8 +1,8 @@
 """The k-shot adaptation a meta-trained prior learned to use, kept with it.
 
 A meta prior is trained to be adapted in one particular way: which weights
-move (`meta.adapt`), how many SGD steps (`meta.inner_steps`) and at which
-step sizes (`meta.inner_learning_rate`, or the per-parameter rates learned
+move (`stages.meta.adapt`), how many SGD steps (`stages.meta.inner_steps`) and at which
+step sizes (`stages.meta.inner_learning_rate`, or the per-parameter rates learned
 by Meta-SGD). The `meta` stage writes that recipe into its work directory
 (`adaptation.json`, plus `adaptation_rates.npz` with Meta-SGD), because the
 rates are not part of the saved scoring model; any later k-shot evaluation
@@ -22,7 +22,7 @@ RATES_FILE = "adaptation_rates.npz"
 
 
 def adaptation_spec(meta):
-    """The adaptation described by a `MetaConfig` (before any training)."""
+    """The adaptation described by a `MetaStage` config (before any training)."""
     return {
         "adapt": meta.adapt,
         "inner_steps": int(meta.inner_steps),

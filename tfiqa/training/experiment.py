@@ -23,7 +23,7 @@ earlier stages: with a pseudo-MOS set synthesised from the pristine images,
 its validation sources move from the pristine training sources to the
 pristine validation sources and its test sources leave both; meta
 tasks read from the fine-tuning dataset's own folder drop those references.
-Types in `meta.holdout` are held out of every stage (ranking, meta tasks and
+Types in `stages.meta.holdout` are held out of every stage (ranking, meta tasks and
 fine-tuning training/validation records; the test split keeps them). At the
 end the run checks its `splits/<stage>.json` files for leaks.
 """
@@ -45,12 +45,12 @@ from tfiqa.training.stages.data import prepare_data
 
 
 def run_experiment(config, workdir, verbose=None):
-    """Runs `config.trainer.stages` in order and writes the work directory.
+    """Runs `config.stages.order` in order and writes the work directory.
 
     Args:
         config: `ExperimentConfig`.
         workdir: str. Created if needed; an existing one is resumed.
-        verbose: int or None. Overrides `config.trainer.verbose` (1 progress
+        verbose: int or None. Overrides `config.runtime.verbose` (1 progress
             bars, 0 epoch lines, -1 silent).
 
     Returns:
@@ -72,38 +72,38 @@ def run_experiment(config, workdir, verbose=None):
     config.validate()  # again: a loaded config may have been changed since
     check_stage_values(config)  # training-only: export and predict skip them
     ctx = StageContext.for_run(
-        config, os.path.abspath(workdir), get_strategy(config.trainer), verbose
+        config, os.path.abspath(workdir), get_strategy(config.runtime), verbose
     )
     os.makedirs(ctx.write_root, exist_ok=True)
     if ctx.chief:
         save_config(config, os.path.join(ctx.workdir, "config.yaml"))
     previous_policy = keras.mixed_precision.global_policy().name
-    policy = set_mixed_precision(config.trainer.mixed_precision)
+    policy = set_mixed_precision(config.runtime.mixed_precision)
     try:
         keras.utils.set_random_seed(ctx.seed)
         with ctx.strategy.scope():
             ctx.model = build_model(
                 config.model,
                 input_crop_size=config.data.crop_size,
-                eval_crops=config.data.eval_crops,
+                eval_crops=config.model.scoring.crops,
             )
-            if config.trainer.init_from:
-                load_initial_weights(ctx.model, config.trainer.init_from)
+            if config.runtime.init_from:
+                load_initial_weights(ctx.model, config.runtime.init_from)
         return _run_stages(ctx, policy)
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
 
 
 def load_initial_weights(model, path):
-    """Loads `trainer.init_from` (a `.keras` model or `.weights.h5`) into `model`."""
+    """Loads `runtime.init_from` (a `.keras` model or `.weights.h5`) into `model`."""
     from tfiqa.errors import DataError
     from tfiqa.inference.backends.keras import load_keras_model
 
     if not os.path.isfile(path):
-        raise ConfigError(f"trainer.init_from: file not found. Received: {path}")
+        raise ConfigError(f"runtime.init_from: file not found. Received: {path}")
     if not path.endswith((".keras", ".weights.h5")):
         raise ConfigError(
-            f"trainer.init_from must be a .keras or .weights.h5 file. Received: {path}"
+            f"runtime.init_from must be a .keras or .weights.h5 file. Received: {path}"
         )
     try:
         if path.endswith(".weights.h5"):
@@ -112,7 +112,7 @@ def load_initial_weights(model, path):
             model.set_weights(load_keras_model(path).get_weights())
     except (ValueError, DataError) as e:
         raise ConfigError(
-            f"trainer.init_from: {path} does not fit this model's architecture "
+            f"runtime.init_from: {path} does not fit this model's architecture "
             f"({e}). Received: model.backbone={model.backbone_name}, "
             f"levels={list(model.levels)}"
         ) from None
@@ -137,7 +137,7 @@ def _run_stages(ctx, policy):
     from tfiqa.training.strategy import synchronize_batchnorm
 
     config, workdir = ctx.config, ctx.workdir
-    stages = list(config.trainer.stages)
+    stages = list(config.stages.order)
     metrics = {
         "workdir": workdir,
         "stages": {},
@@ -148,7 +148,7 @@ def _run_stages(ctx, policy):
         "resumed": [],
     }
     sync_batchnorm = (
-        config.trainer.sync_batchnorm and ctx.strategy.num_replicas_in_sync > 1
+        config.runtime.sync_batchnorm and ctx.strategy.num_replicas_in_sync > 1
     )
     metrics["sync_batchnorm"] = sync_batchnorm
     start = time.time()

@@ -2,7 +2,7 @@
 
 MSE (or MAE) between the predicted score and the MOS in [0, 1], optionally
 plus an all-pairs ranking term on the MOS order inside each batch
-(`finetune.rank_weight`). The backbone and the head have their own learning
+(`stages.finetune.rank_weight`). The backbone and the head have their own learning
 rates. SRCC/PLCC on the validation split are computed at the end of every
 epoch (in numpy, over the whole split); the best epoch by validation SRCC is
 kept and training stops after `patience` epochs without improvement. The
@@ -68,7 +68,8 @@ class FinetuneTrainer:
     def __init__(self, model, loss="mse", rank_weight=0.0, patience=5):
         if loss not in LOSSES:
             raise ConfigError(
-                f"finetune.loss must be one of {list(LOSSES)}. Received: {loss!r}"
+                f"stages.finetune.loss must be one of {list(LOSSES)}. "
+                f"Received: {loss!r}"
             )
         self.model = model
         self.loss = loss

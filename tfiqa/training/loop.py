@@ -57,7 +57,7 @@ def distribute_dataset(strategy, dataset):
 
 def make_optimizer(learning_rate, weight_decay=0.0, mixed_precision=False, name=None):
     """Adam (AdamW when `weight_decay` > 0), loss-scaled under mixed_float16
-    (`mixed_precision` as in `trainer.mixed_precision`).
+    (`mixed_precision` as in `runtime.mixed_precision`).
 
     Create optimizers inside `strategy.scope()`.
     """
@@ -89,7 +89,7 @@ class DistributedLoop:
         optimizer_groups: list of `(optimizer, variables)`; each optimizer
             updates its own variables (e.g. backbone and head learning rates).
         stage: str. Stage name, used in logs and error messages.
-        stage_index: int. Position of the stage in `trainer.stages`.
+        stage_index: int. Position of the stage in `stages.order`.
         checkpoint_dir: str. Where this stage's checkpoints go.
         log_dir: str or None. TensorBoard logs (`tf.summary`) go here.
         verbose: int. 1 shows a progress bar per epoch when stdout is a

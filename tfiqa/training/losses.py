@@ -83,7 +83,7 @@ def batch_ranking_terms(predictions, targets, margin=0.0):
 
     Every pair with `target_i > target_j` contributes
     `max(0, margin - (p_i - p_j))`; used as the optional ranking term of
-    fine-tuning (`finetune.rank_weight`).
+    fine-tuning (`stages.finetune.rank_weight`).
 
     Returns:
         (hinge_sum, pair_count) float32 scalars.

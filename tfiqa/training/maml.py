@@ -121,16 +121,17 @@ class MAMLStep:
     ):
         if batchnorm not in BATCHNORM_MODES:
             raise ConfigError(
-                f"meta.batchnorm must be one of {list(BATCHNORM_MODES)}. "
+                f"stages.meta.batchnorm must be one of {list(BATCHNORM_MODES)}. "
                 f"Received: {batchnorm!r}"
             )
         if order not in ORDERS:
             raise ConfigError(
-                f"meta.order must be one of {list(ORDERS)}. Received: {order!r}"
+                f"stages.meta.order must be one of {list(ORDERS)}. Received: {order!r}"
             )
         if int(inner_steps) < 0:
             raise ConfigError(
-                f"meta.inner_steps must be >= 0. Received: inner_steps={inner_steps}"
+                "stages.meta.inner_steps must be >= 0. "
+                f"Received: inner_steps={inner_steps}"
             )
         if not model.built:
             raise ValueError(f"Model {model.name} must be built before MAMLStep.")

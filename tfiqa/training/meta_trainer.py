@@ -212,18 +212,18 @@ class MetaTrainer:
 
 
 def adapt_variables(model, adapt):
-    """The variables the inner loop adapts for `meta.adapt` (None = all)."""
+    """The variables the inner loop adapts for `stages.meta.adapt` (None = all)."""
     from tfiqa.errors import ConfigError
 
     if adapt not in ADAPT:
         raise ConfigError(
-            f"meta.adapt must be one of {list(ADAPT)}. Received: {adapt!r}"
+            f"stages.meta.adapt must be one of {list(ADAPT)}. Received: {adapt!r}"
         )
     if adapt == "all":
         return None
     if not hasattr(model, "head_variables"):
         raise ConfigError(
-            "meta.adapt='head' needs a model with `head_variables` "
+            "stages.meta.adapt='head' needs a model with `head_variables` "
             f"(an IQAModel). Received: {type(model).__name__}"
         )
     return list(model.head_variables)

@@ -47,7 +47,7 @@ class RankingTrainer:
         self.on_logits = float(logit_margin) > 0
         if self.on_logits and not hasattr(model, "score_logits"):
             raise ConfigError(
-                "ranking.logit_margin needs an IQAModel (score_logits). "
+                "stages.rank.logit_margin needs an IQAModel (score_logits). "
                 f"Received: {type(model).__name__}"
             )
         self.margin = float(logit_margin) if self.on_logits else float(margin)

@@ -21,7 +21,7 @@ def run_stage(spec, ctx, stage_index):
     Args:
         spec: `StageSpec`.
         ctx: `StageContext` of the run.
-        stage_index: int. Position of the stage in `trainer.stages`.
+        stage_index: int. Position of the stage in `stages.order`.
 
     Returns:
         dict, what `spec.summarize` returns.
@@ -56,12 +56,12 @@ def _frozen(spec, ctx):
 def _optimizers(ctx, groups):
     from tfiqa.training.loop import make_optimizer
 
-    trainer = ctx.config.trainer
+    runtime = ctx.config.runtime
     with ctx.strategy.scope():
         return [
             (
                 make_optimizer(
-                    rate, trainer.weight_decay, trainer.mixed_precision, name=name
+                    rate, runtime.weight_decay, runtime.mixed_precision, name=name
                 ),
                 variables,
             )

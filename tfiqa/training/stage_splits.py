@@ -29,16 +29,16 @@ def pristine_ids(pristine):
 
 
 def rank_types(config):
-    """The ranking stage's distortion types, without `meta.holdout`."""
+    """The ranking stage's distortion types, without `stages.meta.holdout`."""
     from tfiqa.distortions import resolve_types
 
-    cfg = config.ranking
+    cfg = config.stages.rank
     types = resolve_types(cfg.distortion_set, cfg.types or None)
-    kept = [t for t in types if t not in set(config.meta.holdout)]
+    kept = [t for t in types if t not in set(config.stages.meta.holdout)]
     if not kept:
         raise ConfigError(
-            "ranking: no distortion types are left after meta.holdout. "
-            f"Received: types={types}, holdout={config.meta.holdout}"
+            "ranking: no distortion types are left after stages.meta.holdout. "
+            f"Received: types={types}, holdout={config.stages.meta.holdout}"
         )
     return kept
 
@@ -143,7 +143,7 @@ def write_finetune_split(ctx):
         split_seed(ctx.config, ctx.seed) + int(data.split_index),
         split_file=data.split_file,
         split_index=data.split_index,
-        holdout_not_trained=list(ctx.config.meta.holdout),
+        holdout_not_trained=list(ctx.config.stages.meta.holdout),
     )
 
 

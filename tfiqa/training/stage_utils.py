@@ -40,7 +40,7 @@ def recalibrate_bn(ctx, dataset):
     Args:
         dataset: iterable of (images, labels) training batches.
     """
-    count = int(ctx.config.trainer.precise_bn_batches)
+    count = int(ctx.config.runtime.precise_bn_batches)
     if count <= 0:
         return 0
     if ctx.precise_bn is None:

@@ -12,7 +12,7 @@ Batch sizes in the config are global: each of R replicas gets 1/R of it.
 
 Example:
 ```python
-strategy = get_strategy(config.trainer)
+strategy = get_strategy(config.runtime)
 with strategy.scope():
     model = build_model(config.model)
 ```
@@ -33,12 +33,12 @@ def get_strategy(trainer_config):
     name = trainer_config.strategy
     if name not in STRATEGIES:
         raise ConfigError(
-            f"trainer.strategy must be one of {list(STRATEGIES)}. Received: {name!r}"
+            f"runtime.strategy must be one of {list(STRATEGIES)}. Received: {name!r}"
         )
     if name == "multi_worker":
         if not os.environ.get("TF_CONFIG"):
             raise ConfigError(
-                "trainer.strategy=multi_worker needs the TF_CONFIG environment "
+                "runtime.strategy=multi_worker needs the TF_CONFIG environment "
                 "variable describing the cluster. Received: TF_CONFIG unset"
             )
         try:
@@ -98,7 +98,7 @@ POLICIES = ("float32", "mixed_float16", "mixed_bfloat16")
 
 
 def precision_policy(value):
-    """The Keras dtype policy named by `trainer.mixed_precision`: false ->
+    """The Keras dtype policy named by `runtime.mixed_precision`: false ->
     "float32", true -> "mixed_float16" (GPUs), or a policy name
     ("mixed_bfloat16" for CPUs with bf16 instructions and TPUs)."""
     if value is None or value is False or value == "false":
@@ -107,7 +107,7 @@ def precision_policy(value):
         return "mixed_float16"
     if value not in POLICIES:
         raise ConfigError(
-            "trainer.mixed_precision must be true, false or one of "
+            "runtime.mixed_precision must be true, false or one of "
             f"{list(POLICIES)}. Received: {value!r}"
         )
     return value

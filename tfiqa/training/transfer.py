@@ -46,7 +46,7 @@ def _feature_network(model):
     return inner[0]
 
 
-def freeze_backbone(model, until, key="finetune.freeze_backbone"):
+def freeze_backbone(model, until, key="stages.finetune.freeze_backbone"):
     """Freezes the backbone of an `IQAModel` up to feature level `until`.
 
     Args:

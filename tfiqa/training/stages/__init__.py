@@ -1,7 +1,7 @@
 """Training stages, one `StageSpec` each, registered by name in `STAGES`.
 
 Importing the package registers the built-in stages (rank, meta, finetune);
-`tfiqa.training.experiment` runs them in `trainer.stages` order through
+`tfiqa.training.experiment` runs them in `stages.order` order through
 `tfiqa.training.stage_runner.run_stage`.
 """
 

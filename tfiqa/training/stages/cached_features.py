@@ -14,9 +14,9 @@ import numpy as np
 def val_crops(ctx):
     """Crops per validation image: the scoring policy's when the cache holds
     them for free (backbone frozen throughout), else the centre crop."""
-    cfg, data = ctx.config.finetune, ctx.config.data
-    if cfg.freeze_backbone == "all" and cfg.cache_views == data.eval_crops:
-        return data.eval_crops
+    cfg, crops = ctx.config.stages.finetune, ctx.config.model.scoring.crops
+    if cfg.freeze_backbone == "all" and cfg.cache_views == crops:
+        return crops
     return 1
 
 
@@ -26,10 +26,10 @@ _CACHES = weakref.WeakKeyDictionary()
 
 
 def feature_cache(ctx):
-    """The stage's `PooledFeatureCache` (folder: `finetune.cache_dir`)."""
+    """The stage's `PooledFeatureCache` (folder: `stages.finetune.cache_dir`)."""
     from tfiqa.training.transfer import PooledFeatureCache
 
-    cfg = ctx.config.finetune
+    cfg = ctx.config.stages.finetune
     folder = (
         ctx.config.resolve_path(cfg.cache_dir)
         if cfg.cache_dir
@@ -52,7 +52,7 @@ def cached_views(ctx, cache, records, crops):
     from tfiqa.data.crops import crop_positions
 
     paths = [r["image_path"] for r in records]
-    views = ctx.config.finetune.cache_views
+    views = ctx.config.stages.finetune.cache_views
     if crops == 1 and views and crop_positions(views)[0] == (0.5, 0.5):
         return cache.features(paths, views)[:, :1]
     return cache.features(paths, crops)

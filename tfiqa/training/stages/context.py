@@ -37,8 +37,8 @@ class StageContext:
             model=model,
             chief=is_chief(strategy),
             write_root=worker_write_root(strategy, workdir),
-            verbose=config.trainer.verbose if verbose is None else int(verbose),
-            seed=int(config.trainer.seed),
+            verbose=config.runtime.verbose if verbose is None else int(verbose),
+            seed=int(config.runtime.seed),
         )
 
     def stage_dir(self, stage, chief_copy=False):

@@ -102,8 +102,8 @@ def prepare_mos_data(ctx):
         from tfiqa.distortions import resolve_types
 
         types = resolve_types(
-            config.ranking.distortion_set,
-            data.synthetic_types or config.ranking.types or None,
+            config.stages.rank.distortion_set,
+            data.synthetic_types or config.stages.rank.types or None,
         )
         pristine = ctx.pristine["train"] + ctx.pristine["val"]
         folder = synthesize_mos_set(
@@ -129,7 +129,7 @@ def prepare_mos_data(ctx):
         workdir=ctx.workdir if ctx.chief else None,
     )
     # Held-out types are not trained or validated on; the test keeps them.
-    held_out = set(config.meta.holdout)
+    held_out = set(config.stages.meta.holdout)
     for part in ("train", "val"):
         parts[part] = [r for r in parts[part] if r.get("distortion") not in held_out]
     synthesised = data.dataset == "distorted" and not data.dataset_dir

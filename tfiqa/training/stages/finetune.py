@@ -1,11 +1,13 @@
 """The `finetune` stage: MOS regression in up to two phases.
 
-1. Head warm-up (`finetune.warmup_epochs`, or every epoch with
-   `finetune.freeze_backbone: all`): the backbone is frozen and only the head
-   trains, on random crops or, with `finetune.cache_views`, on cached pooled
-   features of fixed crops (see `tfiqa.training.transfer`).
-2. Fine-tuning: the backbone trains too at `finetune.learning_rate`, except
-   the layers up to `finetune.freeze_backbone`.
+1. Head warm-up (`stages.finetune.schedule.warmup_epochs`, or every epoch
+   with `stages.finetune.freeze_backbone: all`): the backbone is frozen and
+   only the head trains, on random crops or, with
+   `stages.finetune.cache_views`, on cached pooled features of fixed crops
+   (see `tfiqa.training.transfer`).
+2. Fine-tuning: the backbone trains too at
+   `stages.finetune.optimizer.learning_rate`, except the layers up to
+   `stages.finetune.freeze_backbone`.
 
 Both phases share model selection: the epoch with the best validation SRCC
 (centre crop per image; the scoring policy's crops when the backbone stays
@@ -80,7 +82,13 @@ def _optimizers(groups):
 
 
 def _head_groups(ctx):
-    return [("head", ctx.config.finetune.head_learning_rate, ctx.model.head_variables)]
+    return [
+        (
+            "head",
+            ctx.config.stages.finetune.optimizer.head_learning_rate,
+            ctx.model.head_variables,
+        )
+    ]
 
 
 def _cached_warmup(ctx, run, epochs):
@@ -91,7 +99,7 @@ def _cached_warmup(ctx, run, epochs):
         precise_head_batchnorm,
     )
 
-    cfg, model, data = ctx.config.finetune, ctx.model, run.data
+    cfg, model, data = ctx.config.stages.finetune, ctx.model, run.data
     trainer, selection = run.trainer.trainer, run.trainer.selection
     cache = feature_cache(ctx)
     ctx.log(f"[finetune] caching pooled features of {len(data.train)} training images")
@@ -139,7 +147,7 @@ def _image_phase(ctx, run, phase, epochs, start):
     """Epochs on random crops; `phase` is "warmup" (head only) or "finetune"."""
     from tfiqa.data.pipeline import mos_dataset
 
-    cfg, conf, data = ctx.config.finetune, ctx.config.data, run.data
+    cfg, conf, data = ctx.config.stages.finetune, ctx.config.data, run.data
     trainer, selection = run.trainer.trainer, run.trainer.selection
 
     def dataset_fn(epoch):
@@ -166,7 +174,9 @@ def _image_phase(ctx, run, phase, epochs, start):
 
     groups = _head_groups(ctx)
     if phase == "finetune":
-        groups.insert(0, ("backbone", cfg.learning_rate, ctx.model.backbone_variables))
+        groups.insert(
+            0, ("backbone", cfg.optimizer.learning_rate, ctx.model.backbone_variables)
+        )
     # Precise BN of the selected model, if it is the last epoch's.
     run.trainer.image_dataset_fn = dataset_fn
     return Phase(
@@ -211,7 +221,7 @@ class Finetuning:
 def _build_data(ctx):
     from tfiqa.data.pipeline import check_records
 
-    cfg, conf = ctx.config.finetune, ctx.config.data
+    cfg, conf = ctx.config.stages.finetune, ctx.config.data
     parts = ctx.mos_splits
     checked = {
         part: check_records(parts[part], conf.crop_size, conf.skip_bad)
@@ -222,15 +232,17 @@ def _build_data(ctx):
     train = checked["train"]
     batch = conf.batch_size
     drop = len(train) >= batch
-    steps = cfg.steps_per_epoch or max(1, len(train) // batch if drop else 1)
+    steps = cfg.schedule.steps_per_epoch or max(1, len(train) // batch if drop else 1)
     return FinetuneData(**checked, batch=batch, steps=steps, drop=drop)
 
 
 def _build_trainer(ctx, data):
     from tfiqa.training.finetune_trainer import FinetuneTrainer, reinit_score_layer
 
-    cfg = ctx.config.finetune
-    trainer = FinetuneTrainer(ctx.model, cfg.loss, cfg.rank_weight, cfg.patience)
+    cfg = ctx.config.stages.finetune
+    trainer = FinetuneTrainer(
+        ctx.model, cfg.loss, cfg.rank_weight, cfg.schedule.patience
+    )
     if cfg.reinit_score:  # a resumed run restores its checkpoint after this
         reinit_score_layer(ctx.model, ctx.seed)
     return Finetuning(trainer, _Selection(ctx, trainer))
@@ -238,18 +250,18 @@ def _build_trainer(ctx, data):
 
 def _warmup_epochs(cfg):
     return (
-        cfg.epochs
+        cfg.schedule.epochs
         if cfg.freeze_backbone == "all"
-        else min(cfg.warmup_epochs, cfg.epochs)
+        else min(cfg.schedule.warmup_epochs, cfg.schedule.epochs)
     )
 
 
 def _phases(ctx, run):
     """Head warm-up (backbone frozen), then fine-tuning (backbone frozen up
-    to `finetune.freeze_backbone`)."""
+    to `stages.finetune.freeze_backbone`)."""
     from tfiqa.training.transfer import freeze_backbone
 
-    cfg = ctx.config.finetune
+    cfg = ctx.config.stages.finetune
     warmup = _warmup_epochs(cfg)
     if warmup:
         freeze_backbone(ctx.model, "all")
@@ -258,10 +270,10 @@ def _phases(ctx, run):
             yield _cached_warmup(ctx, run, warmup)
         else:
             yield _image_phase(ctx, run, "warmup", warmup, 0)
-    if cfg.epochs > warmup:
+    if cfg.schedule.epochs > warmup:
         freeze_backbone(ctx.model, cfg.freeze_backbone)
         ctx.precise_bn = None
-        yield _image_phase(ctx, run, "finetune", cfg.epochs, warmup)
+        yield _image_phase(ctx, run, "finetune", cfg.schedule.epochs, warmup)
 
 
 def _summarize(ctx, run):
@@ -269,15 +281,17 @@ def _summarize(ctx, run):
     the test split's, scored once."""
     from tfiqa.training.transfer import freeze_backbone
 
-    cfg, data = ctx.config.finetune, run.data
+    cfg, data = ctx.config.stages.finetune, run.data
     trainer, selection = run.trainer.trainer, run.trainer.selection
     phases = run.fits  # "warmup" (head warm-up) and "finetune"
     selected = selection.restore_best() or "last epoch"
     last_on_images = "finetune" in phases or not cfg.cache_views
     if selected == "last epoch" and last_on_images:
-        recalibrate_bn(ctx, run.trainer.image_dataset_fn(cfg.epochs + 1_000_000))
+        recalibrate_bn(
+            ctx, run.trainer.image_dataset_fn(cfg.schedule.epochs + 1_000_000)
+        )
     freeze_backbone(ctx.model, "none")  # the saved model is a plain model
-    summary = fit_summary(_merge(phases), cfg.epochs)
+    summary = fit_summary(_merge(phases), cfg.schedule.epochs)
     summary.update(
         {
             "steps_per_epoch": data.steps,
@@ -330,7 +344,7 @@ def _evaluate(ctx, trainer, records, crops):
     """
     from tfiqa.data.pipeline import eval_crops_dataset
 
-    cfg = ctx.config.finetune
+    cfg = ctx.config.stages.finetune
     if cfg.freeze_backbone == "all" and cfg.cache_views:
         return cached_metrics(ctx, records, crops)
     dataset = eval_crops_dataset(records, ctx.config.data.crop_size, crops, check=False)
@@ -338,12 +352,12 @@ def _evaluate(ctx, trainer, records, crops):
 
 
 def evaluate_test(ctx, trainer, records):
-    """Scores the test split once, with the selected model and `data.eval_mode`."""
+    """Scores the test split once, with the selected model and `model.scoring.mode`."""
     from tfiqa.data.pipeline import eval_image_dataset
     from tfiqa.metrics import evaluate_predictions
 
-    data = ctx.config.data
-    if data.eval_mode == "full":
+    scoring = ctx.config.model.scoring
+    if scoring.mode == "full":
         by_path = {r["image_path"]: r["mos"] for r in records}
         predictions, targets = [], []
         for image, path in eval_image_dataset([r["image_path"] for r in records]):
@@ -354,8 +368,8 @@ def evaluate_test(ctx, trainer, records):
         )
         metrics = {k: float(metrics[k]) for k in ("srcc", "plcc", "krcc", "rmse")}
     else:
-        metrics = _evaluate(ctx, trainer, records, data.eval_crops)
-    metrics["eval_mode"] = data.eval_mode
+        metrics = _evaluate(ctx, trainer, records, scoring.crops)
+    metrics["eval_mode"] = scoring.mode
     metrics["n"] = len(records)
     return metrics
 
@@ -370,7 +384,7 @@ def _shared_data(config):
 FINETUNE = register_stage(
     StageSpec(
         name="finetune",
-        section="finetune",
+        section="stages.finetune",
         seed_offset=2,
         build_data=_build_data,
         build_trainer=_build_trainer,

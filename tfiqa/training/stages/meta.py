@@ -1,11 +1,11 @@
 """The `meta` stage: meta-learn a quality prior over distortion tasks.
 
-Tasks are distortion types. With `meta.task_source: synthetic` they come
+Tasks are distortion types. With `stages.meta.task_source: synthetic` they come
 from the distortion engine applied to pristine images (the same pristine
 train/val split as the `rank` stage, `splits/pristine.json`), labelled with
 a full-reference pseudo-MOS or the level; with a reader kind that has real
 MOS and distortion labels ("tid2013", "kadid10k") they come from that
-dataset, split by reference content. Types listed in `meta.holdout` are
+dataset, split by reference content. Types listed in `stages.meta.holdout` are
 never trained on.
 
 Validation (end of every epoch) uses held-out *sources*: for each fixed
@@ -45,7 +45,7 @@ STAGE = "meta"
 def check_meta_config(meta, replicas=1):
     if meta.meta_batch_size % replicas:
         logger.warning(
-            "meta.meta_batch_size=%d is not a multiple of the %d replicas; "
+            "stages.meta.meta_batch_size=%d is not a multiple of the %d replicas; "
             "replicas get unequal numbers of tasks.",
             meta.meta_batch_size,
             replicas,
@@ -75,7 +75,7 @@ def build_trainer(ctx, tasks=None):
     """`MetaTrainer` of `ctx.model`, created in the strategy scope."""
     from tfiqa.training.meta_trainer import MetaTrainer
 
-    meta = ctx.config.meta
+    meta = ctx.config.stages.meta
     check_meta_config(meta, ctx.strategy.num_replicas_in_sync)
     with ctx.strategy.scope():
         return MetaTrainer(
@@ -92,7 +92,7 @@ def build_trainer(ctx, tasks=None):
 def _phases(ctx, run):
     from tfiqa.training.meta_trainer import meta_variable_groups
 
-    meta, tasks, trainer = ctx.config.meta, run.data, run.trainer
+    meta, tasks, trainer = ctx.config.stages.meta, run.data, run.trainer
     if tasks.calibration:
         # Statistics for the starting weights (overwritten by a resumed
         # checkpoint, which holds statistics for its own weights).
@@ -105,10 +105,10 @@ def _phases(ctx, run):
 
     yield Phase(
         dataset_fn=tasks.train_fn,
-        epochs=meta.epochs,
-        steps_per_epoch=meta.steps_per_epoch,
+        epochs=meta.schedule.epochs,
+        steps_per_epoch=meta.schedule.steps_per_epoch,
         optimizers=meta_variable_groups(
-            trainer, meta.learning_rate, meta.head_learning_rate
+            trainer, meta.optimizer.learning_rate, meta.optimizer.head_learning_rate
         ),
         step_trainer=trainer,
         validate=validate,
@@ -124,7 +124,7 @@ def _summarize(ctx, run):
 
     from tfiqa.training.adaptation import adaptation_spec, save_adaptation
 
-    meta, tasks, trainer = ctx.config.meta, run.data, run.trainer
+    meta, tasks, trainer = ctx.config.stages.meta, run.data, run.trainer
     result = run.fits[STAGE]
     val = last_val(result["history"])
     if not val:  # resumed after the last epoch: validate the restored model
@@ -135,7 +135,7 @@ def _summarize(ctx, run):
     details = {
         **val,
         "fit": {
-            **fit_summary(result, meta.epochs),
+            **fit_summary(result, meta.schedule.epochs),
             "order": meta.order,
             "inner_steps": meta.inner_steps,
             "adapt": meta.adapt,
@@ -150,7 +150,7 @@ def _summarize(ctx, run):
         },
     }
     return {
-        "epochs": meta.epochs,
+        "epochs": meta.schedule.epochs,
         "time_s": time.time() - run.started,
         "val": {k: v for k, v in details.items() if is_number(v)},
         "details": details,
@@ -169,13 +169,13 @@ def _record_seeds(spec, seed):
 
 def _shared_data(config):
     # Synthetic tasks distort the pristine split; others read their dataset.
-    return ("pristine",) if config.meta.task_source == SYNTHETIC else ()
+    return ("pristine",) if config.stages.meta.task_source == SYNTHETIC else ()
 
 
 META = register_stage(
     StageSpec(
         name=STAGE,
-        section="meta",
+        section="stages.meta",
         seed_offset=3,
         build_data=_build_data,
         build_trainer=build_trainer,
@@ -200,7 +200,7 @@ def run_meta_stage(config, model, strategy, workdir, verbose=None, tasks=None):
             split across its replicas.
         workdir: str. Checkpoints go to `<workdir>/checkpoints/meta`, logs to
             `<workdir>/logs/meta`; an existing checkpoint is resumed.
-        verbose: int or None (default `config.trainer.verbose`).
+        verbose: int or None (default `config.runtime.verbose`).
         tasks: `MetaTasks` to use instead of building them from the config.
 
     Returns:
@@ -214,6 +214,6 @@ def run_meta_stage(config, model, strategy, workdir, verbose=None, tasks=None):
     if tasks is None:
         tasks = build_tasks(config, strategy, ctx.workdir)
     spec = dataclasses.replace(META, build_data=lambda ctx: tasks)
-    stages = list(config.trainer.stages)
+    stages = list(config.stages.order)
     stage_index = stages.index(STAGE) if STAGE in stages else 0
     return run_stage(spec, ctx, stage_index)["details"]

@@ -78,13 +78,13 @@ def split_types(meta, available):
     unknown = [t for t in holdout if t not in available]
     if unknown:
         raise ConfigError(
-            f"meta.holdout names types that are not task types: {unknown}. "
+            f"stages.meta.holdout names types that are not task types: {unknown}. "
             f"Task types: {available}. Received: {holdout}"
         )
     types = [t for t in available if t not in holdout]
     if not types:
         raise ConfigError(
-            "meta: no training task types are left after meta.holdout. "
+            "meta: no training task types are left after stages.meta.holdout. "
             f"Received: types={available}, holdout={holdout}"
         )
     return types, holdout
@@ -101,7 +101,7 @@ def _assemble(meta, episodes, parts, types, holdout, seed, info, split=None):
         )
 
     val_seed = int(seed) + VAL_SEED_OFFSET
-    val_count = max(1, int(meta.val_steps))
+    val_count = max(1, int(meta.schedule.val_steps))
     val_query = meta.val_query_size or meta.query_size
     val = _materialize(episodes(parts["val"], types, val_query, val_seed), val_count)
     held = []
@@ -118,7 +118,7 @@ def synthetic_tasks(config, pristine, seed):
     from tfiqa.data.episodes import task_episodes
     from tfiqa.distortions import resolve_types
 
-    meta = config.meta
+    meta = config.stages.meta
     available = resolve_types(meta.distortion_set, meta.types or None)
     types, holdout = split_types(meta, available)
 
@@ -143,12 +143,12 @@ def synthetic_tasks(config, pristine, seed):
 
 
 def _task_records(config, folder, reserved):
-    """Labelled records of `meta.task_source` without the reserved content;
+    """Labelled records of `stages.meta.task_source` without the reserved content;
     returns (records, number excluded)."""
     from tfiqa.data.readers import read_dataset
     from tfiqa.data.split_record import source_key
 
-    meta = config.meta
+    meta = config.stages.meta
     records = read_dataset(meta.task_source, folder, **dict(meta.task_reader_options))
     records = [r for r in records if r.get("distortion")]
     excluded = 0
@@ -172,12 +172,13 @@ def records_tasks(config, seed, reserved=None):
     from tfiqa.data.episodes import records_episodes
     from tfiqa.data.splits import split_records
 
-    meta = config.meta
+    meta = config.stages.meta
     folder = config.resolve_path(meta.task_dir)
     if not folder:
         raise ConfigError(
-            f"meta.task_source={meta.task_source!r} needs meta.task_dir, the "
-            "dataset folder (relative to data.root). Received: task_dir=''"
+            f"stages.meta.task_source={meta.task_source!r} needs "
+            "stages.meta.task_dir, the dataset folder (relative to data.root). "
+            "Received: task_dir=''"
         )
     records, excluded = _task_records(config, folder, reserved)
     available = sorted({r["distortion"] for r in records})
@@ -185,7 +186,7 @@ def records_tasks(config, seed, reserved=None):
         missing = [t for t in meta.types if t not in available]
         if missing:
             raise ConfigError(
-                f"meta.types names types absent from {meta.task_source}: "
+                f"stages.meta.types names types absent from {meta.task_source}: "
                 f"{missing}. Available: {available}. Received: {meta.types}"
             )
         available = list(meta.types)
@@ -232,8 +233,8 @@ def build_tasks(config, strategy, workdir, pristine=None, reserved=None):
         pristine: the run's pristine split (default: made from the config).
         reserved: fine-tuning content to leave out (see `records_tasks`).
     """
-    seed = int(config.trainer.seed)
-    if config.meta.task_source == SYNTHETIC:
+    seed = int(config.runtime.seed)
+    if config.stages.meta.task_source == SYNTHETIC:
         pristine = pristine or pristine_split(config, strategy, workdir)
         return synthetic_tasks(config, pristine, seed)
     return records_tasks(config, seed, reserved)

@@ -23,7 +23,7 @@ VAL_SEED_OFFSET = 999_983
 def _warn_uneven_groups(cfg, replicas):
     if cfg.groups_per_batch % replicas:
         logger.warning(
-            "ranking.groups_per_batch=%d is not a multiple of the %d replicas: "
+            "stages.rank.groups_per_batch=%d is not a multiple of the %d replicas: "
             "pairs split across replicas are not trained on.",
             cfg.groups_per_batch,
             replicas,
@@ -34,14 +34,14 @@ def _validation_batches(ctx, paths, types):
     """A fixed validation set: the same crops and distortions every epoch."""
     from tfiqa.data.ranking import ranking_dataset
 
-    cfg = ctx.config.ranking
+    cfg = ctx.config.stages.rank
     crop = ctx.config.data.crop_size
     val_ds = ranking_dataset(
         paths, types, crop, cfg.groups_per_batch, seed=ctx.seed + VAL_SEED_OFFSET
     ).repeat()
     return [
         (images.numpy(), {k: v.numpy() for k, v in labels.items()})
-        for images, labels in val_ds.take(max(1, cfg.val_steps))
+        for images, labels in val_ds.take(max(1, cfg.schedule.val_steps))
     ]
 
 
@@ -51,7 +51,7 @@ def _build_data(ctx):
     from tfiqa.data.ranking import ranking_dataset
 
     config = ctx.config
-    cfg = config.ranking
+    cfg = config.stages.rank
     types = rank_types(config)
     replicas = ctx.strategy.num_replicas_in_sync
     _warn_uneven_groups(cfg, replicas)
@@ -89,13 +89,13 @@ class RankData:
 def _build_trainer(ctx, data):
     from tfiqa.training.ranking_trainer import RankingTrainer
 
-    cfg = ctx.config.ranking
+    cfg = ctx.config.stages.rank
     return RankingTrainer(ctx.model, cfg.margin, cfg.logit_margin)
 
 
 def _phases(ctx, run):
     config, data, trainer = ctx.config, run.data, run.trainer
-    cfg = config.ranking
+    cfg = config.stages.rank
     compute_terms, finish = trainer.compute_terms, lambda images, labels: images
     if cfg.device_distortions:
         from tfiqa.data.device_distortions import device_step
@@ -113,7 +113,7 @@ def _phases(ctx, run):
     bn_batches = [
         (np.asarray(finish(images, labels)), None)
         for images, labels in data.dataset_fn(-1).take(
-            config.trainer.precise_bn_batches
+            config.runtime.precise_bn_batches
         )
     ]
 
@@ -123,10 +123,14 @@ def _phases(ctx, run):
 
     yield Phase(
         dataset_fn=data.dataset_fn,
-        epochs=cfg.epochs,
-        steps_per_epoch=cfg.steps_per_epoch,
+        epochs=cfg.schedule.epochs,
+        steps_per_epoch=cfg.schedule.steps_per_epoch,
         optimizers=[
-            ("rank_optimizer", cfg.learning_rate, ctx.model.trainable_variables)
+            (
+                "rank_optimizer",
+                cfg.optimizer.learning_rate,
+                ctx.model.trainable_variables,
+            )
         ],
         compute_terms=compute_terms,
         validate=validate,
@@ -134,13 +138,13 @@ def _phases(ctx, run):
 
 
 def _summarize(ctx, run):
-    cfg, data = ctx.config.ranking, run.data
+    cfg, data = ctx.config.stages.rank, run.data
     result = run.fits["rank"]
     val = last_val(result["history"])
     if not val:  # resumed after the last epoch: validate the restored model
         val = run.trainer.evaluate(data.val_batches)
     return {
-        **fit_summary(result, cfg.epochs),
+        **fit_summary(result, cfg.schedule.epochs),
         "val": val,
         "types": data.types,
         "batch_images": len(data.val_batches[0][0]),
@@ -158,7 +162,7 @@ def _record_seeds(spec, seed):
 RANK = register_stage(
     StageSpec(
         name="rank",
-        section="ranking",
+        section="stages.rank",
         seed_offset=1,
         build_data=_build_data,
         build_trainer=_build_trainer,

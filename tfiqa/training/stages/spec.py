@@ -6,7 +6,7 @@ shared loop runs (`Phase`), its config checks and its result. Everything
 the stages have in common (optimizers, the distributed loop, checkpoints,
 resume, fitting) is `tfiqa.training.stage_runner.run_stage`; the run's
 order, resume and `metrics.json` are `tfiqa.training.experiment`. The
-config's valid `trainer.stages`, the seeds recorded in `metrics.json` and
+config's valid `stages.order`, the seeds recorded in `metrics.json` and
 the checks before a run all read this registry, so a new stage is one
 module that calls `register_stage`.
 
@@ -17,7 +17,7 @@ Example:
 register_stage(
     StageSpec(
         name="distill",
-        section="finetune",
+        section="stages.finetune",
         seed_offset=4,
         build_data=lambda ctx: load_teacher_scores(ctx),
         build_trainer=lambda ctx, data: DistillTrainer(ctx.model),
@@ -108,9 +108,10 @@ class StageSpec:
     """One training stage.
 
     Args:
-        name: str. What `trainer.stages` lists; names the stage's folders
+        name: str. What `stages.order` lists; names the stage's folders
             (`checkpoints/<name>`, `logs/<name>`, `splits/<name>.json`).
-        section: str or None. The config section the stage reads; with
+        section: str or None. The dotted config section the stage reads
+            (e.g. "stages.rank"); with
             `freeze_backbone`, its `freeze_backbone` key holds the backbone
             layers frozen while the stage runs.
         seed_offset: int. Tells its data seeds apart from other stages'
@@ -137,7 +138,7 @@ class StageSpec:
             `<section>.freeze_backbone` while the stage runs.
         sync_batchnorm: bool. Whether BatchNorm may use global-batch
             statistics across replicas in this stage (with
-            `trainer.sync_batchnorm` and several replicas).
+            `runtime.sync_batchnorm` and several replicas).
     """
 
     name: str
@@ -155,7 +156,11 @@ class StageSpec:
     sync_batchnorm: bool = True
 
     def config_section(self, config):
-        return getattr(config, self.section) if self.section else None
+        if not self.section:
+            return None
+        for name in self.section.split("."):
+            config = getattr(config, name)
+        return config
 
 
 def register_stage(spec):
