@@ -143,6 +143,6 @@ def _model_weights(tmp_path):
     model = build_model(
         config.model,
         input_crop_size=config.data.crop_size,
-        eval_crops=config.data.eval_crops,
+        eval_crops=config.model.scoring.crops,
     )
     return model.get_weights()
