@@ -44,6 +44,7 @@ from lite_recipe import (  # noqa: E402
     BACKBONE_NAMES,
     FeatureTable,
     int8_feature_noise,
+    photo_size,
     read_photos,
 )
 
@@ -212,7 +213,7 @@ def run(args):
     square = [
         (r, s)
         for r, s in zip(records, (x - mean) / std @ w + b, strict=True)
-        if _size(r["image_path"]) == (args.input_size, args.input_size)
+        if photo_size(r["image_path"]) == (args.input_size, args.input_size)
     ]
     worst = check_parity(model, [r for r, _ in square], [s for _, s in square])
     work = os.path.join(os.path.abspath(args.out), "preset", args.preset)
@@ -334,13 +335,6 @@ def update_cards(args):
         )
         write_json_atomic(path, card)
         print(f"{path}: {card['protocol']}")
-
-
-def _size(path):
-    from PIL import Image
-
-    with Image.open(path) as image:
-        return image.size
 
 
 if __name__ == "__main__":

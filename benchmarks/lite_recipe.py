@@ -168,11 +168,9 @@ def int8_feature_noise(out, more, dev, count=300, calibration=100):
     test photo informs it. Cached in `out/int8_noise_<photos>.npz`, named by
     the photos it used (another grouping picks other photos, another file).
     """
-    from tfiqa.data.image_io import load_image
-
     dev_groups = {r["ref_id"] for r in dev}
     pool = [r for r in more if r["ref_id"] not in dev_groups]
-    pool = [r for r in pool if load_image(r["image_path"]).shape[:2] == (512, 512)]
+    pool = [r for r in pool if photo_size(r["image_path"]) == (512, 512)]
     pool = pool[:count]
     names = "\n".join(os.path.basename(r["image_path"]) for r in pool)
     key = hashlib.sha1(f"{calibration}\n{names}".encode()).hexdigest()[:12]
@@ -181,6 +179,14 @@ def int8_feature_noise(out, more, dev, count=300, calibration=100):
         _measure_int8_noise(path, out, pool, calibration)
     with np.load(path) as saved:
         return saved["noise"]
+
+
+def photo_size(path):
+    """(width, height) from the file's header, without decoding it."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        return image.size
 
 
 def _measure_int8_noise(path, out, pool, calibration):
