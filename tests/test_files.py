@@ -56,6 +56,19 @@ def test_a_killed_writers_temporary_is_cleared_by_the_next_write(tmp_path):
     )
 
 
+def test_keras_weights_are_written_through_a_temporary_keras_accepts(tmp_path):
+    # Keras picks the weights format from the whole ".weights.h5" ending and
+    # refuses any other name, so the temporary must end the same way.
+    keras = pytest.importorskip("keras")
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    path = tmp_path / "final.weights.h5"
+    with atomic_path(str(path)) as tmp:
+        assert tmp.endswith(".weights.h5")
+        model.save_weights(tmp)
+    model.load_weights(str(path))
+    assert os.listdir(tmp_path) == ["final.weights.h5"]
+
+
 def test_result_has_umask_permissions(tmp_path):
     path = tmp_path / "a.txt"
     write_text_atomic(str(path), "x")

@@ -119,6 +119,11 @@ class MetaStage:
     task_reader_options: dict = dataclasses.field(default_factory=dict)
     val_ratio: float = 0.2
 
+    def step_options(self):
+        """The inner loop as `tfiqa.training.maml.MAMLStep` takes it."""
+        names = ("inner_steps", "inner_learning_rate", "order", "learn_inner_lr")
+        return {name: getattr(self, name) for name in (*names, "batchnorm")}
+
 
 @dataclasses.dataclass
 class FinetuneStage:

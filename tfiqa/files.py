@@ -77,6 +77,17 @@ def reporting_write_errors(path):
         raise DataError(f"Cannot write {path}: {e.strerror or e}") from None
 
 
+# Keras reads the format of weights files from this double extension.
+DOUBLE_EXTENSIONS = (".weights.h5",)
+
+
+def _split_extension(name):
+    for ext in DOUBLE_EXTENSIONS:
+        if name.endswith(ext):
+            return name[: -len(ext)], ext
+    return os.path.splitext(name)
+
+
 @contextlib.contextmanager
 def atomic_path(path):
     """Yields a temporary path next to `path`; renames it over `path` on success.
@@ -90,7 +101,7 @@ def atomic_path(path):
     check_regular_output(path)
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    base, ext = os.path.splitext(os.path.basename(path))
+    base, ext = _split_extension(os.path.basename(path))
     prefix = f".{base}-tmp-"
     remove_stale_temporaries(directory, prefix, ext)
     fd, tmp = tempfile.mkstemp(

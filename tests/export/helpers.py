@@ -29,6 +29,21 @@ def tiny_model(seed=0, bias=0.0):
     return keras.Model(inputs, keras.layers.Reshape(())(x), name="tiny_scorer")
 
 
+def export_tflite(model, out, quantize, calibration_dir, input_size=SIZE, **options):
+    """`export_model` to TFLite only, calibrated on the images in `calibration_dir`."""
+    from tfiqa.export import export_model
+
+    return export_model(
+        model,
+        str(out),
+        formats=["tflite"],
+        quantize=list(quantize),
+        input_size=input_size,
+        calibration_dir=str(calibration_dir),
+        **options,
+    )
+
+
 def keras_scores(model, images):
     return np.asarray(model(np.asarray(images, np.float32), training=False))
 

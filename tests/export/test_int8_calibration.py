@@ -12,8 +12,9 @@ import pytest
 from conftest import make_image
 from PIL import Image, ImageFilter
 
-from tfiqa.export import export_model
 from tfiqa.inference.backends.tflite import tflite_predict_fn
+
+from .helpers import export_tflite
 
 SIZE = 32
 LOGIT_RANGE = (-2.4, 2.4)  # float scores 0.083 .. 0.917 over the test crops
@@ -55,14 +56,7 @@ def exported(tmp_path_factory):
     for i in range(6):
         Image.fromarray(photo(seed=100 + i, blur=0.0)).save(calibration / f"{i}.png")
     out = tmp_path_factory.mktemp("export")
-    manifest = export_model(
-        model,
-        str(out),
-        formats=["tflite"],
-        quantize=["int8", "int8_io"],
-        input_size=SIZE,
-        calibration_dir=str(calibration),
-    )
+    manifest = export_tflite(model, out, ["int8", "int8_io"], calibration, SIZE)
     return model, crops, manifest
 
 
@@ -123,13 +117,8 @@ def test_an_unbounded_score_is_not_clamped_to_the_calibration_scores(tmp_path):
     calibration.mkdir()
     for i, red in enumerate(np.linspace(0, 255, 8).astype(int)):
         Image.fromarray(flat(red, 255 - red)).save(calibration / f"{i}.png")
-    manifest = export_model(
-        model,
-        str(tmp_path / "export"),
-        formats=["tflite"],
-        quantize=["none", "int8_io"],
-        input_size=SIZE,
-        calibration_dir=str(calibration),
+    manifest = export_tflite(
+        model, tmp_path / "export", ["none", "int8_io"], calibration, SIZE
     )
     photos = np.stack([flat(v, v) for v in np.linspace(5, 250, 9).astype(int)])
     expected = model(photos.astype(np.float32)).numpy()

@@ -12,7 +12,7 @@ from tfiqa.export import export_model
 from tfiqa.export.tflite import QUANTIZATIONS
 from tfiqa.inference.backends.tflite import tflite_predict_fn
 
-from .helpers import SIZE, keras_scores, tiny_model, write_images
+from .helpers import SIZE, export_tflite, keras_scores, tiny_model, write_images
 
 # Largest |score - Keras score| accepted per variant on the tiny model.
 ATOL = {"none": 1e-5, "fp16": 2e-3, "dynamic": 0.02, "int8": 0.05, "int8_io": 0.05}
@@ -28,14 +28,8 @@ def exported(tmp_path_factory, calibration_dir):
     """Float32 and calibrated full-integer int8 with uint8 I/O."""
     model = tiny_model()
     out = tmp_path_factory.mktemp("tflite")
-    manifest = export_model(
-        model,
-        str(out),
-        formats=["tflite"],
-        quantize=["none", "int8_io"],
-        input_size=SIZE,
-        calibration_dir=str(calibration_dir),
-        name="iqa",
+    manifest = export_tflite(
+        model, out, ["none", "int8_io"], calibration_dir, name="iqa"
     )
     return model, out, manifest
 
@@ -104,13 +98,8 @@ def test_int8_really_is_integer(exported):
 @pytest.mark.parametrize("input_size", [SIZE, 0])
 def test_every_variant_round_trips(tmp_path, calibration_dir, input_size):
     model = tiny_model(seed=1)
-    manifest = export_model(
-        model,
-        str(tmp_path),
-        formats=["tflite"],
-        quantize=list(QUANTIZATIONS),
-        input_size=input_size,
-        calibration_dir=str(calibration_dir),
+    manifest = export_tflite(
+        model, tmp_path, QUANTIZATIONS, calibration_dir, input_size=input_size
     )
     image_size = (SIZE, SIZE) if input_size else (41, 35)
     images = np.stack([make_image(image_size, seed=s) for s in range(3)])

@@ -19,7 +19,7 @@ def save_run(tmp_path, model):
     run = tmp_path / "run"
     run.mkdir()
     model.save(run / "model.keras")
-    metrics = {"test": {"srcc": 0.5, "plcc": 0.6, "n": 10}, "seeds": {"trainer": 0}}
+    metrics = {"test": {"srcc": 0.5, "plcc": 0.6, "n": 10}, "seeds": {"runtime": 0}}
     (run / "metrics.json").write_text(json.dumps(metrics))
     return str(run / "model.keras")
 

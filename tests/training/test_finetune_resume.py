@@ -6,7 +6,7 @@ import os
 import pytest
 
 from tests.training.test_transfer import transfer_config
-from tfiqa.training.stage_utils import fit_summary
+from tfiqa.training.fit_summary import fit_summary
 from tfiqa.training.stages.finetune import _merge
 
 

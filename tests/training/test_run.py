@@ -202,7 +202,7 @@ def test_run_experiment_writes_workdir(tmp_path):
     assert {"srcc", "plcc"} <= set(finetune["val"])
     assert finetune["best_epoch"] in (1, 2)
     assert {"srcc", "plcc"} <= set(saved["test"]) and saved["test"]["n"] > 0
-    assert saved["seeds"]["trainer"] == 0 and saved["resumed"] == []
+    assert saved["seeds"]["runtime"] == 0 and saved["resumed"] == []
     assert metrics["stages"]["finetune"]["split_sizes"]["test"] > 0
 
     # The saved model scores like the trained one (the selected epoch).

@@ -12,7 +12,7 @@ from tfiqa.config import load_config
 from tfiqa.config_limits import RULES
 from tfiqa.data.split_record import write_stage_split
 from tfiqa.errors import ConfigError
-from tfiqa.training.stage_utils import dataset_seed, fit_summary
+from tfiqa.training.fit_summary import fit_summary
 from tfiqa.training.stages import STAGES, Phase, StageSpec, register_stage, stage_seed
 
 
@@ -72,7 +72,7 @@ def _toy_phases(ctx, run):
     import tensorflow as tf
 
     def dataset_fn(epoch):
-        seed = dataset_seed(ctx, TOY, epoch)
+        seed = ctx.dataset_seed(TOY, epoch)
         data = tf.data.Dataset.from_tensor_slices(run.data)
         return data.shuffle(8, seed=seed).batch(4, drop_remainder=True).repeat()
 

@@ -333,7 +333,7 @@ def run_lodo(config, workdir, priors=("meta", "rank", "scratch"), repeats=3):
     )
     seed = int(config.runtime.seed)
     rows, adaptations = [], []
-    seeds = {"trainer": seed, "held_out_data": {}}
+    seeds = {"runtime": seed, "held_out_data": {}}
     verbose = int(config.runtime.verbose)
     runs = progress(len(swept) * len(priors), "LODO sweep", verbose, "run", True)
     for index, held_out in enumerate(swept):

@@ -37,9 +37,9 @@ from tfiqa.errors import ConfigError, LeakError
 from tfiqa.files import atomic_path, json_ready, write_json_atomic
 from tfiqa.training.stage_runner import run_stage
 from tfiqa.training.stage_splits import check_run
-from tfiqa.training.stage_utils import save_weights_atomic, split_seed
 from tfiqa.training.stages import STAGES, StageContext
 from tfiqa.training.stages.data import prepare_data
+from tfiqa.training.stages.spec import split_seed
 
 # -- the run ---------------------------------------------------------------
 
@@ -122,7 +122,7 @@ def run_seeds(ctx):
     """Every seed the run uses, by what it draws (each stage's from its spec)."""
     seed = ctx.seed
     seeds = {
-        "trainer": seed,
+        "runtime": seed,  # runtime.seed
         "model_init": seed,
         "splits": split_seed(ctx.config, seed) + int(ctx.config.data.split_index),
         "pristine_split": seed,
@@ -187,7 +187,8 @@ def _run_stages(ctx, policy):
         metrics["stages"][stage] = json_ready(result)
         stage_dir = ctx.stage_dir(stage)
         os.makedirs(stage_dir, exist_ok=True)
-        save_weights_atomic(ctx.model, os.path.join(stage_dir, "final.weights.h5"))
+        with atomic_path(os.path.join(stage_dir, "final.weights.h5")) as tmp:
+            ctx.model.save_weights(tmp)
         write_json_atomic(os.path.join(stage_dir, "done.json"), json_ready(result))
     if pending_weights:
         ctx.model.load_weights(pending_weights)

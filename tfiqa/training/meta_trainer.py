@@ -56,17 +56,12 @@ class MetaTrainer:
         model: keras.Model mapping images (N, c, c, 3) to scores (N,); built.
             Create the trainer under the strategy scope the model was built
             in (Meta-SGD creates variables).
-        inner_steps: int. SGD steps on the support loss per task.
-        inner_learning_rate: float. Inner step size (initial, with Meta-SGD).
-        order: str. "second" (exact meta-gradient) or "first" (FOMAML).
-        learn_inner_lr: bool. Meta-SGD per-parameter inner learning rates.
         adapt: str. "all" adapts every trainable weight in the inner loop;
             "head" adapts only `model.head_variables` (the backbone is still
             meta-learned, through the adapted head; much cheaper).
-        batchnorm: str. "batch" (statistics of each meta-batch under the
-            meta-parameters, frozen through the step, folded into the moving
-            averages) or "moving" (moving statistics, never updated). See
-            `tfiqa.training.maml`.
+        **step_options: the inner loop, as `tfiqa.training.maml.MAMLStep`
+            takes it: `inner_steps`, `inner_learning_rate`, `order`,
+            `learn_inner_lr`, `batchnorm`.
 
     Example:
     ```python
@@ -77,25 +72,10 @@ class MetaTrainer:
     ```
     """
 
-    def __init__(
-        self,
-        model,
-        inner_steps=1,
-        inner_learning_rate=1e-3,
-        order="second",
-        learn_inner_lr=False,
-        adapt="all",
-        batchnorm="batch",
-    ):
+    def __init__(self, model, adapt="all", **step_options):
         self.model = model
         self.maml = MAMLStep(
-            model,
-            inner_steps=inner_steps,
-            inner_learning_rate=inner_learning_rate,
-            order=order,
-            learn_inner_lr=learn_inner_lr,
-            adapt_variables=adapt_variables(model, adapt),
-            batchnorm=batchnorm,
+            model, adapt_variables=adapt_variables(model, adapt), **step_options
         )
         self.state = MetaState(model, self.maml.inner_lrs)
         self._adapt_predict = None

@@ -16,7 +16,7 @@ from tfiqa.data.split_record import (
     write_stage_split,
 )
 from tfiqa.errors import ConfigError, DataError
-from tfiqa.training.stage_utils import split_seed
+from tfiqa.training.stages.spec import split_seed
 
 
 def record_ids(records):

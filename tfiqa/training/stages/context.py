@@ -3,6 +3,8 @@
 import dataclasses
 import os
 
+from tfiqa.training.stages.spec import stage_seed
+
 
 @dataclasses.dataclass
 class StageContext:
@@ -44,6 +46,32 @@ class StageContext:
     def stage_dir(self, stage, chief_copy=False):
         root = self.workdir if chief_copy else self.write_root
         return os.path.join(root, "checkpoints", stage)
+
+    def dataset_seed(self, stage, epoch):
+        """`stage_seed` of this run's seed: the seed of `stage`'s data in `epoch`."""
+        return stage_seed(self.seed, stage, epoch)
+
+    def recalibrate_bn(self, dataset):
+        """Precise BN before validation: moving statistics from training batches.
+
+        Training-mode steps use batch statistics, so this changes only what
+        inference sees; it runs on every worker with the same data. Returns
+        the batches used (0 when `runtime.precise_bn_batches` is off).
+
+        Args:
+            dataset: iterable of (images, labels) training batches.
+        """
+        count = int(self.config.runtime.precise_bn_batches)
+        if count <= 0:
+            return 0
+        if self.precise_bn is None:
+            # TensorFlow only once a stage trains: `tfiqa list` and the
+            # config checks import the stages without it.
+            from tfiqa.training.batchnorm import PreciseBatchNorm
+
+            self.precise_bn = PreciseBatchNorm(self.model)
+        batches = (batch[0] for _, batch in zip(range(count), dataset, strict=False))
+        return self.precise_bn.recalibrate(batches)
 
     def log(self, message):
         if self.chief and self.verbose >= 0:

@@ -7,8 +7,7 @@ import os
 from tfiqa.data.synthetic_mos import synthesize_mos_set
 from tfiqa.errors import ConfigError, DataError
 from tfiqa.training.stage_splits import keep_out_of_priors
-from tfiqa.training.stage_utils import split_seed
-from tfiqa.training.stages.spec import STAGES, shared_data
+from tfiqa.training.stages.spec import STAGES, shared_data, split_seed
 
 
 def _split_pristine(config, paths, seed):

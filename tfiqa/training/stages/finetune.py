@@ -21,15 +21,9 @@ import os
 
 import numpy as np
 
-from tfiqa.files import write_json_atomic
+from tfiqa.files import atomic_path, write_json_atomic
+from tfiqa.training.fit_summary import fit_summary, val_metrics
 from tfiqa.training.stage_splits import write_finetune_split
-from tfiqa.training.stage_utils import (
-    dataset_seed,
-    fit_summary,
-    recalibrate_bn,
-    save_weights_atomic,
-    val_metrics,
-)
 from tfiqa.training.stages.cached_features import (
     cached_metrics,
     cached_views,
@@ -58,7 +52,8 @@ class _Selection:
         metrics = val_metrics(logs)
         if trainer.is_better(metrics):
             trainer.best = {"epoch": epoch + 1, **metrics}
-            save_weights_atomic(self.model, self.weights)
+            with atomic_path(self.weights) as tmp:
+                self.model.save_weights(tmp)
             write_json_atomic(self.json, trainer.best)
         logs["best_epoch"] = trainer.best["epoch"] if trainer.best else 0
         # Patience counts within the phase: unfreezing deserves its chance.
@@ -114,7 +109,7 @@ def _cached_warmup(ctx, run, epochs):
         return trainer.terms(scores, mos)
 
     def dataset_fn(epoch):
-        seed = dataset_seed(ctx, "finetune", epoch)
+        seed = ctx.dataset_seed("finetune", epoch)
         return cached_head_dataset(
             train_x, train_y, data.batch, seed, data.drop
         ).repeat()
@@ -156,7 +151,7 @@ def _image_phase(ctx, run, phase, epochs, start):
             conf.crop_size,
             data.batch,
             training=True,
-            seed=dataset_seed(ctx, "finetune", epoch),
+            seed=ctx.dataset_seed("finetune", epoch),
             skip_bad=conf.skip_bad,
             check=False,
             drop_remainder=data.drop,
@@ -169,7 +164,7 @@ def _image_phase(ctx, run, phase, epochs, start):
         )
 
     def validate(epoch):
-        recalibrate_bn(ctx, dataset_fn(epoch + 1_000_000))
+        ctx.recalibrate_bn(dataset_fn(epoch + 1_000_000))
         return trainer.evaluate(val_ds, fit=False)
 
     groups = _head_groups(ctx)
@@ -287,8 +282,8 @@ def _summarize(ctx, run):
     selected = selection.restore_best() or "last epoch"
     last_on_images = "finetune" in phases or not cfg.cache_views
     if selected == "last epoch" and last_on_images:
-        recalibrate_bn(
-            ctx, run.trainer.image_dataset_fn(cfg.schedule.epochs + 1_000_000)
+        ctx.recalibrate_bn(
+            run.trainer.image_dataset_fn(cfg.schedule.epochs + 1_000_000)
         )
     freeze_backbone(ctx.model, "none")  # the saved model is a plain model
     summary = fit_summary(_merge(phases), cfg.schedule.epochs)

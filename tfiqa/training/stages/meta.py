@@ -20,19 +20,15 @@ meta-parameters of its last epoch and leaves them in `model`.
 import dataclasses
 import logging
 
+from tfiqa.training.fit_summary import fit_summary, is_number, last_val
 from tfiqa.training.stage_splits import reserved_ids, write_meta_split
-from tfiqa.training.stage_utils import (
-    fit_summary,
-    is_number,
-    last_val,
-)
 from tfiqa.training.stages.context import StageContext
 from tfiqa.training.stages.meta_tasks import (  # noqa: F401  (the stage's API)
     SYNTHETIC,
     VAL_SEED_OFFSET,
     MetaTasks,
     build_tasks,
-    dataset_seed,
+    episode_seed,
     pristine_split,
 )
 from tfiqa.training.stages.spec import Phase, StageSpec, register_stage
@@ -78,15 +74,7 @@ def build_trainer(ctx, tasks=None):
     meta = ctx.config.stages.meta
     check_meta_config(meta, ctx.strategy.num_replicas_in_sync)
     with ctx.strategy.scope():
-        return MetaTrainer(
-            ctx.model,
-            inner_steps=meta.inner_steps,
-            inner_learning_rate=meta.inner_learning_rate,
-            order=meta.order,
-            learn_inner_lr=meta.learn_inner_lr,
-            adapt=meta.adapt,
-            batchnorm=meta.batchnorm,
-        )
+        return MetaTrainer(ctx.model, adapt=meta.adapt, **meta.step_options())
 
 
 def _phases(ctx, run):
@@ -159,8 +147,8 @@ def _summarize(ctx, run):
 
 def _record_seeds(spec, seed):
     return {
-        "meta_episodes": [dataset_seed(seed, 0), "+ epoch"],
-        "meta_bn_calibration_episodes": dataset_seed(seed, -1),
+        "meta_episodes": [episode_seed(seed, 0), "+ epoch"],
+        "meta_bn_calibration_episodes": episode_seed(seed, -1),
         "meta_val_episodes": seed + VAL_SEED_OFFSET,
         "meta_holdout_episodes": seed + VAL_SEED_OFFSET + 1,
         "meta_task_split": seed,

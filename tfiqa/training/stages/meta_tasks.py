@@ -12,7 +12,7 @@ SYNTHETIC = "synthetic"
 VAL_SEED_OFFSET = 7_919
 
 
-def dataset_seed(seed, epoch):
+def episode_seed(seed, epoch):
     """Seed of the meta stage's training episodes in `epoch`."""
     return stage_seed(seed, "meta", epoch)
 
@@ -97,7 +97,7 @@ def _assemble(meta, episodes, parts, types, holdout, seed, info, split=None):
 
     def train_fn(epoch):
         return episodes(
-            parts["train"], types, meta.query_size, dataset_seed(seed, epoch)
+            parts["train"], types, meta.query_size, episode_seed(seed, epoch)
         )
 
     val_seed = int(seed) + VAL_SEED_OFFSET

@@ -5,13 +5,8 @@ import logging
 
 import numpy as np
 
+from tfiqa.training.fit_summary import fit_summary, last_val
 from tfiqa.training.stage_splits import rank_types, write_rank_split
-from tfiqa.training.stage_utils import (
-    dataset_seed,
-    fit_summary,
-    last_val,
-    recalibrate_bn,
-)
 from tfiqa.training.stages.spec import Phase, StageSpec, register_stage, stage_seed
 
 logger = logging.getLogger("tfiqa.training")
@@ -64,7 +59,7 @@ def _build_data(ctx):
             types,
             crop,
             cfg.groups_per_batch,
-            seed=dataset_seed(ctx, "rank", epoch),
+            seed=ctx.dataset_seed("rank", epoch),
             device_distortions=cfg.device_distortions,
         ).repeat()
 
@@ -118,7 +113,7 @@ def _phases(ctx, run):
     ]
 
     def validate(epoch):
-        recalibrate_bn(ctx, bn_batches)
+        ctx.recalibrate_bn(bn_batches)
         return trainer.evaluate(data.val_batches)
 
     yield Phase(

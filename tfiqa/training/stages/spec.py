@@ -179,6 +179,11 @@ def shared_data(config, stages):
     return {need for stage in stages for need in STAGES.get(stage).shared_data(config)}
 
 
+def split_seed(config, seed):
+    """The seed of the fine-tuning content splits (`data.split_seed` or the run's)."""
+    return seed if int(config.data.split_seed) < 0 else int(config.data.split_seed)
+
+
 def stage_seed(seed, stage, epoch):
     """Seed of a stage's training data in `epoch` (recorded in metrics.json)."""
     offset = STAGES.get(stage).seed_offset
