@@ -53,8 +53,8 @@ def type_dataset(images, name, crop, batch=16):
     import tensorflow as tf
 
     from tfiqa.data.ranking import distort_one, random_crop
-    from tfiqa.distortions.base import sub_seed
     from tfiqa.distortions.ops import to_uint8
+    from tfiqa.distortions.registry import sub_seed
 
     stack = tf.constant(images)  # (n, H, W, 3) uint8
 

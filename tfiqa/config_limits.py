@@ -184,19 +184,19 @@ def _readers():
 
 
 def _distortions():
-    from tfiqa.distortions.base import DISTORTIONS
+    from tfiqa.distortions.registry import DISTORTIONS
 
     return DISTORTIONS
 
 
 def _distortion_sets():
-    from tfiqa.distortions.base import DISTORTION_SETS
+    from tfiqa.distortions.registry import DISTORTION_SETS
 
     return tuple(DISTORTION_SETS)
 
 
 def _distortion_levels():
-    from tfiqa.distortions.base import LEVELS
+    from tfiqa.distortions.registry import LEVELS
 
     return LEVELS
 

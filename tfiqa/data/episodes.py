@@ -48,9 +48,9 @@ from tfiqa.data.ranking import (
     distort_one,
 )
 from tfiqa.distortions import resolve_types
-from tfiqa.distortions.base import sub_seed
 from tfiqa.distortions.measures import level_label, pseudo_mos
 from tfiqa.distortions.ops import to_uint8
+from tfiqa.distortions.registry import sub_seed
 from tfiqa.errors import ConfigError, DataError
 
 LABELS = ("pseudo_mos", "level")

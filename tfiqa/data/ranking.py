@@ -31,8 +31,8 @@ from tensorflow.core.framework import attr_value_pb2
 from tfiqa.data.image_io import load_image
 from tfiqa.data.pipeline import check_records
 from tfiqa.distortions import DISTORTIONS, LEVELS, cpu_only, resolve_types
-from tfiqa.distortions.base import sub_seed
 from tfiqa.distortions.ops import to_uint8
+from tfiqa.distortions.registry import sub_seed
 from tfiqa.errors import ConfigError, DataError
 
 

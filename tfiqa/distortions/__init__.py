@@ -13,7 +13,7 @@ from tfiqa.distortions import (  # noqa: E402,F401  (importing registers)
     sharpness,
     spatial,
 )
-from tfiqa.distortions.base import (
+from tfiqa.distortions.registry import (
     DISTORTION_SETS,
     DISTORTIONS,
     LEVELS,

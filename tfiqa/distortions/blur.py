@@ -23,7 +23,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfiqa.distortions import ops
-from tfiqa.distortions.base import register_distortion
+from tfiqa.distortions.registry import register_distortion
 
 GAUSSIAN_SIGMAS = (0.4, 0.5, 1.0, 2.0, 5.0)
 LENS_RADII = (1, 2, 4, 6, 8)

@@ -18,7 +18,7 @@ are ordered by PSNR (`measure="psnr"`).
 import tensorflow as tf
 
 from tfiqa.distortions import ops
-from tfiqa.distortions.base import register_distortion
+from tfiqa.distortions.registry import register_distortion
 
 BRIGHTEN_AMOUNTS = (0.1, 0.2, 0.4, 0.7, 1.1)
 DARKEN_AMOUNTS = (0.05, 0.1, 0.2, 0.4, 0.8)

@@ -25,7 +25,7 @@ saturation in HSV and in Lab (KADID-10k types 4-8).
 import tensorflow as tf
 
 from tfiqa.distortions import ops
-from tfiqa.distortions.base import register_distortion, sub_seed
+from tfiqa.distortions.registry import register_distortion, sub_seed
 
 DIFFUSION_AMOUNTS = (1, 3, 6, 8, 12)
 SHIFT_AMOUNTS = (1, 3, 6, 8, 12)

@@ -17,8 +17,8 @@ import io
 import numpy as np
 import tensorflow as tf
 
-from tfiqa.distortions.base import register_distortion
 from tfiqa.distortions.ops import to_uint8
+from tfiqa.distortions.registry import register_distortion
 
 JPEG_QUALITIES = (70, 43, 36, 24, 7)
 JPEG2000_PSNR_TARGETS = (36.0, 32.0, 29.0, 26.0, 23.0)

@@ -19,9 +19,9 @@ to span the LIVE database's range:
 import math
 
 from tfiqa.distortions import ops
-from tfiqa.distortions.base import register_distortion
 from tfiqa.distortions.compression import jpeg2000_roundtrip, jpeg_roundtrip
 from tfiqa.distortions.noise import normal_field
+from tfiqa.distortions.registry import register_distortion
 
 BLUR_SIZES = (7, 15, 39, 91, 199)
 NOISE_VARIANCES = (2**-10, 2**-7.5, 2**-5.5, 2**-3.5, 2**0)

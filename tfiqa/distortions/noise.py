@@ -30,7 +30,7 @@ import math
 import tensorflow as tf
 
 from tfiqa.distortions import ops
-from tfiqa.distortions.base import register_distortion, sub_seed
+from tfiqa.distortions.registry import register_distortion, sub_seed
 
 WHITE_NOISE_VARIANCES = (0.001, 0.002, 0.003, 0.005, 0.01)
 COLOR_NOISE_VARIANCES = (0.0001, 0.0005, 0.001, 0.002, 0.003)

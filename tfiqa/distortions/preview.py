@@ -41,7 +41,7 @@ def contact_sheet(image, types, levels, seed, path, tile=192, distort=None):
         distort: optional `(name, crop, level, seed) -> uint8 crop`; defaults
             to `apply_distortion`.
     """
-    from tfiqa.distortions.base import apply_distortion
+    from tfiqa.distortions.registry import apply_distortion
 
     if distort is None:
 

@@ -16,7 +16,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfiqa.distortions import ops
-from tfiqa.distortions.base import register_distortion
+from tfiqa.distortions.registry import register_distortion
 
 SHARPEN_AMOUNTS = (1.0, 2.0, 3.0, 6.0, 12.0)
 CONTRAST_AMOUNTS = (-0.3, -0.4, -0.5, -0.6, -0.7)

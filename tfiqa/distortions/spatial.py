@@ -34,7 +34,7 @@ import math
 import tensorflow as tf
 
 from tfiqa.distortions import ops
-from tfiqa.distortions.base import register_distortion, sub_seed
+from tfiqa.distortions.registry import register_distortion, sub_seed
 
 JITTER_SIGMAS = (0.05, 0.1, 0.2, 0.5, 1.0)
 PATCH_COUNTS = (20, 40, 60, 80, 100)

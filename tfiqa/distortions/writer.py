@@ -75,7 +75,7 @@ def _compiled(name, level):
     """One traced graph per (type, level), reused across images."""
     import tensorflow as tf
 
-    from tfiqa.distortions.base import apply_distortion
+    from tfiqa.distortions.registry import apply_distortion
 
     @tf.function(reduce_retracing=True)
     def run(image, seed):

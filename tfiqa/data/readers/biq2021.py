@@ -16,7 +16,7 @@ assessment database", Journal of Electronic Imaging, 2022.
 
 import os
 
-from tfiqa.data.readers import base
+from tfiqa.data.readers import shared
 from tfiqa.data.readers.duplicates import DEFAULT_MIN_SIMILARITY, group_near_duplicates
 from tfiqa.data.readers.registry import READERS
 from tfiqa.errors import ConfigError, DataError
@@ -67,7 +67,7 @@ def read_biq2021(
     records = []
     for part in parts:
         records.extend(
-            base.read_authentic(
+            shared.read_authentic(
                 _find(data_dir, part),
                 "Image Name",
                 "MOS",

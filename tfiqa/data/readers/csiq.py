@@ -18,7 +18,7 @@ import os
 
 import pandas as pd
 
-from tfiqa.data.readers import base
+from tfiqa.data.readers import shared
 from tfiqa.data.readers.registry import READERS
 from tfiqa.errors import DataError
 
@@ -65,7 +65,7 @@ def read_csiq(data_dir, file="csiq.DMOS.xlsx", sheet="all_by_image", skip_bad=Fa
         sheet: str. Its sheet with one row per distorted image.
         skip_bad: bool. Log and skip rows whose image is missing.
     """
-    path = base.require_file(os.path.join(data_dir, file), "CSIQ score file")
+    path = shared.require_file(os.path.join(data_dir, file), "CSIQ score file")
     table = _read_sheet(path, sheet)
     missing = [c for c in CSIQ_COLUMNS if c not in table.columns]
     if missing:
@@ -76,28 +76,28 @@ def read_csiq(data_dir, file="csiq.DMOS.xlsx", sheet="all_by_image", skip_bad=Fa
     folders = {}
     records = []
     for i, row in enumerate(table.to_dict("records"), start=1):
-        image = base.cell_str(row["image"])
+        image = shared.cell_str(row["image"])
         dst_type = str(row["dst_type"]).strip().lower()
         if dst_type not in CSIQ_TYPES:
             raise DataError(
                 f"CSIQ sheet '{sheet}' of {path}, data row {i}: unknown dst_type. "
                 f"Valid: {', '.join(CSIQ_TYPES)}. Received: {row['dst_type']!r}"
             )
-        level = int(base.to_float(row["dst_lev"], path, i))
-        dmos = base.to_float(row["dmos"], path, i)
+        level = int(shared.to_float(row["dst_lev"], path, i))
+        dmos = shared.to_float(row["dmos"], path, i)
         folder, label = CSIQ_TYPES[dst_type]
         if folder not in folders:
-            folders[folder] = base.CaseInsensitiveFolder(
+            folders[folder] = shared.CaseInsensitiveFolder(
                 os.path.join(data_dir, "dst_imgs", folder)
             )
         records.append(
-            base.make_record(
+            shared.make_record(
                 folders[folder].path(f"{image}.{label}.{level}.png"),
-                base.scale_score(dmos, (0.0, 1.0), higher_is_better=False),
+                shared.scale_score(dmos, (0.0, 1.0), higher_is_better=False),
                 dmos,
                 image,
                 folder,
                 level,
             )
         )
-    return base.check_images(records, path, skip_bad)
+    return shared.check_images(records, path, skip_bad)

@@ -11,7 +11,7 @@ label is `1 - level / 5` (pristine 1.0, level 5 0.0).
 
 import os
 
-from tfiqa.data.readers import base
+from tfiqa.data.readers import shared
 from tfiqa.data.readers.registry import READERS
 from tfiqa.errors import DataError
 
@@ -27,8 +27,8 @@ def read_distorted(data_dir, file="distortions.csv", skip_bad=False):
         file: str. The index CSV.
         skip_bad: bool. Log and skip rows whose image is missing.
     """
-    path = base.require_file(os.path.join(data_dir, file), "Distortion index")
-    table = base.read_table(
+    path = shared.require_file(os.path.join(data_dir, file), "Distortion index")
+    table = shared.read_table(
         path,
         ["image", "ref", "distortion", "level"],
         dtype={"image": str, "ref": str, "distortion": str},
@@ -37,7 +37,7 @@ def read_distorted(data_dir, file="distortions.csv", skip_bad=False):
     has_pseudo = "pseudo_mos" in table.columns
     records = []
     for i, row in enumerate(table.to_dict("records"), start=2):
-        level_value = base.to_float(row["level"], path, i)
+        level_value = shared.to_float(row["level"], path, i)
         if not level_value.is_integer() or not 0 <= level_value <= MAX_LEVEL:
             raise DataError(
                 f"{path}, row {i}: level must be an integer 0..{MAX_LEVEL}. "
@@ -46,7 +46,7 @@ def read_distorted(data_dir, file="distortions.csv", skip_bad=False):
         level = int(level_value)
         pseudo = row["pseudo_mos"] if has_pseudo else ""
         if has_pseudo and not (isinstance(pseudo, str) and not pseudo.strip()):
-            mos_raw = base.to_float(pseudo, path, i)
+            mos_raw = shared.to_float(pseudo, path, i)
             if not 0.0 <= mos_raw <= 1.0:
                 raise DataError(
                     f"{path}, row {i}: pseudo_mos must be in [0, 1]. "
@@ -55,10 +55,10 @@ def read_distorted(data_dir, file="distortions.csv", skip_bad=False):
             mos = mos_raw
         else:
             mos_raw = float(level)
-            mos = base.scale_score(level, (0.0, MAX_LEVEL), higher_is_better=False)
+            mos = shared.scale_score(level, (0.0, MAX_LEVEL), higher_is_better=False)
         distortion = "" if level == 0 else str(row["distortion"]).strip()
         records.append(
-            base.make_record(
+            shared.make_record(
                 os.path.join(data_dir, str(row["image"]).strip()),
                 mos,
                 mos_raw,
@@ -67,4 +67,4 @@ def read_distorted(data_dir, file="distortions.csv", skip_bad=False):
                 level,
             )
         )
-    return base.check_images(records, path, skip_bad)
+    return shared.check_images(records, path, skip_bad)

@@ -2,7 +2,7 @@
 
 import os
 
-from tfiqa.data.readers import base
+from tfiqa.data.readers import shared
 from tfiqa.data.readers.duplicates import DEFAULT_MIN_SIMILARITY, group_near_duplicates
 from tfiqa.data.readers.registry import READERS
 from tfiqa.errors import ConfigError, DataError
@@ -83,12 +83,12 @@ def read_csv(
     ```
     """
     path = file if os.path.isabs(file) else os.path.join(data_dir, file)
-    base.require_file(path, "Score CSV")
+    shared.require_file(path, "Score CSV")
     columns = [image_column, score_column]
     for extra in (ref_column, distortion_column, level_column):
         if extra:
             columns.append(extra)
-    frame = base.read_table(path, columns, dtype={image_column: str})
+    frame = shared.read_table(path, columns, dtype={image_column: str})
     lo, hi = _score_bounds(score_range)
     root = data_dir if image_dir is None else os.path.join(data_dir, image_dir)
 
@@ -96,20 +96,20 @@ def read_csv(
     # Row numbers in messages count the header as line 1, as editors show.
     for i, values in enumerate(frame.to_dict("records"), start=2):
         name = str(values[image_column]).strip()
-        raw = base.to_float(values[score_column], path, i)
+        raw = shared.to_float(values[score_column], path, i)
         _check_in_range(raw, (lo, hi), score_range, path, i, score_column)
         ref = str(values[ref_column]).strip() if ref_column else name
         records.append(
-            base.make_record(
+            shared.make_record(
                 os.path.join(root, name),
-                base.scale_score(raw, (lo, hi), higher_is_better),
+                shared.scale_score(raw, (lo, hi), higher_is_better),
                 raw,
                 ref,
                 str(values[distortion_column]) if distortion_column else "",
                 int(values[level_column]) if level_column else 0,
             )
         )
-    records = base.check_images(records, path, skip_bad)
+    records = shared.check_images(records, path, skip_bad)
     if group_duplicates:
         records = group_near_duplicates(records, duplicate_similarity)
     return records

@@ -14,7 +14,7 @@ Distorted IQA Database", QoMEX 2019.
 import os
 import re
 
-from tfiqa.data.readers import base
+from tfiqa.data.readers import shared
 from tfiqa.data.readers.registry import READERS
 from tfiqa.distortion_names import KADID10K_TYPES
 from tfiqa.errors import DataError
@@ -32,8 +32,8 @@ def read_kadid10k(data_dir, file="dmos.csv", image_dir="images", skip_bad=False)
         image_dir: str. Folder of the images, relative to `data_dir`.
         skip_bad: bool. Log and skip rows whose image is missing.
     """
-    path = base.require_file(os.path.join(data_dir, file), "KADID-10k score file")
-    table = base.read_table(path, ["dist_img", "ref_img", "dmos"])
+    path = shared.require_file(os.path.join(data_dir, file), "KADID-10k score file")
+    table = shared.read_table(path, ["dist_img", "ref_img", "dmos"])
     records = []
     for i, row in enumerate(table.to_dict("records"), start=2):
         name = str(row["dist_img"]).strip()
@@ -48,15 +48,15 @@ def read_kadid10k(data_dir, file="dmos.csv", image_dir="images", skip_bad=False)
             raise DataError(
                 f"{path}, row {i}: distortion type must be 01..25. Received: {name!r}"
             )
-        mos_raw = base.to_float(row["dmos"], path, i)
+        mos_raw = shared.to_float(row["dmos"], path, i)
         records.append(
-            base.make_record(
+            shared.make_record(
                 os.path.join(data_dir, image_dir, name),
-                base.scale_score(mos_raw, (1.0, 5.0)),
+                shared.scale_score(mos_raw, (1.0, 5.0)),
                 mos_raw,
                 os.path.splitext(str(row["ref_img"]).strip())[0],
                 KADID10K_TYPES[kind - 1],
                 level,
             )
         )
-    return base.check_images(records, path, skip_bad)
+    return shared.check_images(records, path, skip_bad)

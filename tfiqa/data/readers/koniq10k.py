@@ -12,11 +12,11 @@ valid database for deep learning of blind image quality assessment", IEEE TIP
 2020.
 """
 
-from tfiqa.data.readers import base
+from tfiqa.data.readers import shared
 from tfiqa.data.readers.registry import READERS
 
 read_koniq10k = READERS.register("koniq10k")(
-    base.authentic_reader(
+    shared.authentic_reader(
         "KonIQ-10k",
         file="koniq10k_scores_and_distributions.csv",
         image_dir="1024x768",  # "512x384" for the half-size release

@@ -19,7 +19,7 @@ import os
 
 import numpy as np
 
-from tfiqa.data.readers import base
+from tfiqa.data.readers import shared
 from tfiqa.data.readers.registry import READERS
 from tfiqa.errors import DataError
 
@@ -45,15 +45,15 @@ def read_live(data_dir, include_originals=False, skip_bad=False):
             level-0 records with DMOS 0.
         skip_bad: bool. Log and skip entries whose image is missing.
     """
-    dmos_path = base.require_file(
+    dmos_path = shared.require_file(
         os.path.join(data_dir, "dmos_realigned.mat"), "LIVE score file"
     )
-    names_path = base.require_file(
+    names_path = shared.require_file(
         os.path.join(data_dir, "refnames_all.mat"), "LIVE reference names file"
     )
-    dmos = np.asarray(base.load_mat(dmos_path, "dmos_new"), dtype=np.float64).ravel()
-    orgs = np.asarray(base.load_mat(dmos_path, "orgs")).ravel().astype(int)
-    refnames = base.mat_strings(base.load_mat(names_path, "refnames_all"))
+    dmos = np.asarray(shared.load_mat(dmos_path, "dmos_new"), dtype=np.float64).ravel()
+    orgs = np.asarray(shared.load_mat(dmos_path, "orgs")).ravel().astype(int)
+    refnames = shared.mat_strings(shared.load_mat(names_path, "refnames_all"))
     total = sum(n for _, n in LIVE_FOLDERS)
     if not len(dmos) == len(orgs) == len(refnames) == total:
         raise DataError(
@@ -71,13 +71,13 @@ def read_live(data_dir, include_originals=False, skip_bad=False):
         if is_org and not include_originals:
             continue
         records.append(
-            base.make_record(
+            shared.make_record(
                 os.path.join(data_dir, folder, name),
-                base.scale_score(score, LIVE_DMOS_RANGE, higher_is_better=False),
+                shared.scale_score(score, LIVE_DMOS_RANGE, higher_is_better=False),
                 score,
                 os.path.splitext(ref)[0],
                 "" if is_org else folder,
                 0,
             )
         )
-    return base.check_images(records, dmos_path, skip_bad)
+    return shared.check_images(records, dmos_path, skip_bad)

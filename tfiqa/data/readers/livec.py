@@ -17,7 +17,7 @@ import os
 
 import numpy as np
 
-from tfiqa.data.readers import base
+from tfiqa.data.readers import shared
 from tfiqa.data.readers.registry import READERS
 from tfiqa.errors import DataError
 
@@ -32,17 +32,17 @@ def read_livec(data_dir, skip_bad=False):
         data_dir: str. The ChallengeDB_release folder.
         skip_bad: bool. Log and skip entries whose image is missing.
     """
-    names_path = base.require_file(
+    names_path = shared.require_file(
         os.path.join(data_dir, "Data", "AllImages_release.mat"),
         "LIVE Challenge image list",
     )
-    mos_path = base.require_file(
+    mos_path = shared.require_file(
         os.path.join(data_dir, "Data", "AllMOS_release.mat"),
         "LIVE Challenge score file",
     )
-    names = base.mat_strings(base.load_mat(names_path, "AllImages_release"))
+    names = shared.mat_strings(shared.load_mat(names_path, "AllImages_release"))
     mos = np.asarray(
-        base.load_mat(mos_path, "AllMOS_release"), dtype=np.float64
+        shared.load_mat(mos_path, "AllMOS_release"), dtype=np.float64
     ).ravel()
     if len(names) != len(mos):
         raise DataError(
@@ -50,12 +50,12 @@ def read_livec(data_dir, skip_bad=False):
             f"Received: {len(names)} names, {len(mos)} scores"
         )
     records = [
-        base.make_record(
+        shared.make_record(
             os.path.join(data_dir, "Images", name),
-            base.scale_score(score, (0.0, 100.0)),
+            shared.scale_score(score, (0.0, 100.0)),
             score,
             name,
         )
         for name, score in list(zip(names, mos, strict=True))[LIVEC_TRAINING_IMAGES:]
     ]
-    return base.check_images(records, mos_path, skip_bad)
+    return shared.check_images(records, mos_path, skip_bad)

@@ -15,11 +15,11 @@ Reference: Y. Fang, H. Zhu, Y. Zeng, K. Ma, Z. Wang, "Perceptual quality
 assessment of smartphone photography", CVPR 2020.
 """
 
-from tfiqa.data.readers import base
+from tfiqa.data.readers import shared
 from tfiqa.data.readers.registry import READERS
 
 read_spaq = READERS.register("spaq")(
-    base.authentic_reader(
+    shared.authentic_reader(
         "SPAQ",
         file="Annotations/MOS and Image attribute scores.xlsx",
         image_dir="TestImage",

@@ -17,7 +17,7 @@ results and perspectives", Signal Processing: Image Communication, 2015.
 import os
 import re
 
-from tfiqa.data.readers import base
+from tfiqa.data.readers import shared
 from tfiqa.data.readers.registry import READERS
 from tfiqa.errors import DataError
 
@@ -70,8 +70,8 @@ def read_tid2013(data_dir, file="mos_with_names.txt", skip_bad=False):
         file: str. The score file.
         skip_bad: bool. Log and skip lines whose image is missing.
     """
-    path = base.require_file(os.path.join(data_dir, file), "TID2013 score file")
-    folder = base.CaseInsensitiveFolder(os.path.join(data_dir, "distorted_images"))
+    path = shared.require_file(os.path.join(data_dir, file), "TID2013 score file")
+    folder = shared.CaseInsensitiveFolder(os.path.join(data_dir, "distorted_images"))
     records = []
     with open(path, encoding="utf-8", errors="replace") as f:
         for line_no, line in enumerate(f, start=1):
@@ -83,7 +83,7 @@ def read_tid2013(data_dir, file="mos_with_names.txt", skip_bad=False):
                     f"{path}, line {line_no}: expected '<MOS> <image name>'. "
                     f"Received: {line.strip()!r}"
                 )
-            mos_raw = base.to_float(parts[0], path, line_no)
+            mos_raw = shared.to_float(parts[0], path, line_no)
             parsed = parse_tid_name(parts[1])
             if parsed is None:
                 raise DataError(
@@ -92,13 +92,13 @@ def read_tid2013(data_dir, file="mos_with_names.txt", skip_bad=False):
                 )
             ref, distortion, level = parsed
             records.append(
-                base.make_record(
+                shared.make_record(
                     folder.path(parts[1]),
-                    base.scale_score(mos_raw, (0.0, 9.0)),
+                    shared.scale_score(mos_raw, (0.0, 9.0)),
                     mos_raw,
                     ref,
                     distortion,
                     level,
                 )
             )
-    return base.check_images(records, path, skip_bad)
+    return shared.check_images(records, path, skip_bad)
