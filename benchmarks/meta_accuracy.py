@@ -49,17 +49,16 @@ INITS = ("scratch", "rank", "meta", "rank+meta")
 
 def zero_shot_srcc(model_path, data_dir, splits_file, split, crop):
     """SRCC of a prior's scores on a split's validation images (center crops)."""
-    import keras
     import numpy as np
     import tensorflow as tf
 
-    import tfiqa.models  # noqa: F401  (registers IQAModel)
     from tfiqa.data.pipeline import mos_dataset
     from tfiqa.data.readers import read_dataset
     from tfiqa.data.splits import load_splits, select
+    from tfiqa.inference.backends.keras import load_keras_model
     from tfiqa.metrics import srcc
 
-    model = keras.saving.load_model(model_path, compile=False)
+    model = load_keras_model(model_path)
     predict = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
     records = read_dataset("csv", os.path.join(data_dir, "biq2021-dev"), file="mos.csv")
     val = select(records, load_splits(splits_file)[split])["val"]
