@@ -72,9 +72,11 @@ def test_every_format_scores_like_keras_under_the_models_policy(tmp_path):
         calibration_dir=str(calibration),
     )  # fmt: skip
     assert manifest["input_size"] == CROP
-    assert manifest["scoring"]["crops"] == 3
+    assert ScoringPolicy.from_dict(manifest["scoring"]) == model.scoring_policy
+    exports = [manifest["saved_model"], *manifest["tflite"].values()]
+    for path in [model_path, *exports]:
+        assert load(path).policy == model.scoring_policy, path
     expected = load(model_path).score(images)
-    assert load(model_path).policy.crops == 3
     saved = load(manifest["saved_model"])
     np.testing.assert_allclose(saved.score(images), expected, atol=1e-5)
     float_scores = load(manifest["tflite"]["none"]).score(images)
