@@ -1,6 +1,5 @@
 """Backbones with multi-level features, the quality head and `IQAModel`."""
 
-from tfiqa.config import ScoringConfig
 from tfiqa.models.backbones import (
     BACKBONES,
     LEVEL_STRIDES,
@@ -24,21 +23,20 @@ __all__ = [
 ]
 
 
-def build_model(model_config, crop_size=None):
+def build_model(model_config, crop_size=224):
     """Builds an `IQAModel` from a `tfiqa.config.ModelConfig`.
 
     Args:
         model_config: `ModelConfig` (or any object with its fields).
-        crop_size: int or None. Training crop size (usually
-            `config.data.crop_size`; None: 224): with `model_config.scoring`
-            it makes the model's scoring policy (`ScoringConfig.policy`).
+        crop_size: int. Training crop size (usually `config.data.crop_size`):
+            with `model_config.scoring` it makes the model's scoring policy
+            (`ScoringConfig.policy`).
     """
     optional = {
         key: getattr(model_config, key)
         for key in ("batch_norm", "head_activation", "head_input_norm")
         if hasattr(model_config, key)
     }
-    scoring = getattr(model_config, "scoring", None) or ScoringConfig()
     return IQAModel(
         backbone=model_config.backbone,
         weights=model_config.weights,
@@ -47,6 +45,6 @@ def build_model(model_config, crop_size=None):
         head_units=tuple(model_config.head_units),
         dropout=model_config.dropout,
         output_activation=model_config.output_activation,
-        scoring_policy=scoring.policy(crop_size or 224),
+        scoring_policy=model_config.scoring.policy(crop_size),
         **optional,
     )
