@@ -87,7 +87,7 @@ def train_rate(model_config, dataset, per_batch, steps, crop):
     from tfiqa.training.loop import DistributedLoop, make_optimizer
     from tfiqa.training.ranking_trainer import RankingTrainer
 
-    model = build_model(model_config, input_crop_size=crop)
+    model = build_model(model_config, crop_size=crop)
     trainer = RankingTrainer(model, margin=0.05)
     optimizer = make_optimizer(1e-4, name="rank_optimizer")
     loop = DistributedLoop(

@@ -172,8 +172,13 @@ def _counts(counter):
 def export_backbone(backbone, size, out_dir, calibration_dir):
     from tfiqa.export import export_model
     from tfiqa.models import IQAModel
+    from tfiqa.scoring_policy import ScoringPolicy
 
-    model = IQAModel(backbone=backbone, weights="none", input_crop_size=size)
+    model = IQAModel(
+        backbone=backbone,
+        weights="none",
+        scoring_policy=ScoringPolicy(crop_size=size),
+    )
     keras_path = os.path.join(out_dir, "model.keras")
     os.makedirs(out_dir, exist_ok=True)
     model.save(keras_path)

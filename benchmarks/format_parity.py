@@ -39,9 +39,7 @@ def run(args):
             model = load_keras_model(model_path)
         else:
             config = load_config(builtin_config_path("quickstart"))
-            model = build_model(
-                config.model, config.data.crop_size, config.model.scoring.crops
-            )
+            model = build_model(config.model, crop_size=config.data.crop_size)
             model_path = os.path.join(tmp, "model.keras")
             model.save(model_path)
         calibration_dir = os.path.join(tmp, "calibration")

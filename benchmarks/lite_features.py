@@ -30,13 +30,14 @@ FOLDERS = ("biq2021-dev", "biq2021-more")
 
 def lite_model(backbone, crop_size):
     from tfiqa.models import IQAModel
+    from tfiqa.scoring_policy import ScoringPolicy
 
     return IQAModel(
         backbone=backbone,
         weights="imagenet",
         levels=LEVELS,
         pooling=("avg", "std"),
-        input_crop_size=crop_size,
+        scoring_policy=ScoringPolicy(crop_size=crop_size),
     )
 
 

@@ -25,6 +25,7 @@ Example:
 ```
 """
 
+import dataclasses
 import os
 import sys
 import tempfile
@@ -160,9 +161,10 @@ def _at_size(model, size):
     """`model` with the same weights and a `size` px input (no resize)."""
     from tfiqa.models import IQAModel
 
-    if size == model.input_crop_size:
+    if size == model.scoring_policy.crop_size:
         return model
-    config = {**model.get_config(), "input_crop_size": size, "input_resize": 0}
+    policy = dataclasses.replace(model.scoring_policy, crop_size=size, resize=0)
+    config = {**model.get_config(), "scoring_policy": policy.to_dict()}
     twin = IQAModel.from_config(config)
     twin.set_weights(model.get_weights())
     return twin

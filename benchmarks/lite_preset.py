@@ -130,6 +130,7 @@ def phone_figures(path):
 def ridge_model(backbone, mean, std, w, b, crop_size):
     """An `IQAModel` whose head is standardisation + the ridge's Dense."""
     from tfiqa.models import IQAModel
+    from tfiqa.scoring_policy import ScoringPolicy
 
     model = IQAModel(
         backbone=backbone,
@@ -139,9 +140,7 @@ def ridge_model(backbone, mean, std, w, b, crop_size):
         head_units=(),
         head_input_norm=True,
         output_activation="linear",
-        input_crop_size=crop_size,
-        eval_crops=1,
-        input_resize=crop_size,
+        scoring_policy=ScoringPolicy(crop_size=crop_size, crops=1, resize=crop_size),
     )
     norm = model.head.hidden[0]
     # BatchNorm computes (x - mean) / sqrt(var + eps) * gamma: gamma undoes eps.
@@ -160,13 +159,13 @@ def ridge_model(backbone, mean, std, w, b, crop_size):
 def check_parity(model, records, expected, count=8):
     """The model's own scores of real photos equal the cache-based ones."""
     from tfiqa.data.image_io import load_image
-    from tfiqa.models.scoring import policy_crops, predict, scoring_policy
+    from tfiqa.models.scoring import predict
 
-    policy = scoring_policy(model)
+    policy = model.scoring_policy
     worst = 0.0
     for record, want in zip(records[:count], expected[:count], strict=True):
         image = load_image(record["image_path"])
-        got = float(predict(model, policy_crops(image, policy)).mean())
+        got = float(predict(model, policy.crops_of(image)).mean())
         worst = max(worst, abs(got - float(want)))
     if worst > 1e-3:
         raise SystemExit(f"Model and feature-cache scores differ by {worst:.2e}")

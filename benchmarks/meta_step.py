@@ -65,7 +65,7 @@ def make_steps(args, variants, xla=False):
 
     keras.utils.set_random_seed(0)
     model = build_model(
-        ModelConfig(backbone=args.backbone, weights="none"), input_crop_size=args.crop
+        ModelConfig(backbone=args.backbone, weights="none"), crop_size=args.crop
     )
     c, t, s, q = args.crop, args.tasks, args.support, args.query
     rng = np.random.default_rng(0)

@@ -53,7 +53,7 @@ def build_loops(backbone, crop, data):
             set_mixed_precision(policy)
             keras.utils.set_random_seed(0)
             model = build_model(
-                ModelConfig(backbone=backbone, weights="none"), input_crop_size=crop
+                ModelConfig(backbone=backbone, weights="none"), crop_size=crop
             )
             if weights is None:
                 weights = model.get_weights()

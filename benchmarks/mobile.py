@@ -78,8 +78,13 @@ def build_files(backbone, size, out_dir, calibration_dir):
     """{(kind, quantization): path} for the tfiqa model and the bare network."""
     from tfiqa.export import export_model
     from tfiqa.models import IQAModel
+    from tfiqa.scoring_policy import ScoringPolicy
 
-    model = IQAModel(backbone=backbone, weights="none", input_crop_size=size)
+    model = IQAModel(
+        backbone=backbone,
+        weights="none",
+        scoring_policy=ScoringPolicy(crop_size=size),
+    )
     manifest = export_model(
         model,
         os.path.join(out_dir, "tfiqa"),

@@ -99,7 +99,7 @@ def run(args):
         f"{len(photos)} photos: {', '.join(described)}, resized to a "
         f"{args.size} px short side ({', '.join(shapes)}); levels 1-5, seed "
         f"{args.seed}; scored by `tfiqa.load({args.preset!r})` under its policy "
-        f"({scorer.policy['crops']} x {scorer.policy['crop_size']} px crops). "
+        f"({scorer.policy.crops} x {scorer.policy.crop_size} px crops). "
         "srcc: mean over photos of the SRCC between level and score, +1 = "
         "stronger distortion always scored worse, -1 = backwards, 0 = no order; "
         "pairs_right: adjacent levels scored strictly in the right order; "

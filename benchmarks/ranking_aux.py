@@ -61,29 +61,24 @@ RANKED = "lite0:full/qridge1+rank/dev+more"
 
 
 def preset_policy(name=PRESET):
-    """The scoring policy recorded in a shipped preset's card."""
-    from tfiqa.models.scoring import make_policy
+    """The `ScoringPolicy` recorded in a shipped preset's card."""
+    from tfiqa.models import IQAModel
     from tfiqa.presets import preset_card
+    from tfiqa.scoring_policy import ScoringPolicy
 
-    model = preset_card(name)["model"]
-    return make_policy(
-        model["input_crop_size"],
-        model["eval_crops"],
-        model["small_images"],
-        model["input_resize"],
-    )
+    card = IQAModel.upgrade_config(preset_card(name)["model"])
+    return ScoringPolicy.from_dict(card["scoring_policy"])
 
 
 def policy_cache(out, types, seed=0, batch_size=8):
     """A `DistortedFeatureCache` whose rows are the preset policy's crop
     (resized photo, centre square) at every type and level."""
     from tfiqa.data.image_io import load_image
-    from tfiqa.models.scoring import policy_crops
     from tfiqa.priors import DistortedFeatureCache, lite0_extractor
     from tfiqa.priors.feature_cache import distorted_crops
 
     policy = preset_policy()
-    extract, key = lite0_extractor(policy["crop_size"])
+    extract, key = lite0_extractor(policy.crop_size)
 
     def batched(images):  # whole 512 px batches of 126 do not fit in memory
         return np.concatenate(
@@ -95,16 +90,16 @@ def policy_cache(out, types, seed=0, batch_size=8):
 
     class PolicyCache(DistortedFeatureCache):
         def _compute(self, path, seed):
-            crop = policy_crops(load_image(path), policy)[0]
+            crop = policy.crops_of(load_image(path))[0]
             images = distorted_crops(crop, self.types, self.levels, seed)
             return np.asarray(batched(images), np.float32)
 
     return PolicyCache(
         out,
         batched,
-        {**key, "policy": policy},
+        {**key, "policy": policy.to_dict()},
         types,
-        crop_size=policy["crop_size"],
+        crop_size=policy.crop_size,
         seed=seed,
     )
 

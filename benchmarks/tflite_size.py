@@ -51,7 +51,7 @@ def run(args):
     from tfiqa.models import build_model
 
     config = load_config(builtin_config_path(args.config))
-    model = build_model(config.model, config.data.crop_size, config.model.scoring.crops)
+    model = build_model(config.model, crop_size=config.data.crop_size)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         calibration = os.path.join(tmp, "calibration")

@@ -91,7 +91,7 @@ def child(args):
 
         strategy = tf.distribute.get_strategy()
         model = build_model(
-            ModelConfig(backbone=args.backbone, weights="none"), input_crop_size=c
+            ModelConfig(backbone=args.backbone, weights="none"), crop_size=c
         )
         if args.mode == "rank":
             trainer = RankingTrainer(model, margin=0.05)

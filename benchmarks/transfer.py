@@ -134,7 +134,7 @@ def probe_rows(records, split_files, out, seeds):
     from tfiqa.training.transfer import PooledFeatureCache
 
     config = load_config(CONFIG)
-    model = build_model(config.model, input_crop_size=config.data.crop_size)
+    model = build_model(config.model, crop_size=config.data.crop_size)
     cache = PooledFeatureCache(model, os.path.join(out, "cache"), config.data.crop_size)
     rows = []
     for split_file in split_files:

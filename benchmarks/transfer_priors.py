@@ -184,12 +184,12 @@ def arm_weights(prior, overrides, args, seed):
     path = weights.replace(".weights.h5", f"_{tag}.weights.h5")
     if not os.path.isfile(path):
         config = load_config(CONFIG)
-        prior_model = build_model(config.model, input_crop_size=config.data.crop_size)
+        prior_model = build_model(config.model, crop_size=config.data.crop_size)
         prior_model.load_weights(weights)
         keras.utils.set_random_seed(seed)
         arm = build_model(
             load_config(CONFIG, overrides).model,
-            input_crop_size=config.data.crop_size,
+            crop_size=config.data.crop_size,
         )
         arm.backbone.set_weights(prior_model.backbone.get_weights())
         arm.save_weights(path)
@@ -324,7 +324,7 @@ def prior_drift(priors):
     from tfiqa.models import build_model
 
     config = load_config(CONFIG)
-    start = build_model(config.model, input_crop_size=config.data.crop_size)
+    start = build_model(config.model, crop_size=config.data.crop_size)
     pretrained = {w.path: np.asarray(w) for w in start.backbone.weights}
     rows = []
     for prior in priors:

@@ -37,6 +37,7 @@ def image_step(policy, freeze, crop, batch):
     import tensorflow as tf
 
     from tfiqa.models import IQAModel
+    from tfiqa.scoring_policy import ScoringPolicy
     from tfiqa.training.transfer import freeze_backbone
 
     keras.mixed_precision.set_global_policy(policy)
@@ -45,7 +46,7 @@ def image_step(policy, freeze, crop, batch):
         weights="hed",
         pooling=("avg", "std"),
         head_units=(256,),
-        input_crop_size=crop,
+        scoring_policy=ScoringPolicy(crop_size=crop),
     )
     freeze_backbone(model, freeze)
     optimizer = keras.optimizers.Adam(1e-4)

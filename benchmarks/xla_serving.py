@@ -30,8 +30,13 @@ def score_fns(backbone, size, folder):
     import tensorflow as tf
 
     from tfiqa.models import IQAModel
+    from tfiqa.scoring_policy import ScoringPolicy
 
-    model = IQAModel(backbone=backbone, weights="none", input_crop_size=size)
+    model = IQAModel(
+        backbone=backbone,
+        weights="none",
+        scoring_policy=ScoringPolicy(crop_size=size),
+    )
     spec = [tf.TensorSpec([1, size, size, 3], tf.uint8, name="images")]
     fns = {}
     for jit in (False, True):

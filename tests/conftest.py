@@ -47,6 +47,7 @@ def conv_scorer(size=8, seed=0, activation="relu", batchnorm=True, rescale=False
 def tiny_resnet(**overrides):
     """A small random-weight ResNet-18 IQAModel scoring 32 px crops."""
     from tfiqa.models import IQAModel
+    from tfiqa.scoring_policy import ScoringPolicy
 
     settings = dict(
         backbone="resnet18",
@@ -54,7 +55,7 @@ def tiny_resnet(**overrides):
         levels=("P3", "P5"),
         head_units=(8,),
         dropout=0.0,
-        input_crop_size=32,
+        scoring_policy=ScoringPolicy(crop_size=32),
     )
     return IQAModel(**{**settings, **overrides})
 

@@ -8,6 +8,7 @@ from conftest import make_image
 from PIL import Image
 
 from tfiqa.cli import cli
+from tfiqa.scoring_policy import ScoringPolicy
 
 
 @pytest.mark.slow
@@ -23,7 +24,10 @@ def test_evaluate_model_progress_leaves_stdout_unchanged(tmp_path):
     (root / "mos.csv").write_text("\n".join(lines) + "\n")
     model_path = str(tmp_path / "model.keras")
     IQAModel(
-        backbone="resnet18", weights="none", head_units=(8,), input_crop_size=32
+        backbone="resnet18",
+        weights="none",
+        head_units=(8,),
+        scoring_policy=ScoringPolicy(crop_size=32),
     ).save(model_path)
 
     def evaluate(progress, output):

@@ -20,6 +20,7 @@ from tfiqa.evaluation import (
     write_outputs,
 )
 from tfiqa.metrics import srcc
+from tfiqa.scoring_policy import ScoringPolicy
 
 N_IMAGES = 8
 
@@ -286,7 +287,10 @@ def test_cli_scores_with_a_model_first(tmp_path):
     rows.append(["bad.png", "0.5"])
     write_csv(root / "mos.csv", ["image", "mos"], rows)
     model = IQAModel(
-        backbone="resnet18", weights="none", head_units=(8,), input_crop_size=32
+        backbone="resnet18",
+        weights="none",
+        head_units=(8,),
+        scoring_policy=ScoringPolicy(crop_size=32),
     )
     model_path = str(tmp_path / "model.keras")
     model.save(model_path)

@@ -33,6 +33,7 @@ from tfiqa.config_migration import migrate
 from tfiqa.config_stages import StagesConfig
 from tfiqa.errors import ConfigError
 from tfiqa.files import write_text_atomic
+from tfiqa.scoring_policy import ScoringPolicy
 
 
 @dataclasses.dataclass
@@ -76,9 +77,9 @@ class DataConfig:
 
 
 @dataclasses.dataclass
-class ScoringPolicy:
-    """How a photo is scored: the config side of the model's scoring policy
-    (`tfiqa.scoring_policy`), under the same names there and in sidecars."""
+class ScoringConfig:
+    """How a photo is scored: the config side of the model's
+    `tfiqa.scoring_policy.ScoringPolicy` (`policy` builds it)."""
 
     # "crops" averages `crops` deterministic crops, "full" scores the whole
     # image at its own resolution (evaluation of the test split).
@@ -88,6 +89,10 @@ class ScoringPolicy:
     # kept) before its crops are cut, when scoring and in the feature cache:
     # photos of any resolution are then seen at the training scale.
     resize: int = 0
+
+    def policy(self, crop_size):
+        """The model's `ScoringPolicy`: this section with `data.crop_size`."""
+        return ScoringPolicy(crop_size=crop_size, crops=self.crops, resize=self.resize)
 
 
 @dataclasses.dataclass
@@ -108,7 +113,7 @@ class ModelConfig:
     # Standardise the pooled features before the head's MLP (a BatchNorm);
     # helps most with a frozen pretrained backbone.
     head_input_norm: bool = False
-    scoring: ScoringPolicy = dataclasses.field(default_factory=ScoringPolicy)
+    scoring: ScoringConfig = dataclasses.field(default_factory=ScoringConfig)
 
 
 @dataclasses.dataclass

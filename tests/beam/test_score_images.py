@@ -22,6 +22,7 @@ import tfiqa.inference  # noqa: E402
 from tfiqa.beam import ImagePaths, ScoreImages, WriteScoresCSV  # noqa: E402
 from tfiqa.inference import load  # noqa: E402
 from tfiqa.inference.predict import predict_files  # noqa: E402
+from tfiqa.scoring_policy import ScoringPolicy  # noqa: E402
 
 from . import memfs  # noqa: E402
 from .helpers import assert_same_rows, read_shards  # noqa: E402
@@ -193,8 +194,7 @@ def test_unscorable_images_get_error_rows_not_failed_bundles(
         levels=("P5",),
         head_units=(4,),
         dropout=0.0,
-        input_crop_size=32,
-        small_images="whole",
+        scoring_policy=ScoringPolicy(crop_size=32, small_images="whole"),
     )
     manifest = export_model(
         model, str(tmp_path / "export"), formats=["tflite"], quantize=["none"]

@@ -66,9 +66,9 @@ def test_same_side_and_no_downscale_return_the_image_itself():
 def test_the_numpy_scoring_path_does_not_import_tensorflow():
     code = (
         "import sys, numpy as np\n"
-        "from tfiqa.scoring_policy import make_policy, policy_crops\n"
-        "crops = policy_crops(np.zeros((40, 90, 3), np.uint8), make_policy(32, 3, "
-        "resize=48))\n"
+        "from tfiqa.scoring_policy import ScoringPolicy\n"
+        "policy = ScoringPolicy(crop_size=32, crops=3, resize=48)\n"
+        "crops = policy.crops_of(np.zeros((40, 90, 3), np.uint8))\n"
         "assert crops.shape == (3, 32, 32, 3), crops.shape\n"
         "assert 'tensorflow' not in sys.modules\n"
     )

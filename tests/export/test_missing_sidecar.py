@@ -46,7 +46,7 @@ def test_missing_sidecar_warns_with_the_policy_used(exports, kind, tmp_path):
         scorer = load(path)
     (warning,) = [w for w in caught if w.category is MissingSidecarWarning]
     message = str(warning.message)
-    assert sidecar in message and f"crops of {SIZE} px" in message
+    assert sidecar in message and f"x {SIZE} px crops" in message
     assert "\n" not in message
     image = np.full((40, 48, 3), 128, np.uint8)
     assert np.isfinite(scorer.score(image))

@@ -12,6 +12,7 @@ from PIL import Image
 
 from tfiqa.cli import cli
 from tfiqa.config import load_config
+from tfiqa.scoring_policy import ScoringPolicy
 
 EXPORT_DIR = os.path.join(os.path.dirname(__file__), "..", "..", "export")
 RECIPES = os.path.join(EXPORT_DIR, "recipes")
@@ -68,7 +69,7 @@ def exported(tmp_path_factory):
     for i, size in enumerate([(40, 56), (64, 36), (48, 48), (24, 30)]):
         Image.fromarray(make_image(size, seed=i)).save(images / f"{i}.png")
     model_path = str(root / "model.keras")
-    tiny_resnet(eval_crops=5).save(model_path)
+    tiny_resnet(scoring_policy=ScoringPolicy(crop_size=32, crops=5)).save(model_path)
     out = root / "out"
     for name in ("server", "phone", "phone_int8"):
         args = ["export", "--model", model_path, "--config", recipe(name)]

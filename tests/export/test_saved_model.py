@@ -19,6 +19,7 @@ from tfiqa.inference.backends.saved_model import (
     saved_model_bytes_fn,
     saved_model_predict_fn,
 )
+from tfiqa.scoring_policy import ScoringPolicy
 
 from .helpers import SIZE, keras_scores, tiny_model
 
@@ -94,7 +95,7 @@ def test_image_bytes_scores_as_predict_does(exported):
     fn = saved_model_bytes_fn(str(out))
     # The policy of the export: 5 crops of 32 px, small images upscaled.
     assert manifest["scoring"]["crop_size"] == SIZE
-    scorer = model_scorer(model, manifest["scoring"])
+    scorer = model_scorer(model, ScoringPolicy.from_dict(manifest["scoring"]))
     png_image = make_image((SIZE, SIZE), seed=1)
     jpeg = encode(make_image((SIZE + 8, SIZE + 4), seed=2), "JPEG")
     small_gray = make_image((20, 24), seed=3)[..., 0]
@@ -166,7 +167,8 @@ def test_dynamic_size_export(tmp_path):
     images = [make_image((40, 36), seed=1), make_image((50, 62), seed=2)]
     scores = saved_model_bytes_fn(str(tmp_path))([encode(i, "PNG") for i in images])
     # serving_default applies the policy (the default 224 px crops here).
-    expected = model_scorer(model, manifest["scoring"]).score(images)
+    policy = ScoringPolicy.from_dict(manifest["scoring"])
+    expected = model_scorer(model, policy).score(images)
     np.testing.assert_allclose(scores, expected, atol=1e-5)
 
 

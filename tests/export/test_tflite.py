@@ -146,10 +146,11 @@ def test_predict_fn_errors(tmp_path):
 
 def test_fixed_input_must_be_the_models_crop(tmp_path):
     from tfiqa.models import IQAModel
+    from tfiqa.scoring_policy import ScoringPolicy
 
     model = IQAModel(
         backbone="resnet18", weights="none", levels=("P5",), head_units=(4,),
-        input_crop_size=SIZE,
+        scoring_policy=ScoringPolicy(crop_size=SIZE),
     )  # fmt: skip
     with pytest.raises(ConfigError, match="crop size 32"):
         export_model(model, str(tmp_path), formats=["tflite"], input_size=224)

@@ -19,6 +19,7 @@ from tfiqa.inference.backends.keras import load_keras_model
 from tfiqa.inference.backends.trust import check_saved_model
 from tfiqa.models import IQAModel
 from tfiqa.models.backbones import BACKBONES
+from tfiqa.scoring_policy import ScoringPolicy
 
 IMAGES = tf.TensorSpec([None, None, None, 3], tf.uint8, name="images")
 
@@ -182,7 +183,7 @@ def test_every_backbone_exports_a_saved_model_that_passes(tmp_path, backbone):
     """The allowlist covers what `tfiqa export` writes, for every backbone,
     fixed and dynamic input, every pooling, head and scoring-policy option."""
     settings = [
-        {"input_size": None, "model": {}},
+        {"input_size": None, "model": {}, "policy": {}},
         {
             "input_size": 0,
             "model": {
@@ -190,9 +191,8 @@ def test_every_backbone_exports_a_saved_model_that_passes(tmp_path, backbone):
                 "head_activation": "prelu",
                 "head_input_norm": True,
                 "output_activation": "linear",
-                "small_images": "whole",
-                "input_resize": 48,
             },
+            "policy": {"small_images": "whole", "resize": 48},
         },
     ]
     for i, setting in enumerate(settings):
@@ -201,8 +201,7 @@ def test_every_backbone_exports_a_saved_model_that_passes(tmp_path, backbone):
             weights="none",
             levels=("P5",),
             head_units=(4,),
-            input_crop_size=32,
-            eval_crops=2,
+            scoring_policy=ScoringPolicy(crop_size=32, crops=2, **setting["policy"]),
             **setting["model"],
         )
         manifest = export_model(

@@ -19,6 +19,7 @@ from tfiqa.export.verify import (
 )
 from tfiqa.inference import load
 from tfiqa.inference.backends.saved_model import saved_model_bytes_fn
+from tfiqa.scoring_policy import ScoringPolicy
 
 from .helpers import SIZE, tiny_model, write_images
 
@@ -90,7 +91,7 @@ def test_verify_fails_on_broken_export(tmp_path, images_dir):
     model = tiny_model()
     manifest = export_model(model, str(tmp_path), quantize=["none"], input_size=SIZE)
     exports = exports_of(manifest)
-    policy = manifest["scoring"]
+    policy = ScoringPolicy.from_dict(manifest["scoring"])
     good = verify_exports(model, exports, str(images_dir), policy=policy)
     check_report(good)  # does not raise
     # The exports no longer match the model that is being verified.
@@ -189,7 +190,7 @@ def test_iqa_model_exports_and_loads(tmp_path, images_dir):
         weights="none",
         levels=("P3", "P5"),
         head_units=(16,),
-        input_crop_size=SIZE,
+        scoring_policy=ScoringPolicy(crop_size=SIZE),
     )
     model_path = tmp_path / "model.keras"
     model.save(model_path)
@@ -201,7 +202,7 @@ def test_iqa_model_exports_and_loads(tmp_path, images_dir):
         verify_dir=str(images_dir),
         model_path=str(model_path),
     )
-    assert manifest["input_size"] == SIZE  # from model.input_crop_size
+    assert manifest["input_size"] == SIZE  # the model's policy crop size
     sidecar_path = tmp_path / "out" / "tflite" / "tfiqa_int8_io.json"
     sidecar = json.loads(sidecar_path.read_text())
     assert sidecar["model"]["backbone"] == "mobilenet_v3_small"

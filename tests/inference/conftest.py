@@ -1,6 +1,7 @@
 import pytest
 
 from tfiqa.models import IQAModel
+from tfiqa.scoring_policy import ScoringPolicy
 
 CROP = 32
 
@@ -13,7 +14,7 @@ def tiny_model():
         levels=("P3", "P5"),
         head_units=(8,),
         dropout=0.0,
-        input_crop_size=CROP,
+        scoring_policy=ScoringPolicy(crop_size=CROP),
     )
 
 

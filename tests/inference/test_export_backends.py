@@ -37,7 +37,7 @@ def test_tflite_backend_matches_keras(tiny_model, model_path, tmp_path):
     export_tflite_variants(tiny_model, {"none": str(path)}, CROP)
     scorer = load(path)
     assert scorer.backend == "tflite"
-    assert scorer.crop_size == CROP
+    assert scorer.policy.crop_size == CROP
     images = np.stack([make_image((36, 44), seed=s) for s in range(2)])
     expected = load(model_path).score(images, crops=2)
     np.testing.assert_allclose(scorer.score(images, crops=2), expected, atol=1e-4)
@@ -51,10 +51,11 @@ def test_every_format_scores_like_keras_under_the_models_policy(tmp_path):
     from tfiqa.export import export_model
     from tfiqa.export.verify import TOLERANCES
     from tfiqa.models import IQAModel
+    from tfiqa.scoring_policy import ScoringPolicy
 
     model = IQAModel(
         backbone="resnet18", weights="none", levels=("P3", "P5"), head_units=(8,),
-        dropout=0.0, input_crop_size=CROP, eval_crops=3,
+        dropout=0.0, scoring_policy=ScoringPolicy(crop_size=CROP, crops=3),
     )  # fmt: skip
     model_path = str(tmp_path / "model.keras")
     model.save(model_path)
@@ -71,9 +72,11 @@ def test_every_format_scores_like_keras_under_the_models_policy(tmp_path):
         calibration_dir=str(calibration),
     )  # fmt: skip
     assert manifest["input_size"] == CROP
-    assert manifest["scoring"]["crops"] == 3
+    assert ScoringPolicy.from_dict(manifest["scoring"]) == model.scoring_policy
+    exports = [manifest["saved_model"], *manifest["tflite"].values()]
+    for path in [model_path, *exports]:
+        assert load(path).policy == model.scoring_policy, path
     expected = load(model_path).score(images)
-    assert load(model_path).policy["crops"] == 3
     saved = load(manifest["saved_model"])
     np.testing.assert_allclose(saved.score(images), expected, atol=1e-5)
     float_scores = load(manifest["tflite"]["none"]).score(images)

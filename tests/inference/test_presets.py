@@ -11,6 +11,7 @@ from tfiqa.errors import TfiqaError
 from tfiqa.models import IQAModel
 from tfiqa.models.backbones import resnet18_network
 from tfiqa.presets import build
+from tfiqa.scoring_policy import ScoringPolicy
 
 SMALL = {"backbone": "resnet18", "levels": ("P4", "P5"), "head_units": (8,)}
 
@@ -39,7 +40,9 @@ def images():
 def test_keras_preset_loads_by_name_and_scores_like_its_model(tmp_path, preset_root):
     import tfiqa
 
-    model = IQAModel(**SMALL, weights="none", input_crop_size=32, eval_crops=2)
+    model = IQAModel(
+        **SMALL, weights="none", scoring_policy=ScoringPolicy(crop_size=32, crops=2)
+    )
     path = save_run(tmp_path, model)
     card = build.write_preset(model, path, str(preset_root / "tiny"), "tiny")
     assert card["default_format"] == "keras"
@@ -62,7 +65,9 @@ def test_head_preset_rebuilds_the_backbone_and_sets_the_head(
     resnet18_network().save_weights(backbone)
     # Stands for a packaged source such as "hed": the same weights at load.
     monkeypatch.setattr(build, "PACKAGED_WEIGHTS", ((str(backbone), None),))
-    model = IQAModel(**SMALL, weights=str(backbone), input_crop_size=32)
+    model = IQAModel(
+        **SMALL, weights=str(backbone), scoring_policy=ScoringPolicy(crop_size=32)
+    )
     head = model.head.score.kernel
     head.assign(np.random.default_rng(0).normal(size=head.shape).astype("float32"))
     path = save_run(tmp_path, model)
@@ -75,7 +80,9 @@ def test_head_preset_rebuilds_the_backbone_and_sets_the_head(
 def test_unknown_preset_or_format_is_one_clear_error(tmp_path, preset_root):
     import tfiqa
 
-    model = IQAModel(**SMALL, weights="none", input_crop_size=32)
+    model = IQAModel(
+        **SMALL, weights="none", scoring_policy=ScoringPolicy(crop_size=32)
+    )
     build.write_preset(
         model, save_run(tmp_path, model), str(preset_root / "tiny"), "tiny"
     )
@@ -134,7 +141,9 @@ def test_list_presets_prints_the_card_summary(tmp_path, preset_root):
 
     from tfiqa.cli import cli
 
-    model = IQAModel(**SMALL, weights="none", input_crop_size=32)
+    model = IQAModel(
+        **SMALL, weights="none", scoring_policy=ScoringPolicy(crop_size=32)
+    )
     build.write_preset(
         model, save_run(tmp_path, model), str(preset_root / "tiny"), "tiny"
     )
@@ -151,7 +160,9 @@ def test_a_phone_preset_ships_its_tflite_and_verifies_the_sidecar(
 ):
     from tfiqa.errors import TfiqaError
 
-    model = IQAModel(**SMALL, weights="none", input_crop_size=32)
+    model = IQAModel(
+        **SMALL, weights="none", scoring_policy=ScoringPolicy(crop_size=32)
+    )
     tflite = tmp_path / "m_int8_io.tflite"
     tflite.write_bytes(b"not run here: the hashes are checked first")
     (tmp_path / "m_int8_io.json").write_text('{"scoring": {"crops": 1}}')

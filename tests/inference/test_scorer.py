@@ -11,7 +11,8 @@ import tfiqa
 from tfiqa.data.crops import eval_crops
 from tfiqa.errors import ImageError, TfiqaError
 from tfiqa.inference import Scorer, load
-from tfiqa.models.scoring import make_policy, predict, upscale_to_crop
+from tfiqa.models.scoring import predict, upscale_to_crop
+from tfiqa.scoring_policy import ScoringPolicy
 
 from .conftest import CROP
 
@@ -27,7 +28,7 @@ def direct(model, batch):
 
 def test_load_reads_crop_size_and_range(scorer):
     assert scorer.backend == "keras"
-    assert scorer.crop_size == CROP
+    assert scorer.policy.crop_size == CROP
     assert scorer.score_range == (0.0, 1.0)
 
 
@@ -122,7 +123,7 @@ def test_image_smaller_than_the_crop_is_upscaled_by_default(scorer, tiny_model):
 
 
 def test_whole_rule_scores_a_small_image_at_its_own_size(tiny_model):
-    policy = make_policy(CROP, 5, "whole")
+    policy = ScoringPolicy(crop_size=CROP, small_images="whole")
     scorer = Scorer(lambda b: predict(tiny_model, b), policy=policy)
     small = make_image((20, 60), seed=3)
     np.testing.assert_allclose(
@@ -194,9 +195,9 @@ def test_fixed_size_backend_crops_and_refuses_full():
         calls.append(batch.shape)
         return mean_pixel(batch)
 
-    policy = make_policy(99, 5)
+    policy = ScoringPolicy(crop_size=99)
     scorer = Scorer(fn, input_size=16, policy=policy, backend="tflite", path="m")
-    assert scorer.crop_size == 16
+    assert scorer.policy.crop_size == 16
     image = make_image((32, 48), seed=4)
     expected = mean_pixel(eval_crops(image, 16, 5)).mean()
     np.testing.assert_allclose(scorer.score(image), [expected], rtol=1e-6)
@@ -217,7 +218,7 @@ def test_score_each_isolates_images_the_policy_cannot_score(tmp_path):
     scorer = Scorer(
         lambda batch: np.asarray(batch, np.float32).mean(axis=(1, 2, 3)) / 255,
         input_size=16,
-        policy=make_policy(16, 1, "whole"),
+        policy=ScoringPolicy(crop_size=16, crops=1, small_images="whole"),
     )
     big, small = make_image((20, 24), seed=1), make_image((8, 8), seed=2)
     results = scorer.score_each([big, small, big])

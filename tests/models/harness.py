@@ -10,6 +10,7 @@ float TFLite file that score photos as the Keras model does.
 import numpy as np
 
 from tfiqa.models import LEVEL_STRIDES, IQAModel
+from tfiqa.scoring_policy import ScoringPolicy
 
 CROP = 32
 # Shallow levels, standardised: deep levels of a random-init network can be
@@ -19,7 +20,7 @@ SMALL_HEAD = {
     "head_units": (4,),
     "head_input_norm": True,
     "output_activation": "linear",
-    "input_crop_size": CROP,
+    "scoring_policy": ScoringPolicy(crop_size=CROP),
 }
 
 

@@ -11,6 +11,7 @@ from tfiqa.config import ModelConfig
 from tfiqa.errors import ConfigError
 from tfiqa.models import IQAModel, build_backbone, build_model
 from tfiqa.models.backbones import resnet18_network
+from tfiqa.scoring_policy import ScoringPolicy
 
 SMALL = {"backbone": "resnet18", "weights": "none", "head_units": (8,)}
 
@@ -62,9 +63,7 @@ def test_keras_round_trip_same_class_config_and_outputs(tmp_path):
         head_units=(8, 4),
         head_activation="prelu",
         output_activation="linear",
-        input_crop_size=48,
-        eval_crops=3,
-        small_images="whole",
+        scoring_policy=ScoringPolicy(crop_size=48, crops=3, small_images="whole"),
         backbone="mobilenet_v3_small",
         weights="none",
     )
@@ -74,8 +73,7 @@ def test_keras_round_trip_same_class_config_and_outputs(tmp_path):
     loaded = keras.saving.load_model(path)
     assert type(loaded) is IQAModel
     assert loaded.get_config() == model.get_config()
-    assert loaded.input_crop_size == 48
-    assert (loaded.eval_crops, loaded.small_images) == (3, "whole")
+    assert loaded.scoring_policy == model.scoring_policy
     np.testing.assert_allclose(
         loaded.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-5, atol=1e-6
     )
@@ -92,13 +90,11 @@ def test_loading_never_reads_the_original_weights_file(tmp_path):
     assert loaded.get_config()["weights"] == str(weights)
 
 
-def test_bad_input_crop_size():
-    with pytest.raises(ConfigError, match="input_crop_size"):
-        IQAModel(input_crop_size=0, **SMALL)
-    with pytest.raises(ConfigError, match="eval_crops"):
-        IQAModel(eval_crops=0, **SMALL)
+def test_a_bad_policy_record_is_a_config_error():
+    with pytest.raises(ConfigError, match="crop_size"):
+        IQAModel(scoring_policy={"crop_size": 0}, **SMALL)
     with pytest.raises(ConfigError, match="small_images"):
-        IQAModel(small_images="pad", **SMALL)
+        IQAModel.from_config({**SMALL, "small_images": "pad"})
 
 
 @pytest.mark.parametrize("order", ["tfiqa_first", "keras_first"])
@@ -108,7 +104,7 @@ def test_keras_load_model_works_after_import_tfiqa(tmp_path, order):
     imports = "import tfiqa, keras" if order == "tfiqa_first" else "import keras, tfiqa"
     code = (
         f"{imports}; m = keras.saving.load_model({str(path)!r}); "
-        "print(type(m).__name__, m.eval_crops)"
+        "print(type(m).__name__, m.scoring_policy.crops)"
     )
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
@@ -129,10 +125,10 @@ def test_build_model_from_config():
         head_activation="prelu",
         batch_norm=False,
     )
-    model = build_model(config, input_crop_size=64)
+    model = build_model(config, crop_size=64)
     assert isinstance(model, IQAModel)
     assert model.levels == ("P5",)
-    assert model.input_crop_size == 64
+    assert model.scoring_policy == ScoringPolicy(crop_size=64)
     assert model.head.dropout == pytest.approx(0.1)
     assert (model.head_activation, model.batch_norm) == ("prelu", False)
 

@@ -7,14 +7,8 @@ import tensorflow as tf
 import tfiqa
 from tfiqa.errors import ConfigError
 from tfiqa.models import IQAModel
-from tfiqa.models.scoring import (
-    make_policy,
-    policy_crops,
-    predict,
-    resize_short_side,
-    scoring_policy,
-    tf_policy_score,
-)
+from tfiqa.models.scoring import predict, resize_short_side, tf_policy_score
+from tfiqa.scoring_policy import ScoringPolicy
 
 SMALL = dict(backbone="resnet18", levels=("P4", "P5"), head_units=(8,))
 
@@ -47,33 +41,31 @@ def test_shrinking_is_antialiased():
 
 
 def test_policy_crops_resize_first_then_crop():
-    policy = make_policy(32, 1, resize=32)
+    policy = ScoringPolicy(crop_size=32, crops=1, resize=32)
     image = photo(64, 96)
     expected = resize_short_side(image, 32).numpy()[:, 8:40]  # centre 32 x 32
-    np.testing.assert_array_equal(policy_crops(image, policy)[0], expected)
-    without = make_policy(32, 1)
-    assert not np.array_equal(policy_crops(image, without)[0], expected)
+    np.testing.assert_array_equal(policy.crops_of(image)[0], expected)
+    without = ScoringPolicy(crop_size=32, crops=1)
+    assert not np.array_equal(without.crops_of(image)[0], expected)
 
 
 def test_bad_resize_values_are_config_errors():
-    with pytest.raises(ConfigError, match="input_resize"):
-        make_policy(64, 1, resize=32)
-    with pytest.raises(ConfigError, match="input_resize"):
-        make_policy(64, 1, resize=-1)
+    with pytest.raises(ConfigError, match=r"resize \(32\) must be 0 or at least"):
+        ScoringPolicy(crop_size=64, resize=32)
+    with pytest.raises(ConfigError, match=r"resize \(model.scoring.resize\)"):
+        ScoringPolicy(crop_size=64, resize=-1)
 
 
 def test_the_model_carries_the_rule_into_every_entry_point(tmp_path):
-    model = IQAModel(
-        **SMALL, weights="none", input_crop_size=32, eval_crops=1, input_resize=32
-    )
-    assert scoring_policy(model)["resize"] == 32
+    policy = ScoringPolicy(crop_size=32, crops=1, resize=32)
+    model = IQAModel(**SMALL, weights="none", scoring_policy=policy)
     path = str(tmp_path / "model.keras")
     model.save(path)
     image = photo(64, 96)
     resized_centre = resize_short_side(image, 32).numpy()[None, :, 8:40]
     expected = float(predict(model, resized_centre)[0])
     scorer = tfiqa.load(path)
-    assert scorer.policy["resize"] == 32
+    assert scorer.policy == policy
     np.testing.assert_allclose(scorer.score([image])[0], expected, atol=1e-5)
     graph = tf_policy_score(model, tf.constant(image), scorer.policy)
     np.testing.assert_allclose(float(graph), expected, atol=1e-5)
@@ -84,9 +76,8 @@ def test_the_feature_cache_sees_what_scoring_sees(tmp_path):
 
     from tfiqa.training.transfer import PooledFeatureCache, fingerprint
 
-    model = IQAModel(
-        **SMALL, weights="none", input_crop_size=32, eval_crops=1, input_resize=32
-    )
+    policy = ScoringPolicy(crop_size=32, crops=1, resize=32)
+    model = IQAModel(**SMALL, weights="none", scoring_policy=policy)
     image = photo(64, 96)
     path = str(tmp_path / "photo.png")
     Image.fromarray(image).save(path)
@@ -94,6 +85,8 @@ def test_the_feature_cache_sees_what_scoring_sees(tmp_path):
     crop = resize_short_side(image, 32).numpy()[None, :, 8:40].astype("float32")
     expected = np.asarray(model.head.pool(model.features(crop)))
     np.testing.assert_allclose(cached[:, 0], expected, rtol=1e-5, atol=1e-5)
-    plain = IQAModel(**SMALL, weights="none", input_crop_size=32, eval_crops=1)
+    plain = IQAModel(
+        **SMALL, weights="none", scoring_policy=ScoringPolicy(crop_size=32, crops=1)
+    )
     plain.set_weights(model.get_weights())
     assert fingerprint(plain, 32) != fingerprint(model, 32)

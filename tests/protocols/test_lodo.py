@@ -143,7 +143,7 @@ def test_k_shot_adaptation_is_the_one_the_meta_prior_was_trained_with(tmp_path):
             "stages.meta.learn_inner_lr=true",
         ],
     )
-    model = build_model(config.model, input_crop_size=32)
+    model = build_model(config.model, crop_size=32)
     trainer = MetaTrainer(
         model,
         inner_steps=2,

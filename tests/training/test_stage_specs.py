@@ -140,9 +140,5 @@ def _model_weights(tmp_path):
 
     config = load_config(write_config(tmp_path))
     keras.utils.set_random_seed(config.runtime.seed)
-    model = build_model(
-        config.model,
-        input_crop_size=config.data.crop_size,
-        eval_crops=config.model.scoring.crops,
-    )
+    model = build_model(config.model, crop_size=config.data.crop_size)
     return model.get_weights()

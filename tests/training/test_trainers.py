@@ -122,7 +122,7 @@ def tiny_iqa_model():
 
     config = load_config(None, list(TINY_MODEL_SETTINGS))
     keras.utils.set_random_seed(0)
-    return build_model(config.model, input_crop_size=32)
+    return build_model(config.model, crop_size=32)
 
 
 def test_ranking_on_logits_uses_the_margin_in_logit_units():

@@ -9,6 +9,7 @@ from PIL import Image
 from tfiqa.config import load_config
 from tfiqa.errors import ConfigError
 from tfiqa.models import IQAModel
+from tfiqa.scoring_policy import ScoringPolicy
 from tfiqa.training import transfer
 
 SMALL = {
@@ -22,7 +23,7 @@ SMALL = {
 
 @pytest.fixture(scope="module")
 def model():
-    return IQAModel(**SMALL, input_crop_size=32)
+    return IQAModel(**SMALL, scoring_policy=ScoringPolicy(crop_size=32))
 
 
 def backbone_layer(model, name):
@@ -212,7 +213,9 @@ def test_frozen_backbone_with_cached_features_trains_only_the_head(tmp_path):
         "stages.finetune.schedule.epochs=3",
     )
     keras.utils.set_random_seed(0)
-    initial = IQAModel(**{**SMALL, "levels": ("P4", "P5")}, input_crop_size=32)
+    initial = IQAModel(
+        **{**SMALL, "levels": ("P4", "P5")}, scoring_policy=ScoringPolicy(crop_size=32)
+    )
     initial.save_weights(tmp_path / "init.weights.h5")
     config.runtime.init_from = str(tmp_path / "init.weights.h5")
     metrics = run_experiment(config, str(tmp_path / "run"))
@@ -244,7 +247,9 @@ def test_warmup_then_unfreeze_keeps_early_blocks_frozen(tmp_path):
         "data.val_ratio=0",  # keep the last epoch, not the best one
     )
     keras.utils.set_random_seed(0)
-    initial = IQAModel(**{**SMALL, "levels": ("P4", "P5")}, input_crop_size=32)
+    initial = IQAModel(
+        **{**SMALL, "levels": ("P4", "P5")}, scoring_policy=ScoringPolicy(crop_size=32)
+    )
     initial.save_weights(tmp_path / "init.weights.h5")
     config.runtime.init_from = str(tmp_path / "init.weights.h5")
     metrics = run_experiment(config, str(tmp_path / "run"))
@@ -310,11 +315,11 @@ def test_rank_and_meta_stages_train_only_the_unfrozen_blocks(tmp_path):
         ],
     )
     keras.utils.set_random_seed(0)
-    initial = IQAModel(**PLAIN, input_crop_size=32)
+    initial = IQAModel(**PLAIN, scoring_policy=ScoringPolicy(crop_size=32))
     initial.save_weights(tmp_path / "init.weights.h5")
     config.runtime.init_from = str(tmp_path / "init.weights.h5")
     run_experiment(config, str(tmp_path / "run"))
-    ranked = IQAModel(**PLAIN, input_crop_size=32)
+    ranked = IQAModel(**PLAIN, scoring_policy=ScoringPolicy(crop_size=32))
     ranked.load_weights(tmp_path / "run" / "checkpoints" / "rank" / "final.weights.h5")
     final = keras.saving.load_model(tmp_path / "run" / "model.keras")
     start, after_rank, end = map(backbone_kernels, (initial, ranked, final))

@@ -24,6 +24,7 @@ export_model(model, "export/out", quantize=["none", "int8"],
 ```
 """
 
+import dataclasses
 import os
 import warnings
 
@@ -62,7 +63,8 @@ def resolve_input_size(model, input_size):
     A fixed input is one crop of the model's scoring policy, so it must be
     the model's crop size (for models that carry one).
     """
-    crop = getattr(model, "input_crop_size", None)
+    policy = getattr(model, "scoring_policy", None)
+    crop = policy.crop_size if policy else None
     if input_size is None:
         return int(crop or DEFAULT_INPUT_SIZE)
     if isinstance(input_size, bool) or not isinstance(input_size, int):
@@ -83,12 +85,13 @@ def resolve_input_size(model, input_size):
 
 
 def export_policy(model, size):
-    """The scoring policy written into the exports' sidecars and graphs."""
-    from tfiqa.models.scoring import make_policy, scoring_policy
+    """The `ScoringPolicy` written into the exports' sidecars and graphs: the
+    model's own, or for a model without one the defaults at the fixed `size`."""
+    from tfiqa.scoring_policy import ScoringPolicy
 
-    policy = scoring_policy(model)
-    if size and getattr(model, "input_crop_size", None) is None:
-        policy = make_policy(size, policy["crops"], policy["small_images"])
+    policy = ScoringPolicy.of(model)
+    if size and getattr(model, "scoring_policy", None) is None:
+        policy = dataclasses.replace(policy, crop_size=size)
     return policy
 
 
@@ -125,7 +128,8 @@ def export_model(
         quantize: iterable of TFLite variants ("none", "fp16", "dynamic",
             "int8", "int8_io").
         input_size: int or None. Fixed square input side; 0 exports a
-            dynamic size; None uses the model's `input_crop_size` (or 224).
+            dynamic size; None uses the crop size of the model's scoring
+            policy (or 224).
         name: str. Model name (TF Serving name, file prefix).
         version: int. TF Serving version directory.
         calibration_dir: str or None. Images for int8 calibration.
@@ -148,7 +152,7 @@ def export_model(
     manifest_path, manifest = _start_manifest(output_dir, name, version, size, policy)
     if "saved_model" in formats:
         manifest["saved_model"], manifest["models_config"] = _write_saved_model(
-            model, output_dir, manifest, model_path, serving_base_path, log
+            model, output_dir, manifest, policy, model_path, serving_base_path, log
         )
     if "tflite" in formats:
         calibration = None
@@ -157,11 +161,11 @@ def export_model(
                 model, calibration_dir, calibration_count, policy, log
             )
         manifest["tflite"] = _write_tflite(
-            model, output_dir, manifest, quantize, calibration, model_path, log
+            model, output_dir, manifest, policy, quantize, calibration, model_path, log
         )
     report = None
     if verify_dir:
-        report = _verify(model, manifest, verify_dir, log)
+        report = _verify(model, manifest, policy, verify_dir, log)
         manifest["verify"] = os.path.join(output_dir, "verify.json")
         _write_json(manifest["verify"], report)
     _write_json(manifest_path, manifest)
@@ -183,7 +187,7 @@ def _start_manifest(output_dir, name, version, size, policy):
         "name": name,
         "version": int(version),
         "input_size": size,
-        "scoring": policy,
+        "scoring": policy.to_dict(),
         "saved_model": None,
         "models_config": None,
         "tflite": {},
@@ -197,7 +201,7 @@ def _calibrate(model, calibration_dir, calibration_count, policy, log):
     from tfiqa.export.calibration import calibration_images, spanning_calibration
 
     crops = calibration_images(calibration_dir, calibration_count, policy)
-    crop = policy["crop_size"]
+    crop = policy.crop_size
     log(
         f"Calibrating int8 on {len(crops)} images from "
         f"{calibration_dir} ({crop}x{crop} crops)"
@@ -262,7 +266,7 @@ def _check_request(formats, quantize, version, calibration_dir):
     return formats, quantize
 
 
-def _write_saved_model(model, output_dir, manifest, model_path, base_path, log):
+def _write_saved_model(model, output_dir, manifest, policy, model_path, base_path, log):
     """Writes the SavedModel and `models.config`; returns both their paths."""
     from tfiqa.export import saved_model as sm
     from tfiqa.export.sidecar import build_sidecar
@@ -282,7 +286,7 @@ def _write_saved_model(model, output_dir, manifest, model_path, base_path, log):
             "quantization": None,
         },
         output_spec={"name": "score", "dtype": "float32", "shape": [-1]},
-        policy=manifest["scoring"],
+        policy=policy,
         extra={"signatures": [sm.SIGNATURE_BYTES, sm.SIGNATURE_UINT8]},
     )
     version_dir = sm.export_saved_model(model, base_dir, version, size, meta)
@@ -291,7 +295,9 @@ def _write_saved_model(model, output_dir, manifest, model_path, base_path, log):
     return version_dir, config_path
 
 
-def _write_tflite(model, output_dir, manifest, quantize, calibration, model_path, log):
+def _write_tflite(
+    model, output_dir, manifest, policy, quantize, calibration, model_path, log
+):
     """Writes one `.tflite` file and its JSON sidecar per quantization;
     returns {quantization: path}."""
     from tfiqa.export import tflite
@@ -313,7 +319,7 @@ def _write_tflite(model, output_dir, manifest, quantize, calibration, model_path
             model=model,
             model_path=model_path,
             quantization=q,
-            policy=manifest["scoring"],
+            policy=policy,
             signature=tflite.SIGNATURE,
             input_spec=info["input"],
             output_spec=info["output"],
@@ -332,7 +338,7 @@ def _write_tflite(model, output_dir, manifest, quantize, calibration, model_path
     return {q: paths[q] for q in infos}
 
 
-def _verify(model, manifest, verify_dir, log):
+def _verify(model, manifest, policy, verify_dir, log):
     from tfiqa.export import verify
     from tfiqa.inference import load
     from tfiqa.inference.backends.saved_model import saved_model_bytes_fn
@@ -352,8 +358,6 @@ def _verify(model, manifest, verify_dir, log):
             {"name": f"tflite {VARIANT_NAMES[q]}", "kind": q, "scorer": load(path)}
         )
     log(f"Verifying exports on {verify_dir}")
-    report = verify.verify_exports(
-        model, exports, verify_dir, policy=manifest["scoring"]
-    )
+    report = verify.verify_exports(model, exports, verify_dir, policy=policy)
     log(verify.format_report(report))
     return report

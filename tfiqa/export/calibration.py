@@ -42,14 +42,13 @@ INT8_TOLERANCE = 0.05
 
 
 def calibration_images(folder, count, policy):
-    """One centre crop (N, c, c, 3) per image, as inference cuts them, of up
-    to `count` images in `folder`."""
+    """One centre crop (N, c, c, 3) per image, as inference cuts them under
+    `policy` (a `ScoringPolicy`), of up to `count` images in `folder`."""
     from tfiqa.data.image_io import load_image
     from tfiqa.export.image_folders import list_image_files
-    from tfiqa.models.scoring import policy_crops
 
     files = list_image_files(folder, count)
-    return np.stack([policy_crops(load_image(f), policy, 1)[0] for f in files])
+    return np.stack([policy.crops_of(load_image(f), 1)[0] for f in files])
 
 
 def distorted_copies(crops):

@@ -35,6 +35,7 @@ from tfiqa.inference.backends.saved_model import (
     SIGNATURE_BYTES,
     SIGNATURE_UINT8,
 )
+from tfiqa.scoring_policy import ScoringPolicy
 
 # Hidden, non-numeric work folders beside the version folders (TF Serving
 # ignores them): the version being written, and the one it replaces.
@@ -84,17 +85,17 @@ def serving_signatures(model, input_size, policy=None):
             returning scores (B,) (or (B, 1)).
         input_size: int or None. Fixed square input side of `score_uint8`
             (one crop); None or 0 takes any size.
-        policy: dict or None. The scoring policy `serving_default` applies
-            to each decoded image (default: the model's own,
-            `tfiqa.models.scoring.scoring_policy`).
+        policy: `ScoringPolicy` or None. The scoring policy
+            `serving_default` applies to each decoded image (default: the
+            model's own).
     """
     import tensorflow as tf
 
     from tfiqa.export.decode import decode_image_bytes
-    from tfiqa.models.scoring import score_images, scoring_policy, tf_policy_score
+    from tfiqa.models.scoring import score_images, tf_policy_score
 
     size = input_size or None
-    policy = policy or scoring_policy(model)
+    policy = policy or ScoringPolicy.of(model)
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
     def serve_bytes(image_bytes):
@@ -182,7 +183,9 @@ def export_saved_model(model, base_dir, version, input_size, sidecar=None):
         base_dir: str. The model's base path, `DIR/<name>`.
         version: int. TF Serving version number (a positive integer).
         input_size: int or None. See `serving_signatures`.
-        sidecar: dict or None. Written to `assets.extra/tfiqa.json`.
+        sidecar: dict or None. Written to `assets.extra/tfiqa.json`; the
+            serving graph applies the scoring policy it records (default:
+            the model's own).
 
     Returns:
         str, the version directory.
@@ -194,7 +197,8 @@ def export_saved_model(model, base_dir, version, input_size, sidecar=None):
     # A hidden, non-numeric name: TF Serving ignores it while it is written.
     tmp_dir = make_work_dir(base_dir, WORK_PREFIX)
     try:
-        policy = (sidecar or {}).get("scoring")
+        record = (sidecar or {}).get("scoring")
+        policy = ScoringPolicy.from_dict(record) if record else None
         save_signatures(model, tmp_dir, serving_signatures(model, input_size, policy))
         if sidecar is not None:
             write_json_atomic(os.path.join(tmp_dir, SIDECAR_PATH), sidecar)

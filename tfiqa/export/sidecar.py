@@ -26,7 +26,7 @@ import yaml
 
 import tfiqa
 from tfiqa.config_migration import migrate
-from tfiqa.models.scoring import scoring_policy
+from tfiqa.scoring_policy import ScoringPolicy
 
 _MODEL_KEYS = (
     "backbone",
@@ -35,9 +35,6 @@ _MODEL_KEYS = (
     "pooling",
     "head_units",
     "output_activation",
-    "input_crop_size",
-    "eval_crops",
-    "small_images",
 )
 
 CROP_POLICY = (
@@ -61,18 +58,17 @@ def score_range(model):
 
 
 def model_summary(model):
-    """JSON-friendly facts about the model (IQAModel config keys when present)."""
+    """JSON-friendly facts about the model (IQAModel config keys when present;
+    its scoring policy is the sidecar's `scoring` record)."""
     summary = {"class": type(model).__name__, "name": model.name}
     try:
         config = model.get_config() or {}
     except NotImplementedError:
         config = {}
     for key in _MODEL_KEYS:
+        # From the config only: `model.weights` and `model.backbone` are
+        # attributes of another kind.
         value = config.get(key)
-        if value is None and key == "input_crop_size":
-            # Read from the config only otherwise: `model.weights` and
-            # `model.backbone` are attributes of another kind.
-            value = getattr(model, key, None)
         if value is None:
             continue
         try:
@@ -150,7 +146,8 @@ def build_sidecar(
         output_spec: dict with at least name, dtype, shape.
         model_path: str or None. The `.keras` file (for training info).
         quantization: str. One of `tfiqa.export.tflite.QUANTIZATIONS`.
-        policy: dict or None. The scoring policy (default: the model's).
+        policy: `ScoringPolicy` or None. The scoring policy (default: the
+            model's), recorded as `scoring` (`ScoringPolicy.to_dict`).
         signature: str or None. Signature (TFLite) name.
         extra: dict or None. Merged in at the top level.
     """
@@ -178,7 +175,7 @@ def build_sidecar(
         "signature": signature,
         "input": input_spec,
         "output": output_spec,
-        "scoring": policy or scoring_policy(model),
+        "scoring": (policy or ScoringPolicy.of(model)).to_dict(),
         "model": model_summary(model),
         "training": training_info(model_path),
         "tfiqa_version": tfiqa.__version__,

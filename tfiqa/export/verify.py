@@ -91,8 +91,8 @@ def verify_exports(model, exports, image_dir, limit=None, policy=None):
             decoding signature.
         image_dir: str. Folder of images.
         limit: int or None. Use at most this many images.
-        policy: dict or None. The policy the exports were written with
-            (default: the model's own).
+        policy: `ScoringPolicy` or None. The policy the exports were
+            written with (default: the model's own).
 
     Returns:
         dict {"images": N, "keras": [...], "rows": [...]}; each row has name,

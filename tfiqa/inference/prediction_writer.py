@@ -46,7 +46,7 @@ def model_record(scorer, crops=None, full=False):
         model = f"sha256:{_content_sha256(scorer.path)}"
     if full:
         return {"model": model, "scoring": "full"}
-    return {"model": model, "scoring": f"crops={crops or scorer.policy['crops']}"}
+    return {"model": model, "scoring": f"crops={crops or scorer.policy.crops}"}
 
 
 def _content_sha256(path):

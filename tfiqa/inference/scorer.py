@@ -12,13 +12,14 @@ scorer.score(image_uint8_hw3, full=True)  # the whole image at its own size
 ```
 """
 
+import dataclasses
 import os
 
 import numpy as np
 
 from tfiqa.data.image_io import load_image
 from tfiqa.errors import TfiqaError
-from tfiqa.scoring_policy import is_small, make_policy, policy_crops
+from tfiqa.scoring_policy import ScoringPolicy
 
 DEFAULT_BATCH_SIZE = 16
 # Decoded pixels (bytes of uint8 RGB) one `score_files` batch may hold: 16
@@ -36,9 +37,9 @@ class Scorer:
         predict_fn: callable. `fn(uint8 array (N, H, W, 3)) -> (N,)` scores.
         input_size: int or None. Fixed square input side of the backend
             (TFLite/SavedModel exports), or None if it takes any size.
-        policy: dict or None. The model's scoring policy
-            (`tfiqa.scoring_policy.make_policy`): crop size, crops and the
-            small-image rule. None: the defaults.
+        policy: `tfiqa.scoring_policy.ScoringPolicy` or None. The model's
+            scoring policy: crop size, crops, small-image rule and resize.
+            None: the defaults.
         score_range: (low, high) or None. Range of the scores (None: unbounded).
         backend: str. "keras", "saved_model" or "tflite".
         path: str. Where the model was loaded from.
@@ -62,12 +63,12 @@ class Scorer:
     ):
         self.predict_fn = predict_fn
         self.input_size = input_size
-        self.policy = dict(policy or make_policy(input_size or 224))
+        policy = policy or ScoringPolicy()
         if input_size:
             # A fixed input is one crop; exports without a policy used to
             # take another size than the model's crops.
-            self.policy["crop_size"] = int(input_size)
-        self.crop_size = self.policy["crop_size"]
+            policy = dataclasses.replace(policy, crop_size=int(input_size))
+        self.policy = policy
         self.score_range = None if score_range is None else tuple(score_range)
         self.backend = backend
         self.path = path
@@ -200,7 +201,7 @@ class Scorer:
                 "Received: full=True"
             )
         if crops is None and not full:
-            crops = self.policy["crops"]
+            crops = self.policy.crops
         if crops is not None and (isinstance(crops, bool) or int(crops) < 1):
             raise TfiqaError(f"crops must be a positive integer. Received: {crops!r}")
         if int(batch_size) < 1:
@@ -233,7 +234,7 @@ class Scorer:
     def _score_crops(self, images, num_crops, batch_size):
         pieces, owners, whole = [], [], []
         for i, image in enumerate(images):
-            if self.policy["small_images"] == "whole" and is_small(image, self.policy):
+            if self.policy.small_images == "whole" and self.policy.is_small(image):
                 if self.input_size:
                     raise TfiqaError(
                         f"{self.path} takes a fixed {self.input_size} px input and "
@@ -242,7 +243,7 @@ class Scorer:
                     )
                 whole.append(i)
                 continue
-            cut = policy_crops(image, self.policy, num_crops)
+            cut = self.policy.crops_of(image, num_crops)
             pieces.extend(cut)  # (num_crops, size, size, 3)
             owners.extend([i] * len(cut))
         totals = np.zeros(len(images), np.float64)

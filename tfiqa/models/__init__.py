@@ -23,25 +23,20 @@ __all__ = [
 ]
 
 
-def build_model(model_config, input_crop_size=None, eval_crops=None):
+def build_model(model_config, crop_size=224):
     """Builds an `IQAModel` from a `tfiqa.config.ModelConfig`.
 
     Args:
         model_config: `ModelConfig` (or any object with its fields).
-        input_crop_size: int or None. Training crop size (usually
-            `config.data.crop_size`), stored in the model for inference.
-        eval_crops: int or None. Crops averaged per image when scoring
-            (usually `config.model.scoring.crops`).
+        crop_size: int. Training crop size (usually `config.data.crop_size`):
+            with `model_config.scoring` it makes the model's scoring policy
+            (`ScoringConfig.policy`).
     """
     optional = {
         key: getattr(model_config, key)
         for key in ("batch_norm", "head_activation", "head_input_norm")
         if hasattr(model_config, key)
     }
-    scoring = getattr(model_config, "scoring", None)
-    if scoring is not None:
-        # The config's `ScoringPolicy.resize` is the model's policy "resize".
-        optional["input_resize"] = scoring.resize
     return IQAModel(
         backbone=model_config.backbone,
         weights=model_config.weights,
@@ -50,7 +45,6 @@ def build_model(model_config, input_crop_size=None, eval_crops=None):
         head_units=tuple(model_config.head_units),
         dropout=model_config.dropout,
         output_activation=model_config.output_activation,
-        input_crop_size=input_crop_size or 224,
-        eval_crops=eval_crops or 5,
+        scoring_policy=model_config.scoring.policy(crop_size),
         **optional,
     )

@@ -2,9 +2,19 @@
 
 import keras
 
+from tfiqa.errors import ConfigError
 from tfiqa.models.backbones import build_backbone
 from tfiqa.models.head import MultiLevelHead
-from tfiqa.models.scoring import make_policy
+from tfiqa.scoring_policy import ScoringPolicy
+
+# Constructor keys of models saved before `scoring_policy` (in `.keras` files
+# and preset cards) -> the policy's fields.
+LEGACY_POLICY_KEYS = {
+    "input_crop_size": "crop_size",
+    "eval_crops": "crops",
+    "small_images": "small_images",
+    "input_resize": "resize",
+}
 
 
 @keras.saving.register_keras_serializable(package="tfiqa")
@@ -34,16 +44,11 @@ class IQAModel(keras.Model):
         head_input_norm: bool. Standardise the pooled features before the MLP
             (`MultiLevelHead(input_norm=True)`).
         head_activation: str. "relu" or "prelu".
-        input_crop_size: int. Crop size the model was trained on.
-        eval_crops: int. Crops averaged per image when scoring.
-        small_images: str. "upscale" (an image smaller than the crop is
-            upscaled, aspect kept, until it fits) or "whole" (scored at its
-            own size; dynamic-size backends only).
-        input_resize: int. 0 (off) or the short side every image is resized
-            to (antialiased, aspect kept) before its crops are cut: photos of
-            any resolution are then scored at the scale of training. With
-            `input_crop_size`, `eval_crops` and `small_images` this is the
-            scoring policy every format follows (`tfiqa.models.scoring`).
+        scoring_policy: `tfiqa.scoring_policy.ScoringPolicy`, its `to_dict`
+            record, or None (the defaults). How a photo becomes the crops
+            the model scores (crop size it was trained on, crops, small-image
+            rule, resize step): every format follows it. Kept as
+            `model.scoring_policy`.
 
     Returns:
         float32 scores of shape (batch,), higher is better (with "sigmoid",
@@ -74,14 +79,13 @@ class IQAModel(keras.Model):
         batch_norm=True,
         head_activation="relu",
         head_input_norm=False,
-        input_crop_size=224,
-        eval_crops=5,
-        small_images="upscale",
-        input_resize=0,
+        scoring_policy=None,
         name="iqa_model",
         **kwargs,
     ):
-        policy = make_policy(input_crop_size, eval_crops, small_images, input_resize)
+        if isinstance(scoring_policy, dict):
+            scoring_policy = ScoringPolicy.from_dict(scoring_policy)
+        scoring_policy = scoring_policy or ScoringPolicy()
         # === Layers ===
         if isinstance(backbone, dict):  # a backbone object, from `get_config`
             backbone = keras.saving.deserialize_keras_object(backbone)
@@ -119,10 +123,7 @@ class IQAModel(keras.Model):
         self.batch_norm = bool(batch_norm)
         self.head_input_norm = bool(head_input_norm)
         self.head_activation = head_activation
-        self.input_crop_size = policy["crop_size"]
-        self.eval_crops = policy["crops"]
-        self.small_images = policy["small_images"]
-        self.input_resize = policy["resize"]
+        self.scoring_policy = scoring_policy
         self.backbone = backbone_model
         self.head = head
 
@@ -164,20 +165,36 @@ class IQAModel(keras.Model):
             "batch_norm": self.batch_norm,
             "head_input_norm": self.head_input_norm,
             "head_activation": self.head_activation,
-            "input_crop_size": self.input_crop_size,
-            "eval_crops": self.eval_crops,
-            "small_images": self.small_images,
-            "input_resize": self.input_resize,
+            "scoring_policy": self.scoring_policy.to_dict(),
             "name": self.name,
             "trainable": self.trainable,
         }
 
     @classmethod
     def from_config(cls, config):
-        config = dict(config)
+        config = cls.upgrade_config(config)
         weights = config.pop("weights", "none")
         # The saved file carries the weights: rebuild without downloading or
         # reading the original weights file, but remember where they came from.
         model = cls(weights="none", **config)
         model.backbone_weights = weights
         return model
+
+    @staticmethod
+    def upgrade_config(config):
+        """A copy of `config` with the policy keys of older saves
+        (`LEGACY_POLICY_KEYS`) gathered into its `scoring_policy` record, so
+        `.keras` files and preset cards of every version build alike."""
+        config = dict(config)
+        older = [key for key in LEGACY_POLICY_KEYS if key in config]
+        if older and "scoring_policy" in config:
+            raise ConfigError(
+                "An IQAModel config has either scoring_policy or the older "
+                f"{', '.join(LEGACY_POLICY_KEYS)}, not both. "
+                f"Received: scoring_policy and {', '.join(older)}"
+            )
+        if older:
+            config["scoring_policy"] = {
+                LEGACY_POLICY_KEYS[key]: config.pop(key) for key in older
+            }
+        return config

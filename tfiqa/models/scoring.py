@@ -4,13 +4,13 @@
   graph; every caller (validation, `Scorer`, exports, verification) uses it.
 - `predict_fn(model)` / `predict(model, images)`: its cached `tf.function`.
 - The scoring policy in graphs (`tf_policy_score`, `resize_short_side`):
-  the policy itself, and its numpy side for Python callers, live in
-  `tfiqa.scoring_policy` (re-exported here) and give the same pixels.
+  the policy itself (`tfiqa.scoring_policy.ScoringPolicy`) and its numpy
+  side for Python callers give the same pixels.
 
 Example:
 ```python
-policy = scoring_policy(model)        # {"crop_size": 64, "crops": 3, ...}
-crops = policy_crops(image, policy)   # uint8 (3, 64, 64, 3)
+policy = model.scoring_policy        # ScoringPolicy(crop_size=64, crops=3, ...)
+crops = policy.crops_of(image)       # uint8 (3, 64, 64, 3)
 score = predict(model, crops).mean()
 ```
 """
@@ -18,18 +18,6 @@ score = predict(model, crops).mean()
 import weakref
 
 import tensorflow as tf
-
-from tfiqa.scoring_policy import (  # noqa: F401 (the policy, re-exported)
-    DEFAULT_CROP_SIZE,
-    DEFAULT_CROPS,
-    PLACEMENT,
-    SMALL_IMAGE_RULES,
-    apply_resize,
-    is_small,
-    make_policy,
-    policy_crops,
-    scoring_policy,
-)
 
 # Any batch of uint8 RGB images: one trace serves every crop and batch size.
 IMAGE_SPEC = tf.TensorSpec([None, None, None, 3], tf.uint8)
@@ -102,20 +90,21 @@ def resize_short_side(image, side, downscale=True):
 
 
 def tf_policy_score(model, image, policy):
-    """Graph-mode score of one uint8 image (H, W, 3) under `policy` -> scalar."""
+    """Graph-mode score of one uint8 image (H, W, 3) under `policy` (a
+    `ScoringPolicy`) -> scalar."""
     from tfiqa.data.crops import tf_eval_crops
 
-    size = policy["crop_size"]
-    if policy.get("resize"):
-        image = resize_short_side(image, policy["resize"])
+    size = policy.crop_size
+    if policy.resize:
+        image = resize_short_side(image, policy.resize)
 
     def crops_score():
         upscaled = upscale_to_crop(image, size)
         return tf.reduce_mean(
-            score_images(model, tf_eval_crops(upscaled, size, policy["crops"]))
+            score_images(model, tf_eval_crops(upscaled, size, policy.crops))
         )
 
-    if policy["small_images"] == "upscale":
+    if policy.small_images == "upscale":
         return crops_score()
     shape = tf.shape(image)
     return tf.cond(

@@ -161,7 +161,8 @@ def build_head_model(card, path):
 
     from tfiqa.models import IQAModel
 
-    model = IQAModel(**card["model"])
+    # Cards written before `scoring_policy` hold its older keys.
+    model = IQAModel(**IQAModel.upgrade_config(card["model"]))
     with np.load(path) as saved:
         values = [saved[f"w{i}"] for i in range(len(saved.files))]
     weights = model.head.weights

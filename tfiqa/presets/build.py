@@ -94,8 +94,6 @@ def write_preset(
     Returns:
         dict, the card written to `folder/preset.json`.
     """
-    from tfiqa.models.scoring import scoring_policy
-
     os.makedirs(folder, exist_ok=True)
     files = {}
     if tflite_only:
@@ -121,19 +119,12 @@ def write_preset(
         phone = variant == "int8" or (variant == "int8_io" and "int8" not in tflite)
         files["tflite" if phone else f"tflite_{label}"] = target
     test, seeds = _run_metrics(model_path)
-    policy = scoring_policy(model)
     card = {
         "name": name,
         "description": description,
         "default_format": default,
         "model": _model_card(model),
-        "input": (
-            f"resized to a {policy['resize']} px short side, "
-            if policy["resize"]
-            else ""
-        )
-        + f"{policy['crops']} x {policy['crop_size']} px crops, "
-        f"small images: {policy['small_images']}",
+        "input": model.scoring_policy.describe(),
         "scores": "[0, 1], higher is better"
         if model.output_activation == "sigmoid"
         else "unbounded, higher is better",

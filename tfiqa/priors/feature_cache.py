@@ -53,6 +53,7 @@ def lite0_extractor(crop_size=224, weights="imagenet"):
     import tensorflow as tf
 
     from tfiqa.models import IQAModel
+    from tfiqa.scoring_policy import ScoringPolicy
     from tfiqa.training.transfer import fingerprint
 
     model = IQAModel(
@@ -60,7 +61,7 @@ def lite0_extractor(crop_size=224, weights="imagenet"):
         weights=weights,
         levels=list(LITE0_LEVELS),
         pooling=LITE0_POOLING,
-        input_crop_size=crop_size,
+        scoring_policy=ScoringPolicy(crop_size=crop_size),
     )
 
     @tf.function(reduce_retracing=True)

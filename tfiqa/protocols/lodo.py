@@ -243,7 +243,7 @@ def _scratch_model(config, pristine, types, seed):
     from tfiqa.training.batchnorm import recalibrate_batchnorm
 
     keras.utils.set_random_seed(seed)
-    model = build_model(config.model, input_crop_size=config.data.crop_size)
+    model = build_model(config.model, crop_size=config.data.crop_size)
     meta = config.stages.meta
     batches = []
     count = max(1, int(meta.bn_recalibration_batches))

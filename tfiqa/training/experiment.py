@@ -82,11 +82,7 @@ def run_experiment(config, workdir, verbose=None):
     try:
         keras.utils.set_random_seed(ctx.seed)
         with ctx.strategy.scope():
-            ctx.model = build_model(
-                config.model,
-                input_crop_size=config.data.crop_size,
-                eval_crops=config.model.scoring.crops,
-            )
+            ctx.model = build_model(config.model, crop_size=config.data.crop_size)
             if config.runtime.init_from:
                 load_initial_weights(ctx.model, config.runtime.init_from)
         return _run_stages(ctx, policy)

@@ -106,7 +106,7 @@ def fingerprint(model, crop_size):
     the backbone) gives a new cache folder."""
     levels = sorted(model.backbone.output)
     key = (model.backbone.name, levels, int(crop_size))
-    resize = getattr(model, "input_resize", 0)
+    resize = model.scoring_policy.resize
     if resize:  # older caches (no resize) keep their folder
         key += (("resize", int(resize)),)
     digest = hashlib.sha1(repr(key).encode())
@@ -170,7 +170,7 @@ class PooledFeatureCache:
         from tfiqa.models.scoring import resize_short_side
 
         image = load_image(path)
-        resize = getattr(self.model, "input_resize", 0)
+        resize = self.model.scoring_policy.resize
         if resize:  # the scoring policy's resize step, as inference applies it
             image = resize_short_side(image, resize).numpy()
         if views == FULL_IMAGE:

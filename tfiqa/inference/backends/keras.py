@@ -10,7 +10,8 @@ import tfiqa.models  # noqa: F401  (registers tfiqa layers and models)
 from tfiqa.errors import DataError, first_line
 from tfiqa.inference.backends import trust
 from tfiqa.inference.scorer import Scorer
-from tfiqa.models.scoring import predict_fn, scoring_policy
+from tfiqa.models.scoring import predict_fn
+from tfiqa.scoring_policy import ScoringPolicy
 
 
 def load_keras_model(path):
@@ -46,7 +47,8 @@ def load_keras_model(path):
 
 
 def model_scorer(model, policy=None, path=None):
-    """A `Scorer` for an in-memory Keras model (default: its own policy)."""
+    """A `Scorer` for an in-memory Keras model under `policy` (a
+    `ScoringPolicy`; default: the model's own)."""
     predict = predict_fn(model)
 
     def fn(images):
@@ -57,7 +59,7 @@ def model_scorer(model, policy=None, path=None):
     return Scorer(
         fn,
         input_size=None,
-        policy=policy or scoring_policy(model),
+        policy=policy or ScoringPolicy.of(model),
         score_range=(0.0, 1.0) if activation == "sigmoid" else None,
         backend="keras",
         path=path,

@@ -9,7 +9,7 @@ import json
 import warnings
 
 from tfiqa.errors import MissingSidecarWarning
-from tfiqa.scoring_policy import DEFAULT_CROPS, make_policy
+from tfiqa.scoring_policy import ScoringPolicy
 
 
 def read_sidecar(path):
@@ -22,28 +22,24 @@ def read_sidecar(path):
 
 
 def scorer_settings(sidecar, input_size, sidecar_path=None):
-    """`Scorer` keyword arguments (input size, policy, score range) from a
-    sidecar; exports older than the policy record fall back to one crop size
-    and the default crops. An empty `sidecar` read from `sidecar_path` (the
-    file is missing or unreadable) falls back too, with a
-    `MissingSidecarWarning` naming the file and the policy used instead."""
-    policy = sidecar.get("scoring")
-    if not isinstance(policy, dict):
+    """`Scorer` keyword arguments (input size, `ScoringPolicy`, score range)
+    from a sidecar; exports older than the policy record fall back to the
+    crop size of their model summary (or the input size) and the default
+    crops. An empty `sidecar` read from `sidecar_path` (the file is missing
+    or unreadable) falls back too, with a `MissingSidecarWarning` naming the
+    file and the policy used instead."""
+    record = sidecar.get("scoring")
+    if isinstance(record, dict):
+        policy = ScoringPolicy.from_dict(record)
+    else:
         crop = sidecar.get("model", {}).get("input_crop_size") or input_size
-        policy = {"crop_size": crop or 224, "crops": DEFAULT_CROPS}
-    policy = make_policy(
-        policy.get("crop_size"),
-        policy.get("crops"),
-        policy.get("small_images"),
-        policy.get("resize", 0),
-    )
+        policy = ScoringPolicy(crop_size=crop or ScoringPolicy.crop_size)
     if not sidecar and sidecar_path:
         warnings.warn(
             f"{sidecar_path} is missing or unreadable, so this export's scoring "
-            f"policy is unknown; scoring with {policy['crops']} crops of "
-            f"{policy['crop_size']} px (small images: {policy['small_images']}), "
-            "which may differ from the model's. Export again with `tfiqa export` "
-            "to restore it.",
+            f"policy is unknown; scoring with {policy.describe()}, which may "
+            "differ from the model's. Export again with `tfiqa export` to "
+            "restore it.",
             MissingSidecarWarning,
             stacklevel=3,
         )
