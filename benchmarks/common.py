@@ -32,10 +32,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
 
-from tfiqa.cli.base import import_tensorflow_quietly  # noqa: E402
 from tfiqa.config_merge import merge, parse_override, read_yaml  # noqa: E402
 from tfiqa.errors import ConfigError, TfiqaError  # noqa: E402
 from tfiqa.files import write_json_atomic, write_text_atomic  # noqa: E402
+from tfiqa.quiet_import import import_tensorflow_quietly  # noqa: E402
 from tfiqa.registry import Registry  # noqa: E402
 
 CONFIG_DIR = os.path.join(HERE, "configs")

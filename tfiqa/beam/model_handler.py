@@ -81,7 +81,7 @@ class IQAModelHandler(ModelHandler):
 
     def load_model(self):
         from tfiqa.beam.filesystems import is_remote, stage_model
-        from tfiqa.cli.base import import_tensorflow_quietly
+        from tfiqa.quiet_import import import_tensorflow_quietly
 
         # A worker's TensorFlow start-up lines (CUDA probes) are not errors.
         import_tensorflow_quietly()

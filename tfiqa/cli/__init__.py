@@ -15,6 +15,6 @@ from tfiqa.cli import (  # noqa: F401  (register the commands)
     predict,
     train,
 )
-from tfiqa.cli.base import EXIT_USER_ERROR, UserError, cli, main
+from tfiqa.cli.group import EXIT_USER_ERROR, UserError, cli, main
 
 __all__ = ["EXIT_USER_ERROR", "UserError", "cli", "main"]

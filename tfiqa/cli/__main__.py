@@ -1,3 +1,3 @@
-from tfiqa.cli.base import main
+from tfiqa.cli.group import main
 
 main()

@@ -5,10 +5,10 @@ import logging
 
 import click
 
-from tfiqa.cli import base
+from tfiqa.cli import group, options
 
 
-@base.cli.command(
+@group.cli.command(
     "beam-predict",
     context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
 )
@@ -37,7 +37,7 @@ from tfiqa.cli import base
     multiple=True,
     help="A text file (or glob of them) with one image path per line; repeatable.",
 )
-@base.crops_options
+@options.crops_options
 @click.option(
     "--num-shards",
     type=click.IntRange(min=0),
@@ -45,9 +45,9 @@ from tfiqa.cli import base
     show_default=True,
     help="CSV files to write (0: the runner chooses).",
 )
-@base.trust_model_option
+@options.trust_model_option
 @click.pass_context
-@base.user_errors
+@group.user_errors
 def beam_predict(
     ctx, model_path, output, inputs, lists, crops, full, num_shards, trust_model
 ):
@@ -61,14 +61,14 @@ def beam_predict(
     Needs the beam extra: pip install "tfiqa[beam]".
     """
     if crops is not None and full:
-        raise base.UserError("--crops and --full are mutually exclusive; pass one.")
+        raise group.UserError("--crops and --full are mutually exclusive; pass one.")
     verbose = ctx.find_root().params.get("verbose")
     with _beam_logging(verbose):
         try:
             from tfiqa.beam import run_scoring
             from tfiqa.beam.scores_csv import shard_prefix
         except ImportError as e:
-            raise base.UserError(str(e)) from None
+            raise group.UserError(str(e)) from None
         beam_args = list(ctx.args)
         if not verbose and not any("sdk_harness_log_level" in a for a in beam_args):
             beam_args.append("--default_sdk_harness_log_level=ERROR")
@@ -90,7 +90,7 @@ def beam_predict(
         err=True,
     )
     if scored == 0 and failed:
-        raise base.UserError("No image could be scored; see the error column.")
+        raise group.UserError("No image could be scored; see the error column.")
 
 
 @contextlib.contextmanager

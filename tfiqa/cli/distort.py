@@ -2,14 +2,14 @@
 
 import click
 
-from tfiqa.cli import base
+from tfiqa.cli import group, options
 
 
-@base.cli.command()
-@base.folder_option(
+@group.cli.command()
+@options.folder_option(
     "--input", "input_dir", required=True, help="Folder of pristine images."
 )
-@base.folder_option(
+@options.folder_option(
     "--output",
     "output_dir",
     required=True,
@@ -40,8 +40,8 @@ from tfiqa.cli import base
 @click.option(
     "--pseudo-mos", is_flag=True, help="Add a full-reference pseudo-MOS column."
 )
-@base.file_option("--preview", help="Write a types x levels contact sheet PNG.")
-@base.user_errors
+@options.file_option("--preview", help="Write a types x levels contact sheet PNG.")
+@group.user_errors
 def distort(
     input_dir, output_dir, distortion_set, types, levels, seed, pseudo_mos, preview
 ):
@@ -49,7 +49,7 @@ def distort(
 
     Output: refs/*.png, images/*.png and distortions.csv (written last).
     """
-    base.start_tensorflow()
+    group.start_tensorflow()
     from tfiqa.distortions.writer import distort_folder, parse_levels
 
     result = distort_folder(

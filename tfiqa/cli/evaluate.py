@@ -4,11 +4,11 @@ import os
 
 import click
 
-from tfiqa.cli import base
+from tfiqa.cli import group, options
 
 
-@base.cli.command()
-@base.config_options("data.split_index=1", data_dir=False)
+@group.cli.command()
+@options.config_options("data.split_index=1", data_dir=False)
 @click.option(
     "--data-dir",
     type=click.Path(file_okay=False),
@@ -27,7 +27,7 @@ from tfiqa.cli import base
 @click.option(
     "--dataset",
     required=True,
-    type=base.RegistryChoice("tfiqa.data.readers", "READERS"),
+    type=options.RegistryChoice("tfiqa.data.readers", "READERS"),
     help="Dataset reader kind (tfiqa list datasets).",
 )
 @click.option(
@@ -47,8 +47,8 @@ from tfiqa.cli import base
     show_default=True,
     help="Where metrics.json and the scatter plot go.",
 )
-@base.trust_model_option
-@base.user_errors
+@options.trust_model_option
+@group.user_errors
 def evaluate(
     config_path,
     data_dir,
@@ -72,7 +72,7 @@ def evaluate(
     or of --workdir's config.yaml); it does not change the config's data.root.
     --model scores the images first and also writes predictions.csv.
     """
-    base.start_tensorflow()
+    group.start_tensorflow()
     from tfiqa import evaluation
     from tfiqa.write_failures import check_output_folder
 
@@ -81,10 +81,10 @@ def evaluate(
     workdir_config = os.path.join(workdir or "", "config.yaml")
     if config_path is None and workdir and os.path.isfile(workdir_config):
         config_path = workdir_config
-    config = base.load_experiment_config(config_path, overrides)
+    config = options.load_experiment_config(config_path, overrides)
     dataset_dir = data_dir or config.resolve_path(config.data.dataset_dir)
     if not dataset_dir:
-        raise base.UserError(
+        raise group.UserError(
             "--data-dir (the dataset folder) is required. Received: no --data-dir"
         )
     same_dataset = config.data.dataset == dataset

@@ -4,7 +4,7 @@ import os
 
 import click
 
-from tfiqa.cli import base
+from tfiqa.cli import group, options
 
 
 def export_choices(config, export_format, quantize, calibration_dir):
@@ -39,12 +39,12 @@ def export_choices(config, export_format, quantize, calibration_dir):
     return formats, variants
 
 
-@base.cli.command()
-@base.config_options("export.version=2", data_dir=False)
-@base.file_option(
+@group.cli.command()
+@options.config_options("export.version=2", data_dir=False)
+@options.file_option(
     "--model", "model_path", required=True, help="The trained .keras model."
 )
-@base.folder_option(
+@options.folder_option(
     "--output", required=True, help="Folder for the exports and export.json."
 )
 @click.option(
@@ -58,8 +58,8 @@ def export_choices(config, export_format, quantize, calibration_dir):
     help="Comma list of none,fp16,dynamic,int8,int8_io. Default: "
     "export.quantize of the config (int8 variants need --calibration-dir).",
 )
-@base.folder_option("--calibration-dir", help="Images for int8 calibration.")
-@base.folder_option(
+@options.folder_option("--calibration-dir", help="Images for int8 calibration.")
+@options.folder_option(
     "--verify-dir", help="Score these images with every export and compare."
 )
 @click.option(
@@ -69,7 +69,7 @@ def export_choices(config, export_format, quantize, calibration_dir):
     "(OUTPUT/presets/NAME, see tfiqa/presets/). NAME is a name, not a path: "
     "letters, digits, '.', '_', '-'.",
 )
-@base.user_errors
+@group.user_errors
 def export(
     config_path,
     overrides,
@@ -96,10 +96,10 @@ def export(
     )
     if config_path is None and os.path.isfile(run_config):
         config_path = run_config
-    config = base.load_experiment_config(config_path, overrides).export
+    config = options.load_experiment_config(config_path, overrides).export
     formats, variants = export_choices(config, export_format, quantize, calibration_dir)
 
-    base.start_tensorflow()
+    group.start_tensorflow()
     from tfiqa.export import export_model
     from tfiqa.inference.backends.keras import load_keras_model
     from tfiqa.write_failures import check_output_folder, reporting_write_failures

@@ -2,12 +2,12 @@
 
 import click
 
-from tfiqa.cli import base
+from tfiqa.cli import group
 
 LISTABLE = ("backbones", "datasets", "distortions", "configs", "presets")
 
 
-@base.cli.command(name="list")
+@group.cli.command(name="list")
 @click.argument("what", type=click.Choice(LISTABLE))
 def list_names(what):
     """List the names a config can use: backbones, datasets (reader kinds),
@@ -20,7 +20,7 @@ def list_names(what):
 def listing(what):
     """The lines `tfiqa list WHAT` prints."""
     if what == "backbones":
-        base.start_tensorflow()
+        group.start_tensorflow()
         from tfiqa.models.backbones import BACKBONES
 
         return BACKBONES.names()

@@ -4,12 +4,12 @@ import os
 
 import click
 
-from tfiqa.cli import base
+from tfiqa.cli import group, options
 
 
-@base.cli.command()
-@base.config_options("stages.meta.schedule.epochs=2")
-@base.workdir_option(
+@group.cli.command()
+@options.config_options("stages.meta.schedule.epochs=2")
+@options.workdir_option(
     "runs/lodo",
     "Sweep directory: one run per held-out type and prior, lodo.csv/.md.",
 )
@@ -38,7 +38,7 @@ from tfiqa.cli import base
     show_default=True,
     help="Draws of the k examples averaged per k.",
 )
-@base.user_errors
+@group.user_errors
 def lodo(config_path, data_dir, overrides, workdir, priors, shots, types, repeats):
     """Leave-one-distortion-out: train priors without one type, score it.
 
@@ -51,9 +51,9 @@ def lodo(config_path, data_dir, overrides, workdir, priors, shots, types, repeat
         extra.append(f"protocols.lodo.shots=[{shots}]")
     if types:
         extra.append(f"protocols.lodo.types=[{types}]")
-    config = base.load_experiment_config(config_path, (*overrides, *extra), data_dir)
+    config = options.load_experiment_config(config_path, (*overrides, *extra), data_dir)
 
-    base.start_tensorflow()
+    group.start_tensorflow()
     from tfiqa.protocols.lodo import run_lodo
 
     run_lodo(config, workdir, priors=priors.split(","), repeats=repeats)

@@ -2,10 +2,10 @@
 
 import click
 
-from tfiqa.cli import base
+from tfiqa.cli import group, options
 
 
-@base.cli.command()
+@group.cli.command()
 @click.option(
     "--model",
     "model_path",
@@ -19,10 +19,10 @@ from tfiqa.cli import base
     help="CSV to write (image,score,error; a regular file). A killed run "
     "resumes from OUTPUT.partial when run again with the same model.",
 )
-@base.crops_options
-@base.trust_model_option
+@options.crops_options
+@options.trust_model_option
 @click.argument("inputs", nargs=-1, required=True)
-@base.user_errors
+@group.user_errors
 def predict(model_path, output, crops, full, trust_model, inputs):
     """Score images (files or folders) with a trained model.
 
@@ -32,7 +32,7 @@ def predict(model_path, output, crops, full, trust_model, inputs):
     Default: the average of 5 deterministic crops of the model's crop size.
     """
     if crops is not None and full:
-        raise base.UserError("--crops and --full are mutually exclusive; pass one.")
+        raise group.UserError("--crops and --full are mutually exclusive; pass one.")
     from tfiqa.files import check_regular_output
 
     if output:
@@ -42,7 +42,7 @@ def predict(model_path, output, crops, full, trust_model, inputs):
 
     model = resolve_model(model_path)
     if model.needs_tensorflow:  # LiteRT alone scores .tflite files
-        base.start_tensorflow()
+        group.start_tensorflow()
     from tfiqa.inference.predict import echo_csv, expand_inputs, predict_files
     from tfiqa.inference.prediction_writer import model_record, predict_resumable
     from tfiqa.progress import progress
@@ -75,4 +75,4 @@ def predict(model_path, output, crops, full, trust_model, inputs):
         err=True,
     )
     if failed == len(rows):
-        raise base.UserError("No image could be scored; see the error column.")
+        raise group.UserError("No image could be scored; see the error column.")

@@ -4,25 +4,25 @@ import os
 
 import click
 
-from tfiqa.cli import base
+from tfiqa.cli import group, options
 
 
-@base.cli.command()
-@base.config_options("stages.finetune.schedule.epochs=5")
-@base.workdir_option(
+@group.cli.command()
+@options.config_options("stages.finetune.schedule.epochs=5")
+@options.workdir_option(
     "runs/quickstart",
     "Run directory: config, checkpoints, logs, splits, model, metrics.",
 )
-@base.user_errors
+@group.user_errors
 def train(config_path, data_dir, overrides, workdir):
     """Train a quality model (stages: rank, meta, finetune).
 
     With no --config this runs the embedded quickstart: tiny scale, no
     downloads, no data folder needed.
     """
-    config = base.load_experiment_config(config_path, overrides, data_dir)
+    config = options.load_experiment_config(config_path, overrides, data_dir)
 
-    base.start_tensorflow()
+    group.start_tensorflow()
     from tfiqa.training.experiment import format_summary, run_experiment
     from tfiqa.write_failures import check_output_folder, reporting_write_failures
 

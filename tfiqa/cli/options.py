@@ -1,57 +1,14 @@
-"""The `tfiqa` command group and what its commands share.
+"""The options commands share, and reading an experiment config.
 
-TensorFlow is imported inside commands so that `tfiqa --help` is instant.
-Problems a user can fix (`TfiqaError`) exit with status 2 and one line.
+Defining an option imports nothing heavy, so that `tfiqa --help` is instant.
 """
 
-import functools
 import importlib
-import os
-import signal
-import sys
-import tempfile
-import warnings
 
 import click
 
-from tfiqa.errors import ConfigDeprecationWarning, TfiqaError, TfiqaWarning
-
-EXIT_USER_ERROR = 2
-# More crops than this barely steadies a mean score and takes minutes per
-# image (200,000 crops ran for minutes before anything was written).
-MAX_CROPS = 100
-
-
-class UserError(click.ClickException):
-    exit_code = EXIT_USER_ERROR
-
-
-def user_errors(command):
-    """Turns `TfiqaError` (and click's file errors) into a one-line exit 2,
-    and prints tfiqa's own warnings as one "Warning: ..." line on stderr."""
-
-    @functools.wraps(command)
-    def wrapper(*args, **kwargs):
-        with warnings.catch_warnings():
-            warnings.showwarning = _one_line_warnings(warnings.showwarning)
-            # Ignored by default as a DeprecationWarning; shown once each.
-            warnings.simplefilter("default", ConfigDeprecationWarning)
-            try:
-                return command(*args, **kwargs)
-            except TfiqaError as e:
-                raise UserError(str(e)) from None
-
-    return wrapper
-
-
-def _one_line_warnings(show):
-    def showwarning(message, category, *args, **kwargs):
-        if issubclass(category, TfiqaWarning):
-            click.echo(f"Warning: {message}", err=True)
-        else:
-            show(message, category, *args, **kwargs)
-
-    return showwarning
+from tfiqa.cli.group import start_tensorflow
+from tfiqa.config_limits import MAX_CROPS
 
 
 def config_options(example, data_dir=True):
@@ -169,63 +126,3 @@ def load_experiment_config(config_path, overrides, data_dir=None, default="quick
     if data_dir:
         overrides = (f"data.root={data_dir}", *overrides)
     return config_lib.load_config(path, overrides)
-
-
-def import_tensorflow_quietly():
-    """Imports TensorFlow without its C++ start-up lines on stderr.
-
-    oneDNN, cudart and cuInit notices are written by native code while the
-    libraries load, before TF_CPP_MIN_LOG_LEVEL is read, so stderr's file
-    descriptor is pointed at a temporary file for the import and device
-    discovery; what was written there is replayed only if the import fails.
-    """
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    if "tensorflow" in sys.modules:
-        return
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as captured:
-        os.dup2(captured.fileno(), 2)
-        try:
-            import tensorflow as tf
-
-            tf.config.list_physical_devices()
-        except BaseException:
-            os.dup2(saved, 2)
-            captured.seek(0)
-            sys.stderr.write(captured.read().decode(errors="replace"))
-            raise
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-
-
-def start_tensorflow():
-    """Called by a command before its first TensorFlow import."""
-    if not click.get_current_context().find_root().params.get("verbose"):
-        import_tensorflow_quietly()
-
-
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="tfiqa")
-@click.option(
-    "-v",
-    "--verbose",
-    is_flag=True,
-    help="Show TensorFlow's own log lines (oneDNN, CUDA, device set-up).",
-)
-def cli(verbose):
-    """tfiqa: no-reference image quality assessment for TensorFlow/Keras."""
-
-
-def _exit_on_sigterm(signum, frame):
-    # SystemExit unwinds `finally` blocks: temporary files and locks go away.
-    sys.exit(128 + signum)
-
-
-def main():
-    signal.signal(signal.SIGTERM, _exit_on_sigterm)
-    try:
-        cli(standalone_mode=True)
-    except KeyboardInterrupt:
-        sys.exit(130)
