@@ -159,3 +159,21 @@ def test_quick_run_writes_json_and_markdown_where_told(tmp_path):
     assert text.startswith("### mixed_bfloat16 vs float32")
     assert f"commit {saved['environment']['commit']}" in text
     assert "| mobilenet_v3_small |" in text
+
+
+def test_every_committed_result_says_how_to_reproduce_it():
+    """Each results JSON (not `retired/`) holds its parameters and command,
+    measured from a committed tree."""
+    folder = os.path.join(BENCHMARKS, "results")
+    names = sorted(f for f in os.listdir(folder) if f.endswith(".json"))
+    assert names
+    stale = {}
+    for name in names:
+        with open(os.path.join(folder, name)) as f:
+            env = json.load(f).get("environment") or {}
+        problems = [k for k in ("command", "params") if not env.get(k)]
+        if str(env.get("commit", "")).endswith("+dirty"):
+            problems.append(f"commit {env['commit']}")
+        if problems:
+            stale[name] = problems
+    assert not stale, f"Rerun from a clean commit or move to results/retired/: {stale}"
