@@ -185,7 +185,7 @@ def export_saved_model(model, base_dir, version, input_size, sidecar=None):
         input_size: int or None. See `serving_signatures`.
         sidecar: dict or None. Written to `assets.extra/tfiqa.json`; the
             serving graph applies the scoring policy it records (default:
-            the model's own).
+            the model's own, then recorded there).
 
     Returns:
         str, the version directory.
@@ -198,9 +198,11 @@ def export_saved_model(model, base_dir, version, input_size, sidecar=None):
     tmp_dir = make_work_dir(base_dir, WORK_PREFIX)
     try:
         record = (sidecar or {}).get("scoring")
-        policy = ScoringPolicy.from_dict(record) if record else None
+        policy = ScoringPolicy.from_dict(record) if record else ScoringPolicy.of(model)
         save_signatures(model, tmp_dir, serving_signatures(model, input_size, policy))
         if sidecar is not None:
+            # Readers score as the sidecar says: it names the graph's policy.
+            sidecar = {**sidecar, "scoring": policy.to_dict()}
             write_json_atomic(os.path.join(tmp_dir, SIDECAR_PATH), sidecar)
         make_readable(tmp_dir)
         _replace_dir(tmp_dir, target)
