@@ -25,6 +25,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import script, write_results  # noqa: E402
 
 LEVELS = ["P2", "P3", "P4", "P5"]
+POOLING = ("avg", "std")  # per level, in this order
 FOLDERS = ("biq2021-dev", "biq2021-more")
 
 
@@ -36,7 +37,7 @@ def lite_model(backbone, crop_size):
         backbone=backbone,
         weights="imagenet",
         levels=LEVELS,
-        pooling=("avg", "std"),
+        pooling=POOLING,
         scoring_policy=ScoringPolicy(crop_size=crop_size),
     )
 

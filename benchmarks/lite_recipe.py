@@ -14,9 +14,11 @@ photo (near-duplicates grouped across both folders, thumbnail correlation
 >= `--duplicate-similarity`).
 
 An arm is `features/head/data`:
-  features  `<backbone>:<view>[+<backbone>:<view>...]`, e.g. `lite0:full`
-            (the whole photo at its own size), `lite0:1` (one 224 px centre
-            crop), `lite0:full+lite0:1` (both views, concatenated);
+  features  `<backbone>:<view>[@<levels>][+...]`, e.g. `lite0:full`
+            (the whole photo at its own size, pooled P2..P5), `lite0:1` (one
+            224 px centre crop), `lite0:full+lite0:1` (both views,
+            concatenated), `lite0:full@P5` or `lite0:full@P4P5` (only those
+            levels' pooled features: the multi-level ablation);
   head      `ridge` (standardised features, ridge penalty chosen on
             validation; deterministic, so its seeds repeat one fit),
             `qridgeB` (the same with the int8 noise of the features also
@@ -52,7 +54,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from arms import summarize_arms  # noqa: E402
 from common import script  # noqa: E402
-from lite_features import FOLDERS, lite_model, parse_view  # noqa: E402
+from lite_features import FOLDERS, LEVELS, POOLING, lite_model, parse_view  # noqa: E402
 
 from tfiqa.models.linear_heads import fit_ridge, standardiser  # noqa: E402
 
@@ -144,6 +146,7 @@ class FeatureTable:
         """(N, width) features of `records` for `lite0:full+lite0:1`-style specs."""
         blocks = []
         for part in spec.split("+"):
+            part, _, levels = part.partition("@")
             backbone, view = part.split(":")
             paths = [r["image_path"] for r in records]
             missing = [p for p in paths if (part, p) not in self.memo]
@@ -153,8 +156,27 @@ class FeatureTable:
                 )
                 for path, vector in zip(missing, pooled.mean(axis=1), strict=True):
                     self.memo[(part, path)] = vector  # mean over the view's crops
-            blocks.append(np.stack([self.memo[(part, p)] for p in paths]))
+            block = np.stack([self.memo[(part, p)] for p in paths])
+            if levels:
+                block = block[:, self._level_columns(backbone, levels)]
+            blocks.append(block)
         return np.concatenate(blocks, axis=1)
+
+    def _level_columns(self, backbone, levels):
+        """Columns of the pooled P2..P5 vector (per level: mean, then std)
+        that hold `levels`, e.g. "P4P5"."""
+        wanted = ["P" + n for n in levels.split("P") if n]
+        unknown = sorted(set(wanted) - set(LEVELS))
+        if unknown:
+            raise SystemExit(f"Unknown levels {unknown} in @{levels}; use {LEVELS}")
+        model = self._cache(backbone).model
+        columns, start = [], 0
+        for level in LEVELS:
+            width = len(POOLING) * int(model.backbone.output[level].shape[-1])
+            if level in wanted:
+                columns.extend(range(start, start + width))
+            start += width
+        return columns
 
 
 def int8_feature_noise(out, more, dev, count=300, calibration=100):
