@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from tfiqa.config import ModelConfig
-from tfiqa.errors import ConfigError
+from tfiqa.errors import ConfigDeprecationWarning, ConfigError
 from tfiqa.models import IQAModel, build_backbone, build_model
 from tfiqa.models.backbones import resnet18_network
 from tfiqa.scoring_policy import ScoringPolicy
@@ -88,6 +88,17 @@ def test_loading_never_reads_the_original_weights_file(tmp_path):
     os.remove(weights)
     loaded = keras.saving.load_model(path)
     assert loaded.get_config()["weights"] == str(weights)
+
+
+def test_the_older_constructor_arguments_still_build_with_a_warning():
+    with pytest.warns(ConfigDeprecationWarning, match="eval_crops.*crops="):
+        model = IQAModel(**SMALL, input_crop_size=32, eval_crops=2)
+    assert model.scoring_policy == ScoringPolicy(crop_size=32, crops=2)
+    with (
+        pytest.raises(ConfigError, match="not both"),
+        pytest.warns(ConfigDeprecationWarning),
+    ):
+        IQAModel(**SMALL, eval_crops=2, scoring_policy=ScoringPolicy(crops=3))
 
 
 def test_a_bad_policy_record_is_a_config_error():

@@ -1,8 +1,10 @@
 """`IQAModel`: raw image in, quality score out."""
 
+import warnings
+
 import keras
 
-from tfiqa.errors import ConfigError
+from tfiqa.errors import ConfigDeprecationWarning, ConfigError
 from tfiqa.models.backbones import build_backbone
 from tfiqa.models.head import MultiLevelHead
 from tfiqa.scoring_policy import ScoringPolicy
@@ -83,6 +85,19 @@ class IQAModel(keras.Model):
         name="iqa_model",
         **kwargs,
     ):
+        legacy = {key: kwargs.pop(key) for key in LEGACY_POLICY_KEYS if key in kwargs}
+        if legacy:
+            # Code written for the constructor of older versions keeps working.
+            warnings.warn(
+                f"IQAModel({', '.join(legacy)}) is deprecated: use "
+                "scoring_policy=ScoringPolicy("
+                + ", ".join(f"{LEGACY_POLICY_KEYS[key]}=..." for key in legacy)
+                + ")",
+                ConfigDeprecationWarning,
+                stacklevel=2,
+            )
+            given = {} if scoring_policy is None else {"scoring_policy": scoring_policy}
+            scoring_policy = self.upgrade_config({**legacy, **given})["scoring_policy"]
         if isinstance(scoring_policy, dict):
             scoring_policy = ScoringPolicy.from_dict(scoring_policy)
         scoring_policy = scoring_policy or ScoringPolicy()
