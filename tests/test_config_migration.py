@@ -22,6 +22,9 @@ OLD = os.path.join(ROOT, "tests", "data", "old_configs")
 RENAMED = {
     "configs/quickstart.yaml": "tfiqa/configs/quickstart.yaml",
     "benchmarks/export_accuracy_model.yaml": "configs/export_accuracy_model.yaml",
+    "export/recipes/phone.yaml": "configs/export/phone.yaml",
+    "export/recipes/phone_int8.yaml": "configs/export/phone_int8.yaml",
+    "export/recipes/server.yaml": "configs/export/server.yaml",
 }
 OLD_PATHS = sorted(
     os.path.relpath(p, OLD)

@@ -1,5 +1,5 @@
-"""export/: the recipes export a real model, and the serving example scores
-its files as tfiqa itself does."""
+"""The export recipes (configs/export/) export a real model, and the serving
+example (export/) scores its files as tfiqa itself does."""
 
 import importlib.util
 import os
@@ -14,8 +14,9 @@ from tfiqa.cli import cli
 from tfiqa.config import load_config
 from tfiqa.scoring_policy import ScoringPolicy
 
-EXPORT_DIR = os.path.join(os.path.dirname(__file__), "..", "..", "export")
-RECIPES = os.path.join(EXPORT_DIR, "recipes")
+ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
+EXPORT_DIR = os.path.join(ROOT, "export")
+RECIPES = os.path.join(ROOT, "configs", "export")
 
 
 def serve_example():

@@ -294,7 +294,7 @@ def test_repository_configs_load_without_warnings():
     } <= names
     # One quickstart: the packaged one that `tfiqa train` runs without --config.
     assert "quickstart.yaml" not in names
-    recipes = glob.glob(os.path.join(ROOT, "export", "recipes", "*.yaml"))
+    recipes = glob.glob(os.path.join(ROOT, "configs", "export", "*.yaml"))
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # shipped in the current layout
         for path in [*configs, *recipes, builtin_config_path("quickstart")]:
