@@ -25,18 +25,18 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import script, write_results  # noqa: E402
 
 LEVELS = ["P2", "P3", "P4", "P5"]
-POOLING = ("avg", "std")  # per level, in this order
+POOLING = ("avg", "std")
 FOLDERS = ("biq2021-dev", "biq2021-more")
 
 
-def lite_model(backbone, crop_size):
+def lite_model(backbone, crop_size, levels=LEVELS):
     from tfiqa.models import IQAModel
     from tfiqa.scoring_policy import ScoringPolicy
 
     return IQAModel(
         backbone=backbone,
         weights="imagenet",
-        levels=LEVELS,
+        levels=levels,
         pooling=POOLING,
         scoring_policy=ScoringPolicy(crop_size=crop_size),
     )

@@ -45,6 +45,7 @@ Example:
 import hashlib
 import json
 import os
+import re
 import sys
 import time
 
@@ -54,7 +55,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from arms import summarize_arms  # noqa: E402
 from common import script  # noqa: E402
-from lite_features import FOLDERS, LEVELS, POOLING, lite_model, parse_view  # noqa: E402
+from lite_features import FOLDERS, LEVELS, lite_model, parse_view  # noqa: E402
 
 from tfiqa.models.linear_heads import fit_ridge, standardiser  # noqa: E402
 
@@ -132,51 +133,37 @@ class FeatureTable:
         self.out, self.crop_size, self.caches = out, crop_size, {}
         self.memo = {}  # (backbone:view, path) -> pooled vector
 
-    def _cache(self, backbone):
+    def _cache(self, backbone, levels):
+        """The cache of `backbone`'s pooled features in the layout of a head
+        on `levels`; every layout reads the same cached files (their folder
+        is named by the backbone, not the head)."""
         from tfiqa.training.transfer import PooledFeatureCache
 
-        if backbone not in self.caches:
-            model = lite_model(BACKBONE_NAMES[backbone], self.crop_size)
-            self.caches[backbone] = PooledFeatureCache(
+        key = (backbone, levels)
+        if key not in self.caches:
+            model = lite_model(BACKBONE_NAMES[backbone], self.crop_size, levels)
+            self.caches[key] = PooledFeatureCache(
                 model, os.path.join(self.out, "cache"), self.crop_size
             )
-        return self.caches[backbone]
+        return self.caches[key]
 
     def get(self, spec, records):
         """(N, width) features of `records` for `lite0:full+lite0:1`-style specs."""
         blocks = []
         for part in spec.split("+"):
-            part, _, levels = part.partition("@")
-            backbone, view = part.split(":")
+            features, _, levels = part.partition("@")
+            backbone, view = features.split(":")
+            levels = tuple(re.findall(r"P\d", levels)) or tuple(LEVELS)
             paths = [r["image_path"] for r in records]
             missing = [p for p in paths if (part, p) not in self.memo]
             if missing:
-                pooled = self._cache(backbone).features(
+                pooled = self._cache(backbone, levels).features(
                     missing, parse_view(view), log_every=0
                 )
                 for path, vector in zip(missing, pooled.mean(axis=1), strict=True):
                     self.memo[(part, path)] = vector  # mean over the view's crops
-            block = np.stack([self.memo[(part, p)] for p in paths])
-            if levels:
-                block = block[:, self._level_columns(backbone, levels)]
-            blocks.append(block)
+            blocks.append(np.stack([self.memo[(part, p)] for p in paths]))
         return np.concatenate(blocks, axis=1)
-
-    def _level_columns(self, backbone, levels):
-        """Columns of the pooled P2..P5 vector (per level: mean, then std)
-        that hold `levels`, e.g. "P4P5"."""
-        wanted = ["P" + n for n in levels.split("P") if n]
-        unknown = sorted(set(wanted) - set(LEVELS))
-        if unknown:
-            raise SystemExit(f"Unknown levels {unknown} in @{levels}; use {LEVELS}")
-        model = self._cache(backbone).model
-        columns, start = [], 0
-        for level in LEVELS:
-            width = len(POOLING) * int(model.backbone.output[level].shape[-1])
-            if level in wanted:
-                columns.extend(range(start, start + width))
-            start += width
-        return columns
 
 
 def int8_feature_noise(out, more, dev, count=300, calibration=100):
