@@ -75,6 +75,16 @@ class RankStage:
     device_distortions: bool = False
 
 
+# The `stages.meta` keys that are `MAMLStep` arguments of the same name.
+MAML_STEP_OPTIONS = (
+    "inner_steps",
+    "inner_learning_rate",
+    "order",
+    "learn_inner_lr",
+    "batchnorm",
+)
+
+
 @dataclasses.dataclass
 class MetaStage:
     schedule: EpisodeSchedule = dataclasses.field(
@@ -121,8 +131,7 @@ class MetaStage:
 
     def step_options(self):
         """The inner loop as `tfiqa.training.maml.MAMLStep` takes it."""
-        names = ("inner_steps", "inner_learning_rate", "order", "learn_inner_lr")
-        return {name: getattr(self, name) for name in (*names, "batchnorm")}
+        return {name: getattr(self, name) for name in MAML_STEP_OPTIONS}
 
 
 @dataclasses.dataclass
