@@ -14,7 +14,13 @@ sys.path.insert(0, BENCHMARKS)
 
 import common  # noqa: E402
 
-NOT_BENCHMARKS = ("arms.py", "common.py", "run.py", "seed_priors_summary.py")
+NOT_BENCHMARKS = (
+    "arms.py",
+    "common.py",
+    "results_index.py",
+    "run.py",
+    "seed_priors_summary.py",
+)
 
 
 def run_python(*args, timeout=60):
@@ -177,3 +183,12 @@ def test_every_committed_result_says_how_to_reproduce_it():
         if problems:
             stale[name] = problems
     assert not stale, f"Rerun from a clean commit or move to results/retired/: {stale}"
+
+
+def test_the_readme_index_lists_every_result_as_recorded():
+    import results_index
+
+    with open(results_index.README) as f:
+        text = f.read()
+    expected = results_index.with_index(text, results_index.index_text())
+    assert text == expected, "Run benchmarks/results_index.py to update the index"
